@@ -1,0 +1,7 @@
+"""`hwnas device`: not wired yet (its issue is in progress)."""
+
+import typer
+
+
+def register(app: typer.Typer) -> None:
+    """Add this group's commands to the app."""

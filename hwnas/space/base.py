@@ -1,0 +1,152 @@
+"""The SearchSpace contract and the OpSpec: one operator instance with all its shapes."""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from dataclasses import dataclass
+from typing import Any, Iterable, Sequence
+
+import numpy as np
+
+__all__ = ["Arch", "OpSpec", "SearchSpace"]
+
+
+class Arch:
+    """Marker base for a space's frozen architecture dataclass.
+
+    Each has a stable short `key`, `to_dict()` and `from_dict()`; equality and hashing follow `key`.
+    """
+
+    key: str
+
+    def to_dict(self) -> dict[str, Any]:  # pragma: no cover - abstract
+        raise NotImplementedError
+
+
+def _shape(shape: Sequence[int]) -> str:
+    return "x".join(str(int(s)) for s in shape)
+
+
+@dataclass(frozen=True)
+class OpSpec:
+    """One operator of a network with every shape it needs, so that it can be built and exported alone.
+
+    `input`/`output` are (H, W, C) (or (C,) for a logits layer's output). The `key` follows Once-for-All's
+    latency lookup tables, e.g.
+    `expanded_conv-input:56x56x24-output:28x28x40-expand:144-kernel:5-stride:2-idskip:0-se:1-hs:0`.
+    """
+
+    type: str
+    input: tuple[int, ...]
+    output: tuple[int, ...]
+    expand: int = 0  # middle (expanded) channels of an inverted bottleneck
+    kernel: int = 0
+    stride: int = 1
+    idskip: int = 0
+    se: int = 0
+    hs: int = 0
+    act: str = ""  # activation for plain conv layers: "relu", "h_swish", "" (none)
+    bn: int = 1  # plain conv layers: batch norm after the conv
+    bias: int = 0  # plain conv layers: conv bias
+
+    @property
+    def key(self) -> str:
+        parts = [self.type, f"input:{_shape(self.input)}", f"output:{_shape(self.output)}"]
+        if self.type == "expanded_conv":
+            parts += [
+                f"expand:{self.expand}",
+                f"kernel:{self.kernel}",
+                f"stride:{self.stride}",
+                f"idskip:{self.idskip}",
+                f"se:{self.se}",
+                f"hs:{self.hs}",
+            ]
+        elif self.type.startswith("nb201_"):
+            parts += [f"kernel:{self.kernel}", f"stride:{self.stride}"]
+        return "-".join(parts)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "type": self.type,
+            "input": list(self.input),
+            "output": list(self.output),
+            "expand": self.expand,
+            "kernel": self.kernel,
+            "stride": self.stride,
+            "idskip": self.idskip,
+            "se": self.se,
+            "hs": self.hs,
+            "act": self.act,
+            "bn": self.bn,
+            "bias": self.bias,
+        }
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> "OpSpec":
+        values = dict(data)
+        values["input"] = tuple(values["input"])
+        values["output"] = tuple(values["output"])
+        return cls(**values)
+
+
+class SearchSpace(ABC):
+    """What can be searched. Randomness always comes from a passed `np.random.Generator`."""
+
+    name: str
+
+    @abstractmethod
+    def config(self) -> dict[str, Any]:
+        """`{"name": ..., **options}`: enough for `hwnas.space.from_config` to rebuild this space."""
+
+    @property
+    @abstractmethod
+    def size(self) -> int:
+        """The number of distinct architectures."""
+
+    @abstractmethod
+    def validate(self, obj: Any) -> Arch:
+        """Turn a dict, string or Arch into this space's Arch, or raise InvalidArchError naming the field."""
+
+    @abstractmethod
+    def sample(self, rng: np.random.Generator, n: int = 1) -> list[Arch]: ...
+
+    @abstractmethod
+    def mutate(self, arch: Arch, rng: np.random.Generator, prob: float | None = None) -> Arch: ...
+
+    @abstractmethod
+    def crossover(self, a: Arch, b: Arch, rng: np.random.Generator) -> Arch: ...
+
+    @abstractmethod
+    def encode(self, archs: Iterable[Arch], kind: str = "onehot") -> np.ndarray:
+        """Rows of features: "onehot" for predictors, "ordinal" for the integer search encoding."""
+
+    @abstractmethod
+    def decode(self, x: np.ndarray) -> list[Arch]:
+        """Inverse of the ordinal encoding (rows of ints within `bounds()`)."""
+
+    @abstractmethod
+    def bounds(self) -> tuple[np.ndarray, np.ndarray]:
+        """Inclusive lower and upper bounds of the ordinal encoding."""
+
+    @abstractmethod
+    def operators(self, arch: Arch) -> list[OpSpec]:
+        """The operators the arch runs, in order (repeats kept: one per layer)."""
+
+    @abstractmethod
+    def all_operators(self) -> list[OpSpec]:
+        """Every distinct operator any arch of the space can run (by key)."""
+
+    @abstractmethod
+    def flops(self, arch: Arch) -> float:
+        """Multiply-accumulates of convolutions and linear layers, in millions (as OFA reports FLOPs)."""
+
+    @abstractmethod
+    def params(self, arch: Arch) -> float:
+        """Learnable parameters of the extracted network, in millions."""
+
+    def validate_many(self, objs: Iterable[Any]) -> list[Arch]:
+        return [self.validate(o) for o in objs]
+
+    def input_shape(self, arch: Arch) -> tuple[int, int, int, int]:
+        """NCHW input shape of the arch's network."""
+        raise NotImplementedError
