@@ -112,7 +112,7 @@ class NasBench201Space(SearchSpace):
             if isinstance(op, str) and op in OPS:
                 op = OPS.index(op)
             if not isinstance(op, (int, np.integer)) or isinstance(op, bool) or not 0 <= op < len(OPS):
-                raise InvalidArchError(f"arch edge {i} op is {str(op)[:40]!r}; allowed: 0-4 or "
+                raise InvalidArchError(f"arch edge {i} op is {repr(op)[:40]}; allowed: 0-4 or "
                                        f"{', '.join(OPS)}")
             out.append(int(op))
         return tuple(out)

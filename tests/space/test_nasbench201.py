@@ -1,0 +1,82 @@
+"""The nasbench201 space: the official arch string, index order, operators, FLOPs and params."""
+
+import csv
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from hwnas import space as spaces
+from hwnas.errors import InvalidArchError, SpaceError
+
+DATA = Path(__file__).resolve().parents[2] / ".." / "shared" / "data" / "nasbench201"
+INDEX = DATA / "nb201_arch_index.csv"
+
+
+@pytest.fixture(scope="module")
+def sp():
+    return spaces.create("nasbench201", index_file=str(INDEX) if INDEX.exists() else None)
+
+
+def test_official_string_round_trips(sp):
+    text = "|nor_conv_3x3~0|+|nor_conv_3x3~0|avg_pool_3x3~1|+|skip_connect~0|nor_conv_3x3~1|skip_connect~2|"
+    arch = sp.validate(text)
+    assert arch.ops == (3, 3, 4, 1, 3, 1)
+    assert arch.arch_str == text
+    assert sp.validate(arch.to_dict()) == arch
+    assert sp.validate(arch.key) == arch
+    assert sp.validate("3-3-4-1-3-1") == arch
+
+
+@pytest.mark.skipif(not INDEX.exists(), reason="needs ../shared/data/nasbench201")
+def test_index_order_matches_the_published_table(sp):
+    with open(INDEX, newline="") as handle:
+        rows = list(csv.DictReader(handle))
+    assert len(rows) == sp.size == 15625
+    for row in rows[::97]:
+        arch = sp.validate(row["arch_str"])
+        assert sp.index_of(arch) == int(row["arch_index"])
+        assert sp.from_index(int(row["arch_index"])) == arch
+        assert "-".join(map(str, arch.ops)) == row["arch_vector"]
+
+
+@pytest.mark.skipif(not INDEX.exists(), reason="needs ../shared/data/nasbench201")
+def test_exactly_341_archs_are_degenerate(sp):
+    with open(INDEX, newline="") as handle:
+        degenerate = sum(sp.is_degenerate(row["arch_str"]) for row in csv.DictReader(handle))
+    assert degenerate == 341
+
+
+def test_indices_without_the_index_file_say_how_to_get_them():
+    with pytest.raises(SpaceError, match="index_file"):
+        spaces.create("nasbench201").from_index(3)
+
+
+def test_mutation_changes_one_edge_and_crossover_mixes_parents(sp):
+    rng = np.random.default_rng(0)
+    for a, b in zip(sp.sample(rng, 100), sp.sample(rng, 100)):
+        m = sp.mutate(a, rng)
+        assert sum(x != y for x, y in zip(a.ops, m.ops)) == 1
+        c = sp.crossover(a, b, rng)
+        assert all(x in (y, z) for x, y, z in zip(c.ops, a.ops, b.ops))
+
+
+def test_params_match_the_published_range(sp):
+    # NAS-Bench-201's CIFAR-10 networks range up to 1.53 M parameters (all nor_conv_3x3)
+    assert sp.params(sp.validate([3] * 6)) == pytest.approx(1.5315, abs=1e-3)
+    assert sp.flops(sp.validate([3] * 6)) > sp.flops(sp.validate([2] * 6)) > sp.flops(sp.validate([1] * 6))
+
+
+def test_operators_keys_are_distinct_per_stage(sp):
+    ops = sp.operators(sp.validate([3] * 6))
+    assert ops[0].type == "nb201_stem" and ops[-1].type == "nb201_classifier"
+    assert sum(op.type == "nb201_resblock" for op in ops) == 2
+    assert sum(op.type == "nb201_nor_conv_3x3" for op in ops) == 6 * 15
+    assert len({op.key for op in sp.all_operators()}) == len(sp.all_operators())
+
+
+def test_bad_strings_name_the_problem(sp):
+    with pytest.raises(InvalidArchError, match="unknown nasbench201 op 'conv_5x5'"):
+        sp.validate("|conv_5x5~0|+|nor_conv_3x3~0|avg_pool_3x3~1|+|skip_connect~0|nor_conv_3x3~1|skip_connect~2|")
+    with pytest.raises(InvalidArchError, match="edge 2 op is 9"):
+        sp.validate([1, 1, 9, 1, 1, 1])
