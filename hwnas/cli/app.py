@@ -8,7 +8,7 @@ import sys
 import typer
 
 from hwnas import __version__
-from hwnas.cli import demo, device, export, fit, profile, search, space, train
+from hwnas.cli import demo, device, export, fit, profile, search, space, train, workspace
 from hwnas.errors import HwnasError
 
 app = typer.Typer(
@@ -33,7 +33,7 @@ def _root(
     """Profile devices, learn latency predictors, search subnets, deploy validated models."""
 
 
-for _module in (space, device, export, train, profile, fit, search, demo):
+for _module in (workspace, space, device, export, train, profile, fit, search, demo):
     _module.register(app)
 
 

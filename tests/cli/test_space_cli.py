@@ -66,3 +66,12 @@ def test_debug_env_shows_the_traceback():
 def test_spaces_lists_both(capsys):
     code, out, _ = run(["spaces"], capsys)
     assert code == 0 and "ofa-mbv3" in out and "nasbench201" in out
+
+
+def test_init_makes_a_workspace_and_refuses_a_file(tmp_path, capsys):
+    code, _, _ = run(["init", str(tmp_path / "ws")], capsys)
+    assert code == 0
+    assert all((tmp_path / "ws" / sub).is_dir() for sub in ("devices", "profiles", "predictors", "runs"))
+    (tmp_path / "file").write_text("x")
+    code, _, err = run(["init", str(tmp_path / "file")], capsys)
+    assert code == 1 and "not a folder" in err and (tmp_path / "file").read_text() == "x"
