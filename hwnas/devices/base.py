@@ -31,6 +31,7 @@ class BenchmarkModel:
     path: Path
     key: str
     sha256: str = ""
+    input_shapes: tuple[tuple[int, ...], ...] | None = None  # needed only by the torch runtime (TorchScript)
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "path", Path(self.path))
@@ -52,6 +53,8 @@ class BenchmarkSettings:
     timeout_per_model_s: float = 120.0
     pin_cores: tuple[int, ...] | None = None
     use_gpu: bool = False
+    timeout_per_batch_s: float | None = None  # None: no limit for the whole batch
+    op_profiling: bool = False  # adb benchmark_model: also parse the per-operator table
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -81,6 +84,8 @@ class Measurement:
     status: str = "ok"  # "ok" or "failed"
     error: str | None = None
     wall_ms: float | None = None  # wall time the transport spent on this model, for overhead figures
+    run_total_ms: float | None = None  # time inside the runtime for this model (warm-up + timed runs, all rounds)
+    op_profile: list[dict[str, Any]] | None = None  # per-operator rows (adb benchmark_model with op_profiling)
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)

@@ -1,0 +1,706 @@
+"""The on-device runner: measures models listed in a manifest and streams one JSON line per model.
+
+ONE self-contained file (stdlib + numpy + whichever runtime is installed; Python >= 3.8; no hwnas imports),
+copied to the device by the transports. Usage on the device:
+
+    python3 runner.py info                  fingerprint as one JSON object
+    python3 runner.py run MANIFEST.json     measure; JSON lines on stdout, same lines appended to the results file
+
+`run` is a supervisor: a worker process loads and times the models, one (model, round) task at a time, so a
+model that hangs (per-model timeout) or crashes the runtime (a corrupt file) is reported failed and the batch
+goes on in a fresh worker. Rounds are interleaved over blocks of models so drift and heating spread over all
+of them. Every finished (model, round) is appended to the results file at once, so a second `run` of the same
+manifest resumes where the first stopped (nothing is measured twice); while a first `run` is still alive, a
+second one only follows its results file (used after a dropped SSH/ADB connection).
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import platform
+import select
+import signal
+import subprocess
+import sys
+import time
+
+RUNNER_VERSION = 1
+HEARTBEAT_S = 5.0
+FOLLOW_POLL_S = 0.02
+
+try:  # POSIX advisory locks; without them (Windows) a second `run` simply resumes.
+    import fcntl
+except ImportError:  # pragma: no cover
+    fcntl = None
+
+
+# ----------------------------------------------------------------------------------------------------------
+# device state and fingerprint
+
+
+def _read(path):
+    try:
+        with open(path) as handle:
+            return handle.read().strip()
+    except (OSError, ValueError):
+        return None
+
+
+def _cpu_dirs():
+    base = "/sys/devices/system/cpu"
+    try:
+        names = sorted(n for n in os.listdir(base) if n.startswith("cpu") and n[3:].isdigit())
+    except OSError:
+        return []
+    return [os.path.join(base, n) for n in sorted(names, key=lambda n: int(n[3:]))]
+
+
+def cpu_freqs_mhz():
+    freqs = []
+    for cpu in _cpu_dirs():
+        value = _read(os.path.join(cpu, "cpufreq", "scaling_cur_freq"))
+        if value and value.isdigit():
+            freqs.append(int(value) / 1000.0)
+    return freqs
+
+
+def temperatures_c():
+    temps = {}
+    base = "/sys/class/thermal"
+    try:
+        zones = sorted(n for n in os.listdir(base) if n.startswith("thermal_zone"))
+    except OSError:
+        return temps
+    for zone in zones:
+        raw = _read(os.path.join(base, zone, "temp"))
+        kind = _read(os.path.join(base, zone, "type")) or zone
+        try:
+            value = int(raw)
+        except (TypeError, ValueError):
+            continue
+        temps["%s:%s" % (zone, kind)] = value / 1000.0 if abs(value) > 200 else float(value)
+    return temps
+
+
+def device_state():
+    state = {}
+    freqs = cpu_freqs_mhz()
+    if freqs:
+        state["cpu_freq_mhz"] = freqs
+    temps = temperatures_c()
+    if temps:
+        state["temperature_c"] = temps
+    return state
+
+
+def _cpu_model():
+    text = _read("/proc/cpuinfo") or ""
+    for field in ("model name", "Hardware", "Processor", "cpu model", "uarch"):
+        for line in text.splitlines():
+            if line.split(":")[0].strip() == field and ":" in line:
+                return line.split(":", 1)[1].strip()
+    return platform.processor() or platform.machine()
+
+
+def _module_version(name):
+    try:
+        from importlib import metadata
+    except ImportError:  # pragma: no cover - Python < 3.8
+        return None
+    try:
+        return metadata.version(name)
+    except Exception:
+        return None
+
+
+def runtimes_found():
+    """Which runtimes import here, with versions (None where missing)."""
+    found = {}
+    tfl = _tflite_interpreter_class()
+    found["tflite"] = None if tfl is None else "%s %s" % (tfl[1], tfl[2])
+    try:
+        import onnxruntime
+
+        found["onnxruntime"] = onnxruntime.__version__
+        found["onnxruntime_providers"] = list(onnxruntime.get_available_providers())
+    except Exception:
+        found["onnxruntime"] = None
+    found["torch"] = _module_version("torch")  # importing torch takes seconds: read its version only
+    return found
+
+
+def fingerprint():
+    try:
+        import numpy
+
+        numpy_version = numpy.__version__
+    except Exception:
+        numpy_version = None
+    info = {
+        "runner_version": RUNNER_VERSION,
+        "cpu_model": _cpu_model(),
+        "cores": os.cpu_count(),
+        "abi": platform.machine(),
+        "os": platform.platform(),
+        "python": platform.python_version(),
+        "python_executable": sys.executable,
+        "numpy": numpy_version,
+        "runtimes": runtimes_found(),
+        "governor": _read("/sys/devices/system/cpu/cpu0/cpufreq/scaling_governor"),
+        "nvidia_gpu": os.path.exists("/proc/driver/nvidia/version") or os.path.exists("/dev/nvidia0"),
+    }
+    info.update(device_state())
+    return info
+
+
+# ----------------------------------------------------------------------------------------------------------
+# runtimes (imported lazily, inside the worker)
+
+
+def _tflite_interpreter_class():
+    try:
+        from ai_edge_litert.interpreter import Interpreter
+
+        return Interpreter, "ai_edge_litert", _module_version("ai-edge-litert") or "?"
+    except Exception:
+        pass
+    try:
+        from tflite_runtime.interpreter import Interpreter
+
+        return Interpreter, "tflite_runtime", _module_version("tflite-runtime") or "?"
+    except Exception:
+        pass
+    try:
+        import tensorflow as tf
+
+        return tf.lite.Interpreter, "tensorflow", tf.__version__
+    except Exception:
+        return None
+
+
+def _random_input(np, shape, dtype, rng):
+    dims = []
+    for d in shape:
+        try:
+            d = int(d)
+        except (TypeError, ValueError):  # symbolic ONNX dimension
+            d = 1
+        dims.append(d if d > 0 else 1)
+    shape = dims
+    dtype = np.dtype(dtype)
+    if dtype.kind == "f":
+        return rng.standard_normal(shape).astype(dtype)
+    if dtype.kind in "iu":
+        info = np.iinfo(dtype)
+        return rng.integers(max(info.min, -128), min(info.max, 127) + 1, size=shape).astype(dtype)
+    if dtype.kind == "b":
+        return rng.integers(0, 2, size=shape).astype(dtype)
+    return np.zeros(shape, dtype=dtype)
+
+
+class TfliteModel:
+    def __init__(self, path, threads, use_gpu, np, rng):
+        found = _tflite_interpreter_class()
+        if found is None:
+            raise RuntimeError("no TFLite runtime; install one with `python3 -m pip install ai-edge-litert`")
+        interpreter_cls = found[0]
+        self.interpreter = interpreter_cls(model_path=path, num_threads=threads)
+        self.interpreter.allocate_tensors()
+        for detail in self.interpreter.get_input_details():
+            data = _random_input(np, list(detail["shape"]), detail["dtype"], rng)
+            self.interpreter.set_tensor(detail["index"], data)
+
+    def time_once_ms(self):
+        start = time.perf_counter()
+        self.interpreter.invoke()
+        return (time.perf_counter() - start) * 1000.0
+
+
+ORT_DTYPES = {
+    "tensor(float)": "float32", "tensor(float16)": "float16", "tensor(double)": "float64",
+    "tensor(int8)": "int8", "tensor(uint8)": "uint8", "tensor(int16)": "int16", "tensor(int32)": "int32",
+    "tensor(int64)": "int64", "tensor(bool)": "bool",
+}
+GPU_PROVIDERS = ("TensorrtExecutionProvider", "CUDAExecutionProvider", "ROCMExecutionProvider",
+                 "CoreMLExecutionProvider", "DmlExecutionProvider")
+
+
+class OnnxModel:
+    def __init__(self, path, threads, use_gpu, np, rng):
+        import onnxruntime as ort
+
+        options = ort.SessionOptions()
+        options.intra_op_num_threads = threads
+        options.inter_op_num_threads = 1
+        options.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
+        available = ort.get_available_providers()
+        providers = ["CPUExecutionProvider"]
+        if use_gpu:
+            gpu = [p for p in GPU_PROVIDERS if p in available]
+            if not gpu:
+                raise RuntimeError("use_gpu asked but onnxruntime has no GPU provider (found %s); install "
+                                   "onnxruntime-gpu" % ", ".join(available))
+            providers = gpu + providers
+        self.session = ort.InferenceSession(path, sess_options=options, providers=providers)
+        self.feeds = {}
+        for inp in self.session.get_inputs():
+            dtype = ORT_DTYPES.get(inp.type, "float32")
+            self.feeds[inp.name] = _random_input(np, list(inp.shape), dtype, rng)
+        self.providers = self.session.get_providers()
+
+    def time_once_ms(self):
+        start = time.perf_counter()
+        self.session.run(None, self.feeds)
+        return (time.perf_counter() - start) * 1000.0
+
+
+class TorchModel:
+    """TorchScript model; on CUDA timed with CUDA events, on CPU with perf_counter."""
+
+    def __init__(self, path, threads, use_gpu, np, rng, input_shapes=None):
+        import torch
+
+        if not input_shapes:
+            raise RuntimeError("torch models need input_shapes in the manifest")
+        self.torch = torch
+        torch.set_num_threads(threads)
+        self.cuda = bool(use_gpu)
+        if self.cuda and not torch.cuda.is_available():
+            raise RuntimeError("use_gpu asked but torch.cuda.is_available() is False on this device")
+        device = "cuda" if self.cuda else "cpu"
+        self.module = torch.jit.load(path, map_location=device).eval()
+        gen = torch.Generator().manual_seed(0)
+        self.inputs = [torch.randn(*shape, generator=gen).to(device) for shape in input_shapes]
+        if self.cuda:
+            self.start_event = torch.cuda.Event(enable_timing=True)
+            self.end_event = torch.cuda.Event(enable_timing=True)
+
+    def time_once_ms(self):
+        torch = self.torch
+        with torch.inference_mode():
+            if self.cuda:
+                self.start_event.record()
+                self.module(*self.inputs)
+                self.end_event.record()
+                self.end_event.synchronize()
+                return float(self.start_event.elapsed_time(self.end_event))
+            start = time.perf_counter()
+            self.module(*self.inputs)
+            return (time.perf_counter() - start) * 1000.0
+
+
+def runtime_version(runtime):
+    if runtime == "tflite":
+        found = _tflite_interpreter_class()
+        return None if found is None else "%s %s" % (found[1], found[2])
+    if runtime == "onnxruntime":
+        import onnxruntime
+
+        return onnxruntime.__version__
+    if runtime == "torch":
+        import torch
+
+        return torch.__version__
+    raise RuntimeError("unknown runtime %r; choose tflite, onnxruntime or torch" % runtime)
+
+
+# ----------------------------------------------------------------------------------------------------------
+# worker: loads models and answers timing tasks, one JSON line in, one JSON line out
+
+
+def worker_main(manifest_path):
+    manifest = _load_manifest(manifest_path)
+    out = sys.stdout
+    try:
+        import numpy as np
+
+        if manifest.get("pin_cores") and hasattr(os, "sched_setaffinity"):
+            os.sched_setaffinity(0, set(int(c) for c in manifest["pin_cores"]))
+        version = runtime_version(manifest["runtime"])
+        if version is None:
+            raise RuntimeError("no TFLite runtime; install one with `python3 -m pip install ai-edge-litert`")
+    except Exception as exc:
+        out.write(json.dumps({"type": "fatal", "error": "%s: %s" % (type(exc).__name__, exc)}) + "\n")
+        out.flush()
+        return 2
+    out.write(json.dumps({"type": "ready", "runtime_version": version}) + "\n")
+    out.flush()
+    classes = {"tflite": TfliteModel, "onnxruntime": OnnxModel, "torch": TorchModel}
+    models = {m["index"]: m for m in manifest["models"]}
+    loaded = {}
+    rng = np.random.default_rng(0)
+    for line in sys.stdin:
+        task = json.loads(line)
+        entry = models[task["index"]]
+        reply = {"type": "done", "index": task["index"], "round": task["round"]}
+        try:
+            model = loaded.get(task["index"])
+            if model is None:
+                cls = classes[manifest["runtime"]]
+                args = (entry["path"], int(manifest.get("threads", 1)), bool(manifest.get("use_gpu")), np, rng)
+                if cls is TorchModel:
+                    model = cls(*args, input_shapes=entry.get("input_shapes"))
+                else:
+                    model = cls(*args)
+                if len(loaded) >= 256:
+                    loaded.pop(next(iter(loaded)))
+                loaded[task["index"]] = model
+            run_total = 0.0
+            for _ in range(int(task["warmup"])):
+                run_total += model.time_once_ms()
+            samples = []
+            start = time.perf_counter()
+            min_s = float(task.get("min_seconds") or 0.0)
+            while len(samples) < int(task["runs"]) or (time.perf_counter() - start) < min_s:
+                samples.append(model.time_once_ms())
+            run_total += sum(samples)
+            reply["samples_ms"] = samples
+            reply["run_total_ms"] = run_total
+            providers = getattr(model, "providers", None)
+            if providers:
+                reply["providers"] = providers
+        except Exception as exc:
+            reply = {"type": "error", "index": task["index"], "round": task["round"],
+                     "error": "%s: %s" % (type(exc).__name__, str(exc).strip().splitlines()[0][:500] if str(exc)
+                                          else "")}
+            loaded.pop(task["index"], None)
+        out.write(json.dumps(reply) + "\n")
+        out.flush()
+    return 0
+
+
+# ----------------------------------------------------------------------------------------------------------
+# supervisor
+
+
+def _load_manifest(path):
+    with open(path) as handle:
+        manifest = json.load(handle)
+    if not isinstance(manifest.get("models"), list):
+        raise SystemExit("manifest %s has no model list" % path)
+    return manifest
+
+
+def summarize(samples):
+    ordered = sorted(samples)
+    n = len(ordered)
+    mean = sum(ordered) / n
+    var = sum((x - mean) ** 2 for x in ordered) / n
+    mid = n // 2
+    median = ordered[mid] if n % 2 else 0.5 * (ordered[mid - 1] + ordered[mid])
+    pos = 0.9 * (n - 1)
+    lo, hi = int(math.floor(pos)), int(math.ceil(pos))
+    p90 = ordered[lo] + (ordered[hi] - ordered[lo]) * (pos - lo)
+    return {"median_ms": median, "mean_ms": mean, "std_ms": math.sqrt(var), "min_ms": ordered[0],
+            "p90_ms": p90, "n": n}
+
+
+class Output:
+    """stdout (may vanish with a dropped connection: then only the file) and the results file."""
+
+    def __init__(self, results_path):
+        self.results = open(results_path, "a")
+        self.stdout_ok = True
+
+    def emit(self, record, to_file=True, to_stdout=True):
+        line = json.dumps(record, separators=(",", ":")) + "\n"
+        if to_file:
+            self.results.write(line)
+            self.results.flush()
+        if to_stdout:
+            self.stdout(line)
+
+    def stdout(self, line):
+        if not self.stdout_ok:
+            return
+        try:
+            sys.stdout.write(line)
+            sys.stdout.flush()
+        except (OSError, ValueError):
+            self.stdout_ok = False
+
+
+class Worker:
+    def __init__(self, manifest_path, err_path):
+        self.err_path = err_path
+        self.err = open(err_path, "w")
+        self.proc = subprocess.Popen(
+            [sys.executable, os.path.abspath(__file__), "worker", manifest_path],
+            stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=self.err, bufsize=0,
+        )
+        self.buffer = b""
+
+    def send(self, task):
+        self.proc.stdin.write((json.dumps(task) + "\n").encode())
+        self.proc.stdin.flush()
+
+    def read_line(self, timeout_s, heartbeat):
+        """Next JSON reply; None on timeout; raises EOFError when the worker died."""
+        deadline = time.monotonic() + timeout_s
+        fd = self.proc.stdout.fileno()
+        while b"\n" not in self.buffer:
+            left = deadline - time.monotonic()
+            if left <= 0:
+                return None
+            ready, _, _ = select.select([fd], [], [], min(left, HEARTBEAT_S))
+            if not ready:
+                heartbeat()
+                continue
+            chunk = os.read(fd, 65536)
+            if not chunk:
+                raise EOFError
+            self.buffer += chunk
+        line, self.buffer = self.buffer.split(b"\n", 1)
+        return json.loads(line.decode())
+
+    def death_reason(self):
+        try:
+            code = self.proc.wait(timeout=5)
+        except subprocess.TimeoutExpired:
+            self.kill()
+            code = self.proc.returncode
+        self.err.flush()
+        tail = (_read(self.err_path) or "").strip().splitlines()[-3:]
+        what = "killed by signal %d" % -code if code is not None and code < 0 else "exited with code %s" % code
+        return "runtime crashed (%s)%s" % (what, (": " + " | ".join(tail)[-400:]) if tail else "")
+
+    def kill(self):
+        if self.proc.poll() is None:
+            self.proc.kill()
+            self.proc.wait()
+
+    def close(self):
+        try:
+            self.proc.stdin.close()
+        except OSError:
+            pass
+        try:
+            self.proc.wait(timeout=5)
+        except subprocess.TimeoutExpired:
+            self.kill()
+        self.err.close()
+
+
+def _previous_records(results_path):
+    records = []
+    if not os.path.exists(results_path):
+        return records
+    with open(results_path) as handle:
+        for line in handle:
+            if not line.endswith("\n"):
+                break  # a torn last line from a crash: ignore it
+            try:
+                records.append(json.loads(line))
+            except ValueError:
+                continue
+    return records
+
+
+def _results_path(manifest_path, manifest):
+    return manifest.get("results") or os.path.join(os.path.dirname(manifest_path) or ".", "results.jsonl")
+
+
+def run_main(manifest_path):
+    manifest = _load_manifest(manifest_path)
+    results_path = _results_path(manifest_path, manifest)
+    lock = open(results_path + ".lock", "a")
+    if fcntl is not None:
+        try:
+            fcntl.flock(lock.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError:
+            return follow_main(results_path, lock)
+    return supervise(manifest_path, manifest, results_path)
+
+
+def follow_main(results_path, lock):
+    """Another runner owns this batch: print its results as they come; take over if it dies."""
+    offset = 0
+    partial = b""
+    last_beat = time.monotonic()
+    while True:
+        with open(results_path, "rb") as handle:
+            handle.seek(offset)
+            chunk = handle.read()
+        offset += len(chunk)
+        partial += chunk
+        *lines, partial = partial.split(b"\n")
+        for raw in lines:
+            try:
+                record = json.loads(raw.decode())
+            except ValueError:
+                continue
+            if record.get("type") in ("result", "failed", "hello"):
+                _print(raw.decode() + "\n")
+            if record.get("type") == "end":
+                _print(raw.decode() + "\n")
+                return 0
+        if not lines:
+            try:
+                fcntl.flock(lock.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except OSError:
+                pass
+            else:  # the owner died before the end: resume the batch ourselves
+                manifest_path = os.environ.get("HWNAS_RUNNER_MANIFEST")
+                if manifest_path:
+                    return supervise(manifest_path, _load_manifest(manifest_path), results_path)
+                return 3
+            if time.monotonic() - last_beat > HEARTBEAT_S:
+                _print(json.dumps({"type": "heartbeat"}) + "\n")
+                last_beat = time.monotonic()
+            time.sleep(FOLLOW_POLL_S)
+
+
+def _print(line):
+    try:
+        sys.stdout.write(line)
+        sys.stdout.flush()
+    except (OSError, ValueError):
+        sys.exit(0)
+
+
+def supervise(manifest_path, manifest, results_path):
+    if hasattr(signal, "SIGHUP"):
+        signal.signal(signal.SIGHUP, signal.SIG_IGN)
+    if hasattr(signal, "SIGPIPE"):
+        signal.signal(signal.SIGPIPE, signal.SIG_IGN)
+    models = manifest["models"]
+    rounds = max(1, int(manifest.get("rounds", 1)))
+    runs = max(1, int(manifest.get("runs", 1)))
+    runs_per_round = max(1, int(math.ceil(runs / float(rounds))))
+    warmup = max(0, int(manifest.get("warmup", 0)))
+    min_seconds = float(manifest.get("min_seconds") or 0.0) / rounds
+    timeout_s = float(manifest.get("timeout_per_model_s") or 120.0)
+    block = max(1, int(manifest.get("block_size") or 64))
+    stop_path = os.path.join(os.path.dirname(results_path) or ".", "stop")
+
+    samples = {}  # index -> {round: [ms]}
+    run_total = {}
+    states = {}
+    finished = set()
+    out = Output(results_path)
+    for record in _previous_records(results_path):  # resume: replay what is already known
+        kind = record.get("type")
+        if kind == "round":
+            samples.setdefault(record["index"], {})[record["round"]] = record["samples_ms"]
+            run_total[record["index"]] = run_total.get(record["index"], 0.0) + record.get("run_total_ms", 0.0)
+            if "state" in record:
+                states.setdefault(record["index"], {})[record["state_key"]] = record["state"]
+        elif kind in ("result", "failed"):
+            finished.add(record["index"])
+            out.emit(record, to_file=False)
+
+    worker = None
+    version = None
+    fatal = None
+
+    def heartbeat():
+        out.emit({"type": "heartbeat"}, to_file=False)
+
+    def start_worker():
+        nonlocal version, fatal
+        w = Worker(manifest_path, results_path + ".worker.err")
+        try:
+            hello = w.read_line(max(timeout_s, 60.0), heartbeat)
+        except EOFError:
+            fatal = w.death_reason()
+            return None
+        if hello is None or hello.get("type") != "ready":
+            fatal = (hello or {}).get("error") or "runtime did not start"
+            w.kill()
+            return None
+        version = hello["runtime_version"]
+        return w
+
+    def fail(entry, error):
+        finished.add(entry["index"])
+        out.emit({"type": "failed", "index": entry["index"], "key": entry.get("key"),
+                  "sha256": entry.get("sha256"), "runtime": manifest["runtime"], "runtime_version": version,
+                  "error": error, "timestamp": time.time()})
+
+    for start in range(0, len(models), block):
+        chunk = models[start:start + block]
+        for rnd in range(rounds):
+            for entry in chunk:
+                index = entry["index"]
+                if index in finished or rnd in samples.get(index, {}):
+                    continue
+                if os.path.exists(stop_path):
+                    if worker is not None:
+                        worker.kill()
+                    out.emit({"type": "end", "stopped": True})
+                    return 0
+                if worker is None and fatal is None:
+                    worker = start_worker()
+                if worker is None:
+                    fail(entry, fatal)
+                    continue
+                before = device_state() if rnd == 0 else None
+                task = {"index": index, "round": rnd, "warmup": warmup, "runs": runs_per_round,
+                        "min_seconds": min_seconds}
+                try:
+                    worker.send(task)
+                    reply = worker.read_line(timeout_s, heartbeat)
+                except (EOFError, OSError):
+                    fail(entry, worker.death_reason())
+                    worker = None
+                    continue
+                if reply is None:
+                    worker.kill()
+                    worker = None
+                    fail(entry, "timed out after %.1f s (timeout_per_model_s)" % timeout_s)
+                    continue
+                if reply.get("type") == "error":
+                    fail(entry, reply["error"])
+                    continue
+                record = {"type": "round", "index": index, "round": rnd, "samples_ms": reply["samples_ms"],
+                          "run_total_ms": reply["run_total_ms"]}
+                samples.setdefault(index, {})[rnd] = reply["samples_ms"]
+                run_total[index] = run_total.get(index, 0.0) + reply["run_total_ms"]
+                if before is not None:
+                    record.update(state_key="before", state=before)
+                    states.setdefault(index, {})["before"] = before
+                if rnd == rounds - 1:
+                    after = device_state()
+                    states.setdefault(index, {})["after"] = after
+                out.emit(record, to_stdout=False)
+                if rnd == rounds - 1:
+                    all_samples = [x for r in sorted(samples[index]) for x in samples[index][r]]
+                    result = {"type": "result", "index": index, "key": entry.get("key"),
+                              "sha256": entry.get("sha256"), "runtime": manifest["runtime"],
+                              "runtime_version": version, "threads": int(manifest.get("threads", 1)),
+                              "warmup": warmup, "runs": runs_per_round * rounds, "rounds": rounds,
+                              "run_total_ms": run_total[index],
+                              "state_before": states.get(index, {}).get("before", {}),
+                              "state_after": states[index]["after"], "timestamp": time.time()}
+                    if reply.get("providers"):
+                        result["providers"] = reply["providers"]
+                    result.update(summarize(all_samples))
+                    finished.add(index)
+                    out.emit(result)
+    if worker is not None:
+        worker.close()
+    out.emit({"type": "end"})
+    return 0
+
+
+def main(argv=None):
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if not argv or argv[0] not in ("info", "run", "worker"):
+        sys.stderr.write("usage: runner.py info | run MANIFEST.json\n")
+        return 2
+    if argv[0] == "info":
+        sys.stdout.write(json.dumps(fingerprint()) + "\n")
+        return 0
+    if len(argv) != 2:
+        sys.stderr.write("usage: runner.py %s MANIFEST.json\n" % argv[0])
+        return 2
+    if argv[0] == "worker":
+        return worker_main(argv[1])
+    os.environ["HWNAS_RUNNER_MANIFEST"] = argv[1]
+    return run_main(argv[1])
+
+
+if __name__ == "__main__":
+    sys.exit(main())

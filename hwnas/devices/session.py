@@ -1,0 +1,292 @@
+"""What every runner-based transport shares: push the runner and missing models, write the manifest, stream
+the runner's JSON lines into Measurements, and resume after a dropped link without measuring anything twice.
+
+A transport supplies a few primitives (`_exec`, `_open_stream`, `_list_dir`, `_push`, `_write_file`,
+`_remove_tree`, `_recover`); `RunnerDevice.benchmark` does the rest.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import posixpath
+import re
+import time
+import uuid
+from abc import abstractmethod
+from pathlib import Path
+from typing import Any, Callable, Iterator, Sequence
+
+from hwnas.devices.base import BenchmarkModel, BenchmarkSettings, Device, Measurement, sha256_file
+from hwnas.devices.inventory import DeviceConfig
+from hwnas.errors import DeviceError, DeviceTimeoutError, TransportError
+
+__all__ = ["RunnerDevice", "LineStream", "RUNNER_PATH", "runner_sha256", "measurement_from_record",
+           "failed_measurement"]
+
+RUNNER_PATH = Path(__file__).with_name("runner.py")
+MAX_ATTEMPTS_WITHOUT_PROGRESS = 4
+SUFFIX_RE = re.compile(r"^\.[A-Za-z0-9]{1,8}$")
+
+ProgressFn = Callable[[Measurement, int, int], None]
+
+
+def runner_sha256() -> str:
+    return sha256_file(RUNNER_PATH)
+
+
+class LineStream:
+    """Lines from a running command. `readline(timeout_s)`: a line, None on timeout, '' at the end."""
+
+    def readline(self, timeout_s: float) -> str | None:  # pragma: no cover - interface
+        raise NotImplementedError
+
+    def stderr_tail(self) -> str:
+        return ""
+
+    def close(self) -> None:
+        pass
+
+
+def _nan() -> float:
+    return math.nan
+
+
+def measurement_from_record(record: dict[str, Any], device: str, settings: BenchmarkSettings) -> Measurement:
+    if record.get("type") == "failed":
+        return failed_measurement(record.get("sha256") or "", record.get("key") or "", device, settings,
+                                  record.get("error") or "failed", record.get("runtime_version") or "")
+    return Measurement(
+        model_sha256=record["sha256"], key=record["key"], device=device, runtime=record["runtime"],
+        runtime_version=record.get("runtime_version") or "", threads=int(record.get("threads", settings.threads)),
+        warmup=int(record.get("warmup", settings.warmup)), runs=int(record.get("runs", settings.runs)),
+        median_ms=float(record["median_ms"]), mean_ms=float(record["mean_ms"]), std_ms=float(record["std_ms"]),
+        min_ms=float(record["min_ms"]), p90_ms=float(record["p90_ms"]), n=int(record["n"]),
+        state_before=record.get("state_before") or {}, state_after=record.get("state_after") or {},
+        timestamp=float(record.get("timestamp") or time.time()), run_total_ms=record.get("run_total_ms"),
+        op_profile=record.get("op_profile"),
+    )
+
+
+def failed_measurement(sha256: str, key: str, device: str, settings: BenchmarkSettings, error: str,
+                       runtime_version: str = "") -> Measurement:
+    return Measurement(
+        model_sha256=sha256, key=key, device=device, runtime=settings.runtime, runtime_version=runtime_version,
+        threads=settings.threads, warmup=settings.warmup, runs=0, median_ms=_nan(), mean_ms=_nan(),
+        std_ms=_nan(), min_ms=_nan(), p90_ms=_nan(), n=0, timestamp=time.time(), status="failed", error=error,
+    )
+
+
+def _remote_name(model: BenchmarkModel) -> str:
+    suffix = model.path.suffix if SUFFIX_RE.match(model.path.suffix) else ".bin"
+    return f"{model.sha256}{suffix}"
+
+
+class RunnerDevice(Device):
+    """A device that runs `runner.py` (local subprocess, SSH, or ADB with Python on the phone)."""
+
+    models_are_local = False  # True: the runner reads the caller's files in place (nothing to push)
+    link_timeout_s = 30.0  # no line (not even a heartbeat) for this long: the link is considered dead
+
+    def __init__(self, config: DeviceConfig):
+        self.config = config
+        self.name = config.name
+        self.progress: ProgressFn | None = None  # called with (measurement, done, total) after each model
+        self.keep_runs = False  # keep the run folder (manifest, results.jsonl) on the device, for inspection
+        self.last_run_dir: str | None = None
+
+    # -- primitives a transport implements ------------------------------------------------------------
+    @property
+    @abstractmethod
+    def root(self) -> str:
+        """The cache folder on the device (posix path; relative paths are relative to the login folder)."""
+
+    @property
+    def python(self) -> str:
+        return self.config.python or "python3"
+
+    @abstractmethod
+    def _exec(self, argv: Sequence[str], cwd: str | None = None, timeout_s: float = 60.0) -> tuple[int, str, str]:
+        """Run argv on the device; (exit code, stdout, stderr). Raises TransportError if the link fails."""
+
+    @abstractmethod
+    def _open_stream(self, argv: Sequence[str], cwd: str | None = None) -> LineStream:
+        """Start argv on the device and return its stdout lines."""
+
+    @abstractmethod
+    def _list_dir(self, path: str) -> set[str]:
+        """Names in a device folder (empty when it does not exist)."""
+
+    @abstractmethod
+    def _push(self, local: Path, remote: str) -> None:
+        """Copy a local file to the device atomically (temporary name, then rename); makes parent folders."""
+
+    @abstractmethod
+    def _write_file(self, remote: str, data: bytes) -> None:
+        """Write bytes to a device file atomically; makes parent folders."""
+
+    @abstractmethod
+    def _remove_tree(self, path: str) -> None:
+        """Delete a device folder and everything in it (missing is fine)."""
+
+    @abstractmethod
+    def _recover(self, error: Exception, deadline: float) -> None:
+        """The link failed: reconnect (retrying until `deadline`, a time.monotonic value) or raise."""
+
+    # -- shared ---------------------------------------------------------------------------------------
+    def _path(self, *parts: str) -> str:
+        return posixpath.join(self.root, *parts)
+
+    def _runner_remote(self) -> str:
+        """Push the runner once (by content hash); return its path on the device."""
+        if self.models_are_local:
+            return str(RUNNER_PATH)
+        name = f"runner-{runner_sha256()[:16]}.py"
+        if name not in self._list_dir(self.root):
+            self._push(RUNNER_PATH, self._path(name))
+        return self._path(name)
+
+    def info(self) -> dict[str, Any]:
+        runner = self._runner_remote()
+        code, out, err = self._exec([self.python, runner, "info"], timeout_s=120.0)
+        if code != 0:
+            raise DeviceError(f"device {self.name}: the runner failed ({_tail(err) or f'exit code {code}'}); "
+                              f"check that `{self.python}` runs there (set python = \"...\" in devices/"
+                              f"{self.name}.toml)")
+        try:
+            data = json.loads(out.strip().splitlines()[-1])
+        except (ValueError, IndexError):
+            raise DeviceError(f"device {self.name}: unreadable runner output {out[-200:]!r}") from None
+        data["transport"] = self.config.transport
+        data["target"] = self.config.target
+        return data
+
+    def push_models(self, models: Sequence[BenchmarkModel]) -> dict[str, str]:
+        """Push the models the device lacks (by sha256); return sha256 -> path on the device."""
+        if self.models_are_local:
+            return {m.sha256: str(m.path.resolve()) for m in models}
+        folder = self._path("models")
+        present = self._list_dir(folder)
+        paths: dict[str, str] = {}
+        for model in models:
+            name = _remote_name(model)
+            if name not in present:
+                if sha256_file(model.path) != model.sha256:
+                    raise DeviceError(f"{model.path} changed since it was hashed; rebuild its BenchmarkModel")
+                self._push(model.path, posixpath.join(folder, name))
+                present.add(name)
+            paths[model.sha256] = posixpath.join(folder, name)
+        return paths
+
+    def benchmark(self, models: Sequence[BenchmarkModel], settings: BenchmarkSettings) -> Iterator[Measurement]:
+        models = list(models)
+        if not models:
+            return
+        started = time.monotonic()
+        batch_deadline = started + settings.timeout_per_batch_s if settings.timeout_per_batch_s else math.inf
+        runner = self._runner_remote()
+        paths = self.push_models(models)
+        run_dir = self._path("runs", f"{time.strftime('%Y%m%d-%H%M%S')}-{uuid.uuid4().hex[:8]}")
+        manifest = {
+            "version": 1, "runtime": settings.runtime, "threads": settings.threads, "warmup": settings.warmup,
+            "runs": settings.runs, "min_seconds": settings.min_seconds, "rounds": settings.rounds,
+            "timeout_per_model_s": settings.timeout_per_model_s, "use_gpu": settings.use_gpu,
+            "pin_cores": list(settings.pin_cores) if settings.pin_cores else None,
+            "results": posixpath.join(run_dir, "results.jsonl"),
+            "models": [{"index": i, "path": paths[m.sha256], "key": m.key, "sha256": m.sha256,
+                        "input_shapes": [list(s) for s in m.input_shapes] if m.input_shapes else None}
+                       for i, m in enumerate(models)],
+        }
+        self.last_run_dir = run_dir
+        manifest_path = posixpath.join(run_dir, "manifest.json")
+        self._write_file(manifest_path, json.dumps(manifest).encode())
+        argv = [self.python, runner, "run", manifest_path]
+        yielded: set[int] = set()
+        last = time.monotonic()
+        attempts = 0
+        try:
+            while len(yielded) < len(models):
+                progress_before = len(yielded)
+                try:
+                    stream = self._open_stream(argv)
+                    try:
+                        ended = False
+                        while True:
+                            if time.monotonic() > batch_deadline:
+                                yield from self._batch_timeout(models, yielded, settings, run_dir)
+                                return
+                            line = stream.readline(min(self.link_timeout_s, max(0.1, batch_deadline - time.monotonic())))
+                            if line is None:
+                                if time.monotonic() > batch_deadline:
+                                    continue
+                                raise TransportError(f"device {self.name}: no data for {self.link_timeout_s:.0f} s")
+                            if line == "":
+                                break
+                            record = _parse(line)
+                            kind = record.get("type") if record else None
+                            if kind in ("result", "failed"):
+                                index = int(record["index"])
+                                if index in yielded or not 0 <= index < len(models):
+                                    continue
+                                yielded.add(index)
+                                now = time.monotonic()
+                                m = measurement_from_record(record, self.name, settings)
+                                m.wall_ms = (now - last) * 1000.0
+                                last = now
+                                if self.progress:
+                                    self.progress(m, len(yielded), len(models))
+                                yield m
+                            elif kind == "end":
+                                ended = True
+                                break
+                        if not ended:
+                            raise TransportError(f"device {self.name}: the runner stopped before the end"
+                                                 f"{': ' + _tail(stream.stderr_tail()) if stream.stderr_tail() else ''}")
+                    finally:
+                        stream.close()
+                    if len(yielded) < len(models):  # an 'end' that skipped models cannot happen; guard anyway
+                        raise DeviceError(f"device {self.name}: the runner ended with {len(models) - len(yielded)} "
+                                          "models unmeasured")
+                except TransportError as exc:
+                    attempts = 0 if len(yielded) > progress_before else attempts + 1
+                    if attempts >= MAX_ATTEMPTS_WITHOUT_PROGRESS:
+                        raise
+                    self._recover(exc, min(batch_deadline, time.monotonic() + self.config.reconnect_timeout_s))
+        finally:
+            try:
+                if not self.keep_runs:
+                    self._remove_tree(run_dir)
+            except (TransportError, DeviceError, OSError):
+                pass  # the link is gone; stale run folders are harmless and removed by the next cleanup
+
+    def _batch_timeout(self, models: Sequence[BenchmarkModel], yielded: set[int], settings: BenchmarkSettings,
+                       run_dir: str) -> Iterator[Measurement]:
+        try:
+            self._write_file(posixpath.join(run_dir, "stop"), b"")
+        except (TransportError, DeviceError, OSError):
+            pass
+        error = f"batch timed out after {settings.timeout_per_batch_s:.1f} s (timeout_per_batch_s)"
+        for i, model in enumerate(models):
+            if i not in yielded:
+                yielded.add(i)
+                yield failed_measurement(model.sha256, model.key, self.name, settings, error)
+
+
+def _parse(line: str) -> dict[str, Any] | None:
+    try:
+        record = json.loads(line)
+    except ValueError:
+        return None
+    return record if isinstance(record, dict) else None
+
+
+def _tail(text: str, n: int = 300) -> str:
+    text = " | ".join(line for line in text.strip().splitlines()[-3:])
+    return text[-n:]
+
+
+def deadline_left(deadline: float) -> float:
+    left = deadline - time.monotonic()
+    if left <= 0:
+        raise DeviceTimeoutError("the device did not come back in time")
+    return left
