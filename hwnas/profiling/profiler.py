@@ -1,0 +1,182 @@
+"""`profile_device`: measure a space's operators and a set of whole subnets on a device, resumably.
+
+Every measurement goes to the device's store as soon as the device reports it; a re-run after Ctrl-C, a
+crash or a lost device skips what the store already holds, so nothing is measured twice.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from hwnas import space as spaces
+from hwnas.devices.base import BenchmarkModel, BenchmarkSettings, Device, Measurement
+from hwnas.errors import DeviceError, ProfilingError
+from hwnas.profiling.profile import build_profile, profile_path, write_profile
+from hwnas.profiling.reference import calibration_archs, reference_archs
+from hwnas.profiling.store import MeasurementStore, StoredMeasurement
+from hwnas.space import Arch, OpSpec, SearchSpace
+from hwnas.workspace import Workspace
+
+__all__ = ["profile_device", "ProfileProgress", "plan_operators", "RUNTIME_FORMATS", "models_dir"]
+
+RUNTIME_FORMATS = {"tflite": "tflite", "onnxruntime": "onnx"}
+
+
+@dataclass(frozen=True)
+class ProfileProgress:
+    """A progress event: `stage` is "operators" or "archs"; `done` of `total` measured (skipped included)."""
+
+    stage: str
+    done: int
+    total: int
+    key: str = ""
+    skipped: int = 0
+
+
+ProgressFn = Callable[[ProfileProgress], None]
+
+
+def models_dir(workspace: Workspace, fmt: str, precision: str) -> Path:
+    """Where exported models are cached (content-named, shared by all devices): `.cache/models/<fmt>-<prec>`."""
+    return workspace.root / ".cache" / "models" / f"{fmt}-{precision}"
+
+
+def _space_at(space: SearchSpace, resolutions: Sequence[int] | None) -> SearchSpace:
+    if not resolutions:
+        return space
+    config = space.config()
+    if "resolutions" not in config:
+        raise ProfilingError(f"space {space.name} has a fixed input size; leave out --resolutions")
+    bad = sorted(set(int(r) for r in resolutions) - set(config["resolutions"]))
+    if bad:
+        raise ProfilingError(f"resolution(s) {bad} are not in space {space.name} (allowed: {config['resolutions']})")
+    return spaces.from_config({**config, "resolutions": sorted(set(int(r) for r in resolutions))})
+
+
+def plan_operators(space: SearchSpace, ops: Iterable[OpSpec] | None = None,
+                   archs: Iterable[Any] | None = None) -> list[OpSpec]:
+    """The distinct operators to measure: `ops`, else the operators of `archs`, else all of the space's."""
+    if ops is not None:
+        chosen = list(ops)
+    elif archs is not None:
+        chosen = [op for a in archs for op in space.operators(space.validate(a))]
+    else:
+        chosen = space.all_operators()
+    return list({op.key: op for op in chosen}.values())
+
+
+def _chunks(items: Sequence[Any], size: int) -> Iterable[Sequence[Any]]:
+    for start in range(0, len(items), size):
+        yield items[start:start + size]
+
+
+def profile_device(
+    device: Device,
+    space: SearchSpace | str,
+    workspace: Workspace,
+    *,
+    settings: BenchmarkSettings | None = None,
+    resolutions: Sequence[int] | None = None,
+    precision: str = "fp32",
+    calibration: int = 50,
+    reference: bool = True,
+    ops: Iterable[OpSpec] | None = None,
+    archs: Iterable[Any] | None = None,
+    extra_archs: Iterable[Any] | None = None,
+    chunk_size: int = 32,
+    jobs: int = 2,
+    progress: ProgressFn | None = None,
+) -> Path:
+    """Measure operators and whole subnets of `space` on an open `device`; write and return the profile path.
+
+    `ops` or `archs` restrict the operators (to a list, or to those the given archs run); `calibration` random
+    subnets and (with `reference`) the 20 reference subnets are measured whole, and so are `extra_archs`.
+    """
+    from hwnas.export import export_arch, export_operators  # torch-heavy: imported when profiling starts
+
+    sp = _space_at(spaces.create(space) if isinstance(space, str) else space, resolutions)
+    settings = settings or _device_settings(device)
+    fmt = RUNTIME_FORMATS.get(settings.runtime)
+    if fmt is None:
+        raise ProfilingError(f"runtime {settings.runtime!r} cannot be profiled; use one of {sorted(RUNTIME_FORMATS)}")
+    if precision not in ("fp32", "int8"):
+        raise ProfilingError(f"precision must be fp32 or int8, got {precision!r}")
+    op_list = plan_operators(sp, ops, archs)
+    role_archs: dict[str, list[Arch]] = {"reference": reference_archs(sp) if reference else []}
+    taken = {a.key for a in role_archs["reference"]}
+    role_archs["calibration"] = calibration_archs(sp, calibration, exclude=taken) if calibration else []
+    taken |= {a.key for a in role_archs["calibration"]}
+    role_archs["extra"] = [a for a in (sp.validate(x) for x in (extra_archs or [])) if a.key not in taken]
+    store = MeasurementStore.for_device(workspace, device.name)
+    out_dir = models_dir(workspace, fmt, precision)
+    timing = {"export_s": 0.0, "device_s": 0.0}
+    started = time.monotonic()
+
+    def record(kind: str, key: str, role: str, spec: dict[str, Any], m: Measurement) -> None:
+        store.append(StoredMeasurement(kind=kind, key=key, space=sp.name, precision=precision, measurement=m,
+                                       role=role, spec=spec))
+        timing["device_s"] += (m.wall_ms or 0.0) / 1000.0
+
+    with store.lock():
+        fingerprint = device.info()
+        done_ops = set(store.latest("op", settings.runtime, precision, settings.threads))
+        todo_ops = [op for op in op_list if op.key not in done_ops]
+        done = len(op_list) - len(todo_ops)
+        _emit(progress, ProfileProgress("operators", done, len(op_list), skipped=done))
+        try:
+            for chunk in _chunks(todo_ops, chunk_size):
+                t0 = time.monotonic()
+                exported = export_operators(sp, list(chunk), out_dir, fmt, precision=precision, jobs=jobs)
+                timing["export_s"] += time.monotonic() - t0
+                by_key = {e.key: e for e in exported}
+                models = [BenchmarkModel(by_key[op.key].path, op.key, by_key[op.key].sha256) for op in chunk]
+                specs = {op.key: op.to_dict() for op in chunk}
+                for m in _measure(device, models, settings):
+                    record("op", m.key, "", specs.get(m.key, {}), m)
+                    done += 1
+                    _emit(progress, ProfileProgress("operators", done, len(op_list), m.key))
+            all_archs = [(role, a) for role in ("reference", "calibration", "extra") for a in role_archs[role]]
+            done_archs = set(store.latest("arch", settings.runtime, precision, settings.threads, space=sp.name))
+            todo_archs = [(role, a) for role, a in all_archs if a.key not in done_archs]
+            done = len(all_archs) - len(todo_archs)
+            _emit(progress, ProfileProgress("archs", done, len(all_archs), skipped=done))
+            for role, arch in todo_archs:
+                t0 = time.monotonic()
+                exported = export_arch(sp, arch, out_dir, fmt, precision=precision)
+                timing["export_s"] += time.monotonic() - t0
+                model = BenchmarkModel(exported.path, arch.key, exported.sha256)
+                for m in _measure(device, [model], settings):
+                    record("arch", arch.key, role, arch.to_dict(), m)
+                done += 1
+                _emit(progress, ProfileProgress("archs", done, len(all_archs), arch.key))
+        finally:
+            timing["wall_s"] = time.monotonic() - started
+            path = profile_path(workspace, device.name, sp.name, settings.runtime, precision)
+            profile = build_profile(store, device.name, sp, settings.runtime, precision, settings.threads, op_list,
+                                    role_archs, fingerprint=fingerprint, settings=settings.to_dict(),
+                                    resolutions=list(getattr(sp, "resolutions", []) or []) or None, timing=timing)
+            if profile["operators"] or any(profile[r] for r in ("reference", "calibration", "extra")):
+                write_profile(path, profile)
+    return path
+
+
+def _measure(device: Device, models: list[BenchmarkModel], settings: BenchmarkSettings) -> Iterable[Measurement]:
+    try:
+        yield from device.benchmark(models, settings)
+    except DeviceError as exc:
+        raise ProfilingError(f"lost device {device.name} ({exc}); what was measured is kept: re-run to continue") \
+            from exc
+
+
+def _device_settings(device: Device) -> BenchmarkSettings:
+    config = getattr(device, "config", None)
+    return config.settings() if config is not None and hasattr(config, "settings") else BenchmarkSettings()
+
+
+def _emit(progress: ProgressFn | None, event: ProfileProgress) -> None:
+    if progress is not None:
+        progress(event)

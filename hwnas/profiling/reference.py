@@ -1,0 +1,44 @@
+"""The archs profiling measures whole: a fixed reference set (the same on every device) and random
+calibration subnets, both drawn from fixed seeds so that a re-run picks the same ones."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from hwnas.space import Arch, SearchSpace
+
+__all__ = ["reference_archs", "calibration_archs", "REFERENCE_SEED", "CALIBRATION_SEED"]
+
+REFERENCE_SEED = 20_201
+CALIBRATION_SEED = 7
+POOL = 1000
+
+
+def reference_archs(space: SearchSpace, n: int = 20) -> list[Arch]:
+    """`n` archs spread evenly over FLOPs: sample a fixed pool, sort by FLOPs, take evenly spaced ranks.
+
+    Deterministic for a space config, so every device measures the same set (the few-shot anchor).
+    """
+    if n <= 0:
+        return []
+    pool = list({a.key: a for a in space.sample(np.random.default_rng(REFERENCE_SEED), POOL)}.values())
+    pool.sort(key=lambda a: (space.flops(a), a.key))
+    picks = np.unique(np.round(np.linspace(0, len(pool) - 1, min(n, len(pool)))).astype(int))
+    return [pool[i] for i in picks]
+
+
+def calibration_archs(space: SearchSpace, n: int, seed: int = CALIBRATION_SEED,
+                      exclude: set[str] | None = None) -> list[Arch]:
+    """`n` distinct random archs from `seed`, none of them in `exclude` (keys); the same on every call."""
+    rng = np.random.default_rng(seed)
+    exclude = set(exclude or ())
+    out: dict[str, Arch] = {}
+    for _ in range(50):  # bounded: a tiny space may have fewer archs than asked for
+        if len(out) >= n:
+            break
+        for arch in space.sample(rng, max(n, 8)):
+            if arch.key not in exclude and arch.key not in out:
+                out[arch.key] = arch
+                if len(out) >= n:
+                    break
+    return list(out.values())
