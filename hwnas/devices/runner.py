@@ -80,7 +80,7 @@ def temperatures_c():
             value = int(raw)
         except (TypeError, ValueError):
             continue
-        temps["%s:%s" % (zone, kind)] = value / 1000.0 if abs(value) > 200 else float(value)
+        temps[f"{zone}:{kind}"] = value / 1000.0 if abs(value) > 200 else float(value)
     return temps
 
 
@@ -119,7 +119,7 @@ def runtimes_found():
     """Which runtimes import here, with versions (None where missing)."""
     found = {}
     tfl = _tflite_interpreter_class()
-    found["tflite"] = None if tfl is None else "%s %s" % (tfl[1], tfl[2])
+    found["tflite"] = None if tfl is None else f"{tfl[1]} {tfl[2]}"
     try:
         import onnxruntime
 
@@ -240,8 +240,8 @@ class OnnxModel:
         if use_gpu:
             gpu = [p for p in GPU_PROVIDERS if p in available]
             if not gpu:
-                raise RuntimeError("use_gpu asked but onnxruntime has no GPU provider (found %s); install "
-                                   "onnxruntime-gpu" % ", ".join(available))
+                raise RuntimeError("use_gpu asked but onnxruntime has no GPU provider (found {}); install "
+                                   "onnxruntime-gpu".format(", ".join(available)))
             providers = gpu + providers
         self.session = ort.InferenceSession(path, sess_options=options, providers=providers)
         self.feeds = {}
@@ -294,7 +294,7 @@ class TorchModel:
 def runtime_version(runtime):
     if runtime == "tflite":
         found = _tflite_interpreter_class()
-        return None if found is None else "%s %s" % (found[1], found[2])
+        return None if found is None else f"{found[1]} {found[2]}"
     if runtime == "onnxruntime":
         import onnxruntime
 
@@ -303,15 +303,31 @@ def runtime_version(runtime):
         import torch
 
         return torch.__version__
-    raise RuntimeError("unknown runtime %r; choose tflite, onnxruntime or torch" % runtime)
+    raise RuntimeError(f"unknown runtime {runtime!r}; choose tflite, onnxruntime or torch")
 
 
 # ----------------------------------------------------------------------------------------------------------
 # worker: loads models and answers timing tasks, one JSON line in, one JSON line out
 
 
+def _exit_with_parent():
+    """A worker must never outlive its supervisor (it may be stuck inside a hung model)."""
+    import threading
+
+    parent = os.getppid()
+
+    def watch():
+        while True:
+            time.sleep(0.5)
+            if os.getppid() != parent:
+                os._exit(3)
+
+    threading.Thread(target=watch, daemon=True).start()
+
+
 def worker_main(manifest_path):
     manifest = _load_manifest(manifest_path)
+    _exit_with_parent()
     out = sys.stdout
     try:
         import numpy as np
@@ -322,7 +338,7 @@ def worker_main(manifest_path):
         if version is None:
             raise RuntimeError("no TFLite runtime; install one with `python3 -m pip install ai-edge-litert`")
     except Exception as exc:
-        out.write(json.dumps({"type": "fatal", "error": "%s: %s" % (type(exc).__name__, exc)}) + "\n")
+        out.write(json.dumps({"type": "fatal", "error": f"{type(exc).__name__}: {exc}"}) + "\n")
         out.flush()
         return 2
     out.write(json.dumps({"type": "ready", "runtime_version": version}) + "\n")
@@ -363,7 +379,7 @@ def worker_main(manifest_path):
                 reply["providers"] = providers
         except Exception as exc:
             reply = {"type": "error", "index": task["index"], "round": task["round"],
-                     "error": "%s: %s" % (type(exc).__name__, str(exc).strip().splitlines()[0][:500] if str(exc)
+                     "error": "{}: {}".format(type(exc).__name__, str(exc).strip().splitlines()[0][:500] if str(exc)
                                           else "")}
             loaded.pop(task["index"], None)
         out.write(json.dumps(reply) + "\n")
@@ -379,7 +395,7 @@ def _load_manifest(path):
     with open(path) as handle:
         manifest = json.load(handle)
     if not isinstance(manifest.get("models"), list):
-        raise SystemExit("manifest %s has no model list" % path)
+        raise SystemExit(f"manifest {path} has no model list")
     return manifest
 
 
@@ -463,8 +479,8 @@ class Worker:
             code = self.proc.returncode
         self.err.flush()
         tail = (_read(self.err_path) or "").strip().splitlines()[-3:]
-        what = "killed by signal %d" % -code if code is not None and code < 0 else "exited with code %s" % code
-        return "runtime crashed (%s)%s" % (what, (": " + " | ".join(tail)[-400:]) if tail else "")
+        what = "killed by signal %d" % -code if code is not None and code < 0 else f"exited with code {code}"
+        return "runtime crashed ({}){}".format(what, (": " + " | ".join(tail)[-400:]) if tail else "")
 
     def kill(self):
         if self.proc.poll() is None:
@@ -484,17 +500,23 @@ class Worker:
 
 
 def _previous_records(results_path):
+    """Records of an earlier run of this manifest; a torn last line (a crash mid-write) is cut off."""
     records = []
     if not os.path.exists(results_path):
         return records
-    with open(results_path) as handle:
+    good = 0
+    with open(results_path, "rb") as handle:
         for line in handle:
-            if not line.endswith("\n"):
-                break  # a torn last line from a crash: ignore it
+            if not line.endswith(b"\n"):
+                break
+            good += len(line)
             try:
-                records.append(json.loads(line))
+                records.append(json.loads(line.decode()))
             except ValueError:
                 continue
+    if good != os.path.getsize(results_path):
+        with open(results_path, "r+b") as handle:
+            handle.truncate(good)
     return records
 
 
@@ -565,6 +587,11 @@ def supervise(manifest_path, manifest, results_path):
         signal.signal(signal.SIGHUP, signal.SIG_IGN)
     if hasattr(signal, "SIGPIPE"):
         signal.signal(signal.SIGPIPE, signal.SIG_IGN)
+
+    def on_term(signum, frame):
+        raise SystemExit(143)
+
+    signal.signal(signal.SIGTERM, on_term)
     models = manifest["models"]
     rounds = max(1, int(manifest.get("rounds", 1)))
     runs = max(1, int(manifest.get("runs", 1)))
@@ -619,70 +646,74 @@ def supervise(manifest_path, manifest, results_path):
                   "sha256": entry.get("sha256"), "runtime": manifest["runtime"], "runtime_version": version,
                   "error": error, "timestamp": time.time()})
 
-    for start in range(0, len(models), block):
-        chunk = models[start:start + block]
-        for rnd in range(rounds):
-            for entry in chunk:
-                index = entry["index"]
-                if index in finished or rnd in samples.get(index, {}):
-                    continue
-                if os.path.exists(stop_path):
-                    if worker is not None:
+    try:
+        for start in range(0, len(models), block):
+            chunk = models[start:start + block]
+            for rnd in range(rounds):
+                for entry in chunk:
+                    index = entry["index"]
+                    if index in finished or rnd in samples.get(index, {}):
+                        continue
+                    if os.path.exists(stop_path):
+                        if worker is not None:
+                            worker.kill()
+                        out.emit({"type": "end", "stopped": True})
+                        return 0
+                    if worker is None and fatal is None:
+                        worker = start_worker()
+                    if worker is None:
+                        fail(entry, fatal)
+                        continue
+                    before = device_state() if rnd == 0 else None
+                    task = {"index": index, "round": rnd, "warmup": warmup, "runs": runs_per_round,
+                            "min_seconds": min_seconds}
+                    try:
+                        worker.send(task)
+                        reply = worker.read_line(timeout_s, heartbeat)
+                    except (EOFError, OSError):
+                        fail(entry, worker.death_reason())
+                        worker = None
+                        continue
+                    if reply is None:
                         worker.kill()
-                    out.emit({"type": "end", "stopped": True})
-                    return 0
-                if worker is None and fatal is None:
-                    worker = start_worker()
-                if worker is None:
-                    fail(entry, fatal)
-                    continue
-                before = device_state() if rnd == 0 else None
-                task = {"index": index, "round": rnd, "warmup": warmup, "runs": runs_per_round,
-                        "min_seconds": min_seconds}
-                try:
-                    worker.send(task)
-                    reply = worker.read_line(timeout_s, heartbeat)
-                except (EOFError, OSError):
-                    fail(entry, worker.death_reason())
-                    worker = None
-                    continue
-                if reply is None:
-                    worker.kill()
-                    worker = None
-                    fail(entry, "timed out after %.1f s (timeout_per_model_s)" % timeout_s)
-                    continue
-                if reply.get("type") == "error":
-                    fail(entry, reply["error"])
-                    continue
-                record = {"type": "round", "index": index, "round": rnd, "samples_ms": reply["samples_ms"],
-                          "run_total_ms": reply["run_total_ms"]}
-                samples.setdefault(index, {})[rnd] = reply["samples_ms"]
-                run_total[index] = run_total.get(index, 0.0) + reply["run_total_ms"]
-                if before is not None:
-                    record.update(state_key="before", state=before)
-                    states.setdefault(index, {})["before"] = before
-                if rnd == rounds - 1:
-                    after = device_state()
-                    states.setdefault(index, {})["after"] = after
-                out.emit(record, to_stdout=False)
-                if rnd == rounds - 1:
-                    all_samples = [x for r in sorted(samples[index]) for x in samples[index][r]]
-                    result = {"type": "result", "index": index, "key": entry.get("key"),
-                              "sha256": entry.get("sha256"), "runtime": manifest["runtime"],
-                              "runtime_version": version, "threads": int(manifest.get("threads", 1)),
-                              "warmup": warmup, "runs": runs_per_round * rounds, "rounds": rounds,
-                              "run_total_ms": run_total[index],
-                              "state_before": states.get(index, {}).get("before", {}),
-                              "state_after": states[index]["after"], "timestamp": time.time()}
-                    if reply.get("providers"):
-                        result["providers"] = reply["providers"]
-                    result.update(summarize(all_samples))
-                    finished.add(index)
-                    out.emit(result)
-    if worker is not None:
-        worker.close()
-    out.emit({"type": "end"})
-    return 0
+                        worker = None
+                        fail(entry, f"timed out after {timeout_s:.1f} s (timeout_per_model_s)")
+                        continue
+                    if reply.get("type") == "error":
+                        fail(entry, reply["error"])
+                        continue
+                    record = {"type": "round", "index": index, "round": rnd, "samples_ms": reply["samples_ms"],
+                              "run_total_ms": reply["run_total_ms"]}
+                    samples.setdefault(index, {})[rnd] = reply["samples_ms"]
+                    run_total[index] = run_total.get(index, 0.0) + reply["run_total_ms"]
+                    if before is not None:
+                        record.update(state_key="before", state=before)
+                        states.setdefault(index, {})["before"] = before
+                    if rnd == rounds - 1:
+                        after = device_state()
+                        states.setdefault(index, {})["after"] = after
+                    out.emit(record, to_stdout=False)
+                    if rnd == rounds - 1:
+                        all_samples = [x for r in sorted(samples[index]) for x in samples[index][r]]
+                        result = {"type": "result", "index": index, "key": entry.get("key"),
+                                  "sha256": entry.get("sha256"), "runtime": manifest["runtime"],
+                                  "runtime_version": version, "threads": int(manifest.get("threads", 1)),
+                                  "warmup": warmup, "runs": runs_per_round * rounds, "rounds": rounds,
+                                  "run_total_ms": run_total[index],
+                                  "state_before": states.get(index, {}).get("before", {}),
+                                  "state_after": states[index]["after"], "timestamp": time.time()}
+                        if reply.get("providers"):
+                            result["providers"] = reply["providers"]
+                        result.update(summarize(all_samples))
+                        finished.add(index)
+                        out.emit(result)
+        if worker is not None:
+            worker.close()
+        out.emit({"type": "end"})
+        return 0
+    finally:
+        if worker is not None and worker.proc.poll() is None:
+            worker.kill()
 
 
 def main(argv=None):
@@ -694,7 +725,7 @@ def main(argv=None):
         sys.stdout.write(json.dumps(fingerprint()) + "\n")
         return 0
     if len(argv) != 2:
-        sys.stderr.write("usage: runner.py %s MANIFEST.json\n" % argv[0])
+        sys.stderr.write(f"usage: runner.py {argv[0]} MANIFEST.json\n")
         return 2
     if argv[0] == "worker":
         return worker_main(argv[1])
