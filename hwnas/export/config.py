@@ -1,0 +1,53 @@
+"""Export settings: formats, precisions and the tolerances the validator holds exported models to."""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+from typing import Any
+
+from hwnas.errors import ExportError
+
+__all__ = ["FORMATS", "PRECISIONS", "SUFFIXES", "ExportConfig", "check_format", "check_precision"]
+
+FORMATS = ("onnx", "tflite")
+PRECISIONS = ("fp32", "int8")
+SUFFIXES = {"onnx": ".onnx", "tflite": ".tflite"}
+
+
+@dataclass(frozen=True)
+class ExportConfig:
+    """How to export and how close the exported model must stay to the PyTorch model.
+
+    fp32 exports must match every output within `atol` on `n_validation_inputs` random inputs.
+    int8 exports are compared on (up to `int8_validation_samples`) calibration inputs: a classifier's
+    top-1 must agree with PyTorch on at least `int8_min_top1_agreement` of them, and every output's RMS
+    difference must stay under `int8_max_nrmse` times the reference output's standard deviation (a
+    signal-to-quantisation-noise bound; the largest difference is reported but not bounded, because
+    min-max calibration clips rare outliers by design).
+    """
+
+    opset: int = 17
+    atol: float = 1e-4
+    n_validation_inputs: int = 2
+    int8_min_top1_agreement: float = 0.9
+    int8_max_nrmse: float = 0.35
+    int8_validation_samples: int = 64
+    int8_calibration_samples: int = 128
+    seed: int = 0
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def check_format(fmt: str) -> str:
+    value = str(fmt).strip().lower()
+    if value not in FORMATS:
+        raise ExportError(f"unknown export format {fmt!r}; choose one of: {', '.join(FORMATS)}")
+    return value
+
+
+def check_precision(precision: str) -> str:
+    value = str(precision).strip().lower()
+    if value not in PRECISIONS:
+        raise ExportError(f"unknown precision {precision!r}; choose one of: {', '.join(PRECISIONS)}")
+    return value

@@ -1,0 +1,245 @@
+"""`export_model`: one torch module -> a validated ONNX or TFLite file (fp32 or int8) plus its sidecar JSON.
+
+Everything is written under a temporary name inside the target folder and renamed into place only after
+validation passed, so a failed or interrupted export leaves nothing behind.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import shutil
+import tempfile
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from hwnas import __version__
+from hwnas.errors import ExportError
+from hwnas.export.config import SUFFIXES, ExportConfig, check_format, check_precision
+from hwnas.export.counting import count_flops_params
+from hwnas.export.onnx_export import quantize_onnx, to_onnx
+from hwnas.export.runners import create_runner, runtime_versions
+from hwnas.export.sidecar import sidecar_path, write_sidecar
+from hwnas.export.tflite_export import quantize_tflite, to_tflite
+from hwnas.export.validate import validate_export
+
+__all__ = ["ExportedModel", "export_model", "file_sha256", "prepare_folder", "check_calib"]
+
+MODEL_STEM = "model"
+
+
+@dataclass(frozen=True)
+class ExportedModel:
+    """A written, (normally) validated model file and its sidecar."""
+
+    path: Path
+    format: str
+    precision: str
+    sha256: str
+    bytes: int
+    input_shape: tuple[int, ...]
+    validation: dict[str, Any] | None = None
+    sidecar: Path | None = None
+    meta: dict[str, Any] = field(default_factory=dict)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "path": str(self.path),
+            "format": self.format,
+            "precision": self.precision,
+            "sha256": self.sha256,
+            "bytes": self.bytes,
+            "input_shape": list(self.input_shape),
+            "validation": self.validation,
+            "sidecar": str(self.sidecar) if self.sidecar else None,
+        }
+
+
+def file_sha256(path: str | Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def prepare_folder(folder: str | Path) -> Path:
+    """Create `folder` (and parents) and check that files can be written there; clear error otherwise."""
+    folder = Path(folder).expanduser()
+    if folder.exists() and not folder.is_dir():
+        raise ExportError(f"output path {folder} is a file; pass a folder (it is created if missing)")
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        fd, probe = tempfile.mkstemp(prefix=".write-check-", dir=folder)
+        os.close(fd)
+        os.unlink(probe)
+    except FileExistsError:
+        raise ExportError(f"cannot create output folder {folder}: a file is in the way; choose another path") from None
+    except OSError as exc:
+        raise ExportError(f"cannot write to output folder {folder} ({exc.strerror or exc}); "
+                          f"choose a writable folder") from None
+    return folder
+
+
+def check_calib(calib: Any, input_shape: Sequence[int]) -> np.ndarray:
+    """Calibration data as float32 (N, C, H, W) matching the model's input (batch aside)."""
+    if calib is None:
+        raise ExportError("int8 export needs calibration data: pass calib= a float32 array (N, C, H, W) "
+                          "(CLI: --calib DATASET or a .npy file)")
+    array = np.asarray(calib, dtype=np.float32)
+    if array.ndim != len(input_shape) or tuple(array.shape[1:]) != tuple(int(s) for s in input_shape[1:]):
+        raise ExportError(f"calibration data has shape {tuple(array.shape)}; the model takes "
+                          f"(N, {', '.join(str(int(s)) for s in input_shape[1:])})")
+    if array.shape[0] == 0:
+        raise ExportError("calibration data is empty; pass at least one sample (100 or more is better)")
+    if not np.all(np.isfinite(array)):
+        raise ExportError("calibration data holds NaN or infinity")
+    return array
+
+
+def _targets(path: str | Path, fmt: str) -> tuple[Path, Path]:
+    """(model file, sidecar): a folder gets model.<ext> + model.json; a path ending in .onnx/.tflite is the file."""
+    path = Path(path).expanduser()
+    suffix = SUFFIXES[fmt]
+    if path.suffix in SUFFIXES.values():
+        if path.suffix != suffix:
+            raise ExportError(f"output file {path} does not end in {suffix} but the format is {fmt}")
+        if path.is_dir():
+            raise ExportError(f"output path {path} is a folder; pass a file name or the folder that holds it")
+        prepare_folder(path.parent)
+        return path, sidecar_path(path)
+    folder = prepare_folder(path)
+    model_path = folder / f"{MODEL_STEM}{suffix}"
+    return model_path, sidecar_path(folder)
+
+
+def export_model(
+    model: torch.nn.Module,
+    input_shape: Sequence[int],
+    path: str | Path,
+    format: str,
+    precision: str = "fp32",
+    calib: np.ndarray | None = None,
+    validate: bool = True,
+    meta: dict[str, Any] | None = None,
+    config: ExportConfig | None = None,
+) -> ExportedModel:
+    """Export `model` (put in eval mode) with a static NCHW `input_shape` into `path` and write its sidecar.
+
+    `path` is a folder (gets `model.onnx`/`model.tflite` and `model.json`) or a file ending in the format's
+    suffix (its sidecar is `<stem>.json`). int8 needs `calib` (float32, (N, C, H, W)). Unless `validate` is
+    False the written file is run in its runtime and compared with PyTorch; a mismatch raises
+    ValidationError and nothing is written. `meta` (arch, space, ...) is added to the sidecar.
+    """
+    fmt, precision = check_format(format), check_precision(precision)
+    config = config or ExportConfig()
+    input_shape = tuple(int(s) for s in input_shape)
+    if len(input_shape) != 4 or input_shape[0] != 1:
+        raise ExportError(f"input_shape must be (1, C, H, W), got {input_shape}")
+    if precision == "int8":
+        calib = check_calib(calib, input_shape)
+    created = _missing_ancestors(Path(path).expanduser() if Path(path).suffix not in SUFFIXES.values()
+                                 else Path(path).expanduser().parent)
+    model_path, side_path = _targets(path, fmt)
+    meta = dict(meta or {})
+    label = str(meta.get("arch_key") or meta.get("op_key") or type(model).__name__)
+    model = model.eval()
+    started = time.perf_counter()
+    work = Path(tempfile.mkdtemp(prefix=".export-", dir=model_path.parent))
+    try:
+        written = _write(model, input_shape, work, fmt, precision, calib, config)
+        fp32_bytes = (work / f"fp32{SUFFIXES[fmt]}").stat().st_size
+        validation = None
+        if validate:
+            inputs = _validation_inputs(input_shape, precision, calib, config)
+            runner = create_runner(written, fmt)
+            validation = validate_export(model, runner, inputs, precision, config, label=label).to_dict()
+        export_s = time.perf_counter() - started
+        sha, size = file_sha256(written), written.stat().st_size
+        flops_m, params_m = count_flops_params(model, input_shape)
+        record: dict[str, Any] = {
+            "file": model_path.name,
+            "format": fmt,
+            "precision": precision,
+            "input_shape": list(input_shape),
+            "input_layout": "NCHW",
+            "sha256": sha,
+            "bytes": size,
+            "flops_m": flops_m,
+            "params_m": params_m,
+        }
+        record.update(meta)
+        if precision == "int8":
+            record["fp32_bytes"] = fp32_bytes
+            record["size_ratio"] = size / fp32_bytes
+            record["calibration_samples"] = int(min(len(calib), config.int8_calibration_samples))
+        record.update({
+            "validation": validation,
+            "export_config": config.to_dict(),
+            "versions": {"hwnas": __version__, **runtime_versions()},
+            "export_s": round(export_s, 3),
+            "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+        })
+        os.replace(written, model_path)
+        _make_readable(model_path)
+        write_sidecar(side_path, record)
+    except BaseException:
+        shutil.rmtree(work, ignore_errors=True)
+        for folder in created:  # leave no empty folders behind a failed export
+            try:
+                folder.rmdir()
+            except OSError:
+                break
+        raise
+    shutil.rmtree(work, ignore_errors=True)
+    return ExportedModel(path=model_path, format=fmt, precision=precision, sha256=sha, bytes=size,
+                         input_shape=input_shape, validation=validation, sidecar=side_path, meta=record)
+
+
+def _missing_ancestors(folder: Path) -> list[Path]:
+    """The folders that do not exist yet on the way to `folder`, deepest first."""
+    missing = []
+    while not folder.exists() and folder != folder.parent:
+        missing.append(folder)
+        folder = folder.parent
+    return missing
+
+
+def _make_readable(path: Path) -> None:
+    """Temporary files are created private (0600); a written model is an ordinary file (0644)."""
+    try:
+        os.chmod(path, 0o644)
+    except OSError:
+        pass
+
+
+def _write(model: torch.nn.Module, input_shape: tuple[int, ...], work: Path, fmt: str, precision: str,
+           calib: np.ndarray | None, config: ExportConfig) -> Path:
+    fp32 = work / f"fp32{SUFFIXES[fmt]}"
+    if fmt == "onnx":
+        to_onnx(model, input_shape, fp32, opset=config.opset)
+    else:
+        to_tflite(model, input_shape, fp32)
+    if precision == "fp32":
+        return fp32
+    int8 = work / f"int8{SUFFIXES[fmt]}"
+    data = calib[: config.int8_calibration_samples]
+    if fmt == "onnx":
+        quantize_onnx(fp32, int8, data)
+    else:
+        quantize_tflite(fp32, int8, data)
+    return int8
+
+
+def _validation_inputs(input_shape: tuple[int, ...], precision: str, calib: np.ndarray | None,
+                       config: ExportConfig) -> np.ndarray:
+    if precision == "int8" and calib is not None:
+        return calib[: config.int8_validation_samples]
+    rng = np.random.default_rng(config.seed)
+    return rng.standard_normal((config.n_validation_inputs, *input_shape[1:])).astype(np.float32)

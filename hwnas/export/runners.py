@@ -1,0 +1,147 @@
+"""One runner per format: load a written model file and run it on NCHW float32 inputs, sample by sample."""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from importlib import metadata
+from pathlib import Path
+
+import numpy as np
+
+from hwnas.errors import ExportError
+
+__all__ = ["Runner", "OnnxRunner", "TFLiteRunner", "create_runner", "runtime_versions", "load_tflite_interpreter"]
+
+
+class Runner(ABC):
+    """Runs an exported model. `run(x)` takes a batch (N, ...) and returns one array per output, each (N, ...)."""
+
+    format: str
+    runtime: str
+
+    def __init__(self, path: str | Path, threads: int | None = None):
+        self.path = Path(path)
+        self.threads = threads
+
+    def run(self, inputs: np.ndarray) -> list[np.ndarray]:
+        inputs = np.asarray(inputs, dtype=np.float32)
+        per_sample = [self.run_one(inputs[i:i + 1]) for i in range(inputs.shape[0])]
+        return [np.concatenate([outs[k] for outs in per_sample], axis=0) for k in range(len(per_sample[0]))]
+
+    @abstractmethod
+    def run_one(self, x: np.ndarray) -> list[np.ndarray]:
+        """Outputs for one sample (batch of 1), in the model's output order."""
+
+
+class OnnxRunner(Runner):
+    format = "onnx"
+    runtime = "onnxruntime"
+
+    def __init__(self, path: str | Path, threads: int | None = None):
+        super().__init__(path, threads)
+        import onnxruntime as ort
+
+        options = ort.SessionOptions()
+        options.log_severity_level = 3
+        if threads:
+            options.intra_op_num_threads = threads
+            options.inter_op_num_threads = 1
+        try:
+            self.session = ort.InferenceSession(str(self.path), options, providers=["CPUExecutionProvider"])
+        except Exception as exc:  # onnxruntime raises its own exception types
+            raise ExportError(f"onnxruntime cannot load {self.path}: {_first_line(exc)}") from exc
+        self.input_name = self.session.get_inputs()[0].name
+
+    def run_one(self, x: np.ndarray) -> list[np.ndarray]:
+        return [np.asarray(y) for y in self.session.run(None, {self.input_name: x})]
+
+
+def load_tflite_interpreter(path: str | Path, threads: int | None = None):
+    """A LiteRT interpreter (ai_edge_litert), else tflite_runtime's."""
+    try:
+        from ai_edge_litert.interpreter import Interpreter
+    except ImportError:  # pragma: no cover - depends on what is installed
+        try:
+            from tflite_runtime.interpreter import Interpreter
+        except ImportError:
+            raise ExportError("no TFLite runtime: install ai-edge-litert (or tflite-runtime)") from None
+    try:
+        return Interpreter(model_path=str(path), num_threads=threads)
+    except Exception as exc:  # the interpreter raises ValueError/RuntimeError
+        raise ExportError(f"LiteRT cannot load {path}: {_first_line(exc)}") from exc
+
+
+class TFLiteRunner(Runner):
+    format = "tflite"
+    runtime = "litert"
+
+    def __init__(self, path: str | Path, threads: int | None = None):
+        super().__init__(path, threads)
+        self.interpreter = load_tflite_interpreter(self.path, threads)
+        self.interpreter.allocate_tensors()
+        self.input = self.interpreter.get_input_details()[0]
+        outputs = self.interpreter.get_output_details()
+        signatures = self.interpreter.get_signature_list()
+        if len(signatures) == 1:
+            # the signature names outputs in the PyTorch order (output_0, output_1, ...)
+            names = next(iter(signatures.values()))["outputs"]
+            runner = self.interpreter.get_signature_runner(next(iter(signatures)))
+            by_index = {d["index"]: d for d in outputs}
+            ordered = runner.get_output_details()
+            outputs = [by_index.get(ordered[name]["index"], ordered[name]) for name in sorted(names, key=_natural)]
+        self.outputs = outputs
+
+    def run_one(self, x: np.ndarray) -> list[np.ndarray]:
+        self.interpreter.set_tensor(self.input["index"], _quantize(x, self.input))
+        self.interpreter.invoke()
+        return [_dequantize(self.interpreter.get_tensor(d["index"]), d) for d in self.outputs]
+
+
+def _natural(name: str) -> tuple[int, str]:
+    digits = "".join(ch for ch in name if ch.isdigit())
+    return (int(digits) if digits else 0, name)
+
+
+def _quantize(x: np.ndarray, detail: dict) -> np.ndarray:
+    dtype = detail["dtype"]
+    if np.issubdtype(dtype, np.floating):
+        return x.astype(dtype)
+    scale, zero = detail["quantization"]
+    info = np.iinfo(dtype)
+    return np.clip(np.round(x / scale) + zero, info.min, info.max).astype(dtype)
+
+
+def _dequantize(y: np.ndarray, detail: dict) -> np.ndarray:
+    if np.issubdtype(y.dtype, np.floating):
+        return np.array(y, dtype=np.float32)
+    scale, zero = detail["quantization"]
+    return ((y.astype(np.float32) - zero) * scale).astype(np.float32)
+
+
+RUNNERS: dict[str, type[Runner]] = {"onnx": OnnxRunner, "tflite": TFLiteRunner}
+
+
+def create_runner(path: str | Path, fmt: str, threads: int | None = None) -> Runner:
+    try:
+        cls = RUNNERS[fmt]
+    except KeyError:
+        raise ExportError(f"no runner for format {fmt!r}; choose one of: {', '.join(RUNNERS)}") from None
+    return cls(path, threads)
+
+
+def _version(dist: str) -> str | None:
+    try:
+        return metadata.version(dist)
+    except metadata.PackageNotFoundError:
+        return None
+
+
+def runtime_versions() -> dict[str, str | None]:
+    """Versions of the exporters and runtimes an exported model was made and checked with."""
+    names = ["torch", "onnx", "onnxruntime", "litert-torch", "ai-edge-litert", "ai-edge-quantizer"]
+    return {name: _version(name) for name in names}
+
+
+def _first_line(exc: BaseException) -> str:
+    text = str(exc).strip().splitlines()
+    return text[0] if text else type(exc).__name__
