@@ -33,10 +33,10 @@ def _local(config: DeviceConfig) -> Device:
 
 
 @register_transport("ssh")
-def _ssh(config: DeviceConfig) -> Device:
+def _ssh(config: DeviceConfig, trust_new_host: bool = False) -> Device:
     from hwnas.devices.ssh import SshDevice
 
-    return SshDevice(config)
+    return SshDevice(config, trust_new_host=trust_new_host)
 
 
 @register_transport("adb")

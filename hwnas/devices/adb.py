@@ -109,7 +109,7 @@ class AdbDevice(RunnerDevice):
     def _check_link(self, proc: subprocess.CompletedProcess, what: str) -> None:
         if proc.returncode != 0:
             text = (proc.stderr or "") + (proc.stdout or "")
-            if any(e in text.lower() for e in LINK_ERRORS) or not text.strip():
+            if any(e in text.lower() for e in LINK_ERRORS):
                 raise TransportError(f"device {self.name}: adb {what} failed: {text.strip()[-200:]}")
 
     def connect(self) -> None:
