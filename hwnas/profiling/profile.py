@@ -74,6 +74,10 @@ def build_profile(store: MeasurementStore, device: str, space: SearchSpace, runt
                 continue
             rows.append({"key": arch.key, "arch": arch.to_dict(), **_stats(rec)})
         measured_archs[role] = rows
+    used = [op_records[k] for k in operators] + [arch_records[r["key"]] for rows in measured_archs.values()
+                                                for r in rows]
+    totals = {"device_s_total": sum((r.measurement.wall_ms or 0.0) for r in used) / 1000.0,
+              "runtime_s_total": sum((r.measurement.run_total_ms or 0.0) for r in used) / 1000.0}
     runtime_version = next((r.measurement.runtime_version for r in op_records.values()), "")
     return {
         "format": PROFILE_FORMAT,
@@ -89,7 +93,7 @@ def build_profile(store: MeasurementStore, device: str, space: SearchSpace, runt
         "resolutions": resolutions,
         "fingerprint": fingerprint or {},
         "settings": settings or {},
-        "timing": timing or {},
+        "timing": {**(timing or {}), **totals},
         "operators": operators,
         "missing_operators": missing,
         "failed": {k: v for k, v in failed.items() if k in set(missing)},

@@ -6,15 +6,19 @@ crash or a lost device skips what the store already holds, so nothing is measure
 
 from __future__ import annotations
 
+import hashlib
+import json
 import time
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+
 from hwnas import space as spaces
 from hwnas.devices.base import BenchmarkModel, BenchmarkSettings, Device, Measurement
-from hwnas.errors import DeviceError, ProfilingError
+from hwnas.errors import DeviceError, ExportError, ProfilingError
 from hwnas.profiling.profile import build_profile, profile_path, write_profile
 from hwnas.profiling.reference import calibration_archs, reference_archs
 from hwnas.profiling.store import MeasurementStore, StoredMeasurement
@@ -113,6 +117,7 @@ def profile_device(
     role_archs["extra"] = [a for a in (sp.validate(x) for x in (extra_archs or [])) if a.key not in taken]
     store = MeasurementStore.for_device(workspace, device.name)
     out_dir = models_dir(workspace, fmt, precision)
+    arch_dir = out_dir / "archs" / f"{sp.name}-{_config_digest(sp)}"
     timing = {"export_s": 0.0, "device_s": 0.0}
     started = time.monotonic()
 
@@ -130,11 +135,13 @@ def profile_device(
         try:
             for chunk in _chunks(todo_ops, chunk_size):
                 t0 = time.monotonic()
-                exported = export_operators(sp, list(chunk), out_dir, fmt, precision=precision, jobs=jobs)
+                exported, failures = _export_ops(export_operators, sp, list(chunk), out_dir, fmt, precision, jobs)
                 timing["export_s"] += time.monotonic() - t0
-                by_key = {e.key: e for e in exported}
-                models = [BenchmarkModel(by_key[op.key].path, op.key, by_key[op.key].sha256) for op in chunk]
-                specs = {op.key: op.to_dict() for op in chunk}
+                for op, error in failures:
+                    record("op", op.key, "", op.to_dict(), _failed(op.key, device.name, settings, error))
+                    done += 1
+                models = [BenchmarkModel(e.path, e.key, e.sha256) for e in exported]
+                specs = {e.key: e.op.to_dict() for e in exported}
                 for m in _measure(device, models, settings):
                     record("op", m.key, "", specs.get(m.key, {}), m)
                     done += 1
@@ -144,15 +151,27 @@ def profile_device(
             todo_archs = [(role, a) for role, a in all_archs if a.key not in done_archs]
             done = len(all_archs) - len(todo_archs)
             _emit(progress, ProfileProgress("archs", done, len(all_archs), skipped=done))
-            for role, arch in todo_archs:
-                t0 = time.monotonic()
-                exported = export_arch(sp, arch, out_dir, fmt, precision=precision)
-                timing["export_s"] += time.monotonic() - t0
-                model = BenchmarkModel(exported.path, arch.key, exported.sha256)
-                for m in _measure(device, [model], settings):
+            for batch in _chunks(todo_archs, max(1, chunk_size // 4)):
+                models, roles = [], {}
+                for role, arch in batch:
+                    t0 = time.monotonic()
+                    try:  # random weights: outputs are not compared with PyTorch (latency does not need it)
+                        exported = export_arch(sp, arch, arch_dir, fmt, precision=precision, validate=False,
+                                               calib=_random_calib(sp, arch) if precision == "int8" else None)
+                    except ExportError as exc:
+                        record("arch", arch.key, role, arch.to_dict(),
+                               _failed(arch.key, device.name, settings, str(exc)))
+                        done += 1
+                    else:
+                        models.append(BenchmarkModel(exported.path, arch.key, exported.sha256))
+                        roles[arch.key] = (role, arch)
+                    finally:
+                        timing["export_s"] += time.monotonic() - t0
+                for m in _measure(device, models, settings):
+                    role, arch = roles[m.key]
                     record("arch", arch.key, role, arch.to_dict(), m)
-                done += 1
-                _emit(progress, ProfileProgress("archs", done, len(all_archs), arch.key))
+                    done += 1
+                    _emit(progress, ProfileProgress("archs", done, len(all_archs), arch.key))
         finally:
             timing["wall_s"] = time.monotonic() - started
             path = profile_path(workspace, device.name, sp.name, settings.runtime, precision)
@@ -164,12 +183,49 @@ def profile_device(
     return path
 
 
+def _export_ops(export_operators: Callable[..., Any], space: SearchSpace, ops: list[OpSpec], out_dir: Path,
+                fmt: str, precision: str, jobs: int) -> tuple[list[Any], list[tuple[OpSpec, str]]]:
+    """Export a batch; when it fails, export one by one so that one bad operator does not stop the others."""
+    try:
+        return export_operators(space, ops, out_dir, fmt, precision=precision, jobs=jobs), []
+    except ExportError as exc:
+        if len(ops) == 1:
+            return [], [(ops[0], str(exc))]
+    exported, failures = [], []
+    for op in ops:
+        try:
+            exported += export_operators(space, [op], out_dir, fmt, precision=precision, jobs=1)
+        except ExportError as exc:
+            failures.append((op, str(exc)))
+    return exported, failures
+
+
+def _failed(key: str, device: str, settings: BenchmarkSettings, error: str) -> Measurement:
+    """A failed Measurement for a model that could not even be exported (kept in the store, retried later)."""
+    nan = float("nan")
+    return Measurement(model_sha256="", key=key, device=device, runtime=settings.runtime, runtime_version="",
+                       threads=settings.threads, warmup=settings.warmup, runs=0, median_ms=nan, mean_ms=nan,
+                       std_ms=nan, min_ms=nan, p90_ms=nan, n=0, timestamp=time.time(), status="failed",
+                       error=f"export failed: {error}"[:500])
+
+
 def _measure(device: Device, models: list[BenchmarkModel], settings: BenchmarkSettings) -> Iterable[Measurement]:
     try:
         yield from device.benchmark(models, settings)
     except DeviceError as exc:
         raise ProfilingError(f"lost device {device.name} ({exc}); what was measured is kept: re-run to continue") \
             from exc
+
+
+def _config_digest(space: SearchSpace) -> str:
+    text = json.dumps(space.config(), sort_keys=True)
+    return hashlib.sha256(text.encode()).hexdigest()[:12]
+
+
+def _random_calib(space: SearchSpace, arch: Arch) -> np.ndarray:
+    """Random inputs for int8 calibration: latency does not depend on the values."""
+    shape = space.input_shape(arch)
+    return np.random.default_rng(0).standard_normal((16, *shape[1:])).astype(np.float32)
 
 
 def _device_settings(device: Device) -> BenchmarkSettings:

@@ -21,7 +21,8 @@ def reference_archs(space: SearchSpace, n: int = 20) -> list[Arch]:
     """
     if n <= 0:
         return []
-    pool = list({a.key: a for a in space.sample(np.random.default_rng(REFERENCE_SEED), POOL)}.values())
+    pool = [a for a in {a.key: a for a in space.sample(np.random.default_rng(REFERENCE_SEED), POOL)}.values()
+            if not _degenerate(space, a)]
     pool.sort(key=lambda a: (space.flops(a), a.key))
     picks = np.unique(np.round(np.linspace(0, len(pool) - 1, min(n, len(pool)))).astype(int))
     return [pool[i] for i in picks]
@@ -37,8 +38,14 @@ def calibration_archs(space: SearchSpace, n: int, seed: int = CALIBRATION_SEED,
         if len(out) >= n:
             break
         for arch in space.sample(rng, max(n, 8)):
-            if arch.key not in exclude and arch.key not in out:
+            if arch.key not in exclude and arch.key not in out and not _degenerate(space, arch):
                 out[arch.key] = arch
                 if len(out) >= n:
                     break
     return list(out.values())
+
+
+def _degenerate(space: SearchSpace, arch: Arch) -> bool:
+    """Archs whose output does not depend on their input (NAS-Bench-201 cells cut by `none`) are skipped."""
+    check = getattr(space, "is_degenerate", None)
+    return bool(check(arch)) if check is not None else False
