@@ -7,7 +7,6 @@ user names, pushed once) or, where the phone has Python with a runtime (Termux),
 
 from __future__ import annotations
 
-import json
 import logging
 import math
 import os
@@ -18,8 +17,9 @@ import subprocess
 import tempfile
 import time
 import uuid
+from collections.abc import Iterator, Sequence
 from pathlib import Path
-from typing import Any, Iterator, Sequence
+from typing import Any
 
 from hwnas.devices.base import BenchmarkModel, BenchmarkSettings, Measurement, sha256_file
 from hwnas.devices.benchmark_model import BenchmarkOutputError, parse_benchmark_output
@@ -396,20 +396,21 @@ class AdbDevice(RunnerDevice):
         benchmark_model prints no p90: p90_ms holds its p95 (or max where p95 is absent), an upper bound."""
         stats = [r["runs"] for r in rounds]
         counts = [max(1.0, s.get("count", 1.0)) for s in stats]
-        avgs = [s.get("avg", r["inference_avg_us"]) for s, r in zip(stats, rounds)]
+        avgs = [s.get("avg", r["inference_avg_us"]) for s, r in zip(stats, rounds, strict=True)]
+        pairs = list(zip(stats, counts, avgs, strict=True))
         n = sum(counts)
-        mean = sum(c * a for c, a in zip(counts, avgs)) / n
-        var = sum(c * (s.get("std", 0.0) ** 2 + (a - mean) ** 2) for c, a, s in zip(counts, avgs, stats)) / n
-        medians = [s.get("median", a) for s, a in zip(stats, avgs)]
-        upper = [s.get("p95", s.get("max", a)) for s, a in zip(stats, avgs)]
+        mean = sum(c * a for _, c, a in pairs) / n
+        var = sum(c * (s.get("std", 0.0) ** 2 + (a - mean) ** 2) for s, c, a in pairs) / n
+        medians = [s.get("median", a) for s, _, a in pairs]
+        upper = [s.get("p95", s.get("max", a)) for s, _, a in pairs]
         warm = [r.get("warmup", {}) for r in rounds]
-        total_us = sum(c * a for c, a in zip(counts, avgs)) + sum(w.get("count", 0) * w.get("avg", w.get("curr", 0))
-                                                                 for w in warm)
+        total_us = sum(c * a for _, c, a in pairs) + sum(w.get("count", 0) * w.get("avg", w.get("curr", 0))
+                                                         for w in warm)
         return Measurement(
             model_sha256=model.sha256, key=model.key, device=self.name, runtime="tflite",
             runtime_version="benchmark_model", threads=settings.threads, warmup=settings.warmup, runs=int(n),
             median_ms=statistics.median(medians) / 1000.0, mean_ms=mean / 1000.0, std_ms=math.sqrt(var) / 1000.0,
-            min_ms=min(s.get("min", a) for s, a in zip(stats, avgs)) / 1000.0, p90_ms=max(upper) / 1000.0,
+            min_ms=min(s.get("min", a) for s, _, a in pairs) / 1000.0, p90_ms=max(upper) / 1000.0,
             n=int(n), state_before=state.get("before", {}), state_after=state.get("after", {}),
             timestamp=time.time(), run_total_ms=total_us / 1000.0,
             op_profile=rounds[-1].get("op_profile") if settings.op_profiling else None,
@@ -418,7 +419,3 @@ class AdbDevice(RunnerDevice):
 
 class _AdbStream(ProcessLineStream):
     """`adb shell` output lines; a non-zero adb exit with no output counts as a dropped link."""
-
-
-def _dumps(data: Any) -> str:  # kept for symmetry with the runner's JSON lines
-    return json.dumps(data)

@@ -82,7 +82,7 @@ def parse_op_profile(text: str) -> list[dict[str, Any]] | None:
             cells = line.split()
             cells = cells[: len(keys) - 1] + [" ".join(cells[len(keys) - 1:])]
         row: dict[str, Any] = {}
-        for key, cell in zip(keys, cells):
+        for key, cell in zip(keys, cells, strict=False):  # short rows: missing cells stay absent
             if key in ("node_type", "name"):
                 row[key] = cell
             else:

@@ -8,10 +8,11 @@ from __future__ import annotations
 
 import json
 import re
-import tomllib
 from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
 from typing import Any
+
+import tomllib
 
 from hwnas.devices.base import RUNTIMES, BenchmarkSettings
 from hwnas.errors import InventoryError
@@ -111,7 +112,7 @@ class DeviceConfig:
         return "\n".join(lines) + "\n"
 
     @classmethod
-    def from_dict(cls, name: str, data: dict[str, Any], source: str = "") -> "DeviceConfig":
+    def from_dict(cls, name: str, data: dict[str, Any], source: str = "") -> DeviceConfig:
         where = source or name
         secrets = [k for k in data if any(w in k.lower() for w in SECRET_WORDS)]
         if secrets:

@@ -9,8 +9,8 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Sequence
 
 from hwnas.devices.inventory import DeviceConfig
 from hwnas.devices.session import LineStream, RunnerDevice

@@ -479,7 +479,7 @@ class Worker:
             code = self.proc.returncode
         self.err.flush()
         tail = (_read(self.err_path) or "").strip().splitlines()[-3:]
-        what = "killed by signal %d" % -code if code is not None and code < 0 else f"exited with code {code}"
+        what = f"killed by signal {-code}" if code is not None and code < 0 else f"exited with code {code}"
         return "runtime crashed ({}){}".format(what, (": " + " | ".join(tail)[-400:]) if tail else "")
 
     def kill(self):

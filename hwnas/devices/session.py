@@ -14,8 +14,9 @@ import re
 import time
 import uuid
 from abc import abstractmethod
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
-from typing import Any, Callable, Iterator, Sequence
+from typing import Any
 
 from hwnas.devices.base import BenchmarkModel, BenchmarkSettings, Device, Measurement, sha256_file
 from hwnas.devices.inventory import DeviceConfig
@@ -215,7 +216,8 @@ class RunnerDevice(Device):
                             if time.monotonic() > batch_deadline:
                                 yield from self._batch_timeout(models, yielded, settings, run_dir)
                                 return
-                            line = stream.readline(min(self.link_timeout_s, max(0.1, batch_deadline - time.monotonic())))
+                            wait_s = min(self.link_timeout_s, max(0.1, batch_deadline - time.monotonic()))
+                            line = stream.readline(wait_s)
                             if line is None:
                                 if time.monotonic() > batch_deadline:
                                     continue
@@ -240,8 +242,9 @@ class RunnerDevice(Device):
                                 ended = True
                                 break
                         if not ended:
+                            detail = _tail(stream.stderr_tail())
                             raise TransportError(f"device {self.name}: the runner stopped before the end"
-                                                 f"{': ' + _tail(stream.stderr_tail()) if stream.stderr_tail() else ''}")
+                                                 f"{': ' + detail if detail else ''}")
                     finally:
                         stream.close()
                     if len(yielded) < len(models):  # an 'end' that skipped models cannot happen; guard anyway

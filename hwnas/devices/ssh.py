@@ -16,8 +16,9 @@ import shlex
 import socket
 import time
 import uuid
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any
 
 from hwnas.devices.inventory import DeviceConfig
 from hwnas.devices.session import LineStream, RunnerDevice
@@ -175,7 +176,7 @@ class SshDevice(RunnerDevice):
         finally:
             stream.close()
 
-    def _open_stream(self, argv: Sequence[str], cwd: str | None = None) -> "ChannelLineStream":
+    def _open_stream(self, argv: Sequence[str], cwd: str | None = None) -> ChannelLineStream:
         command = shell_command(argv, cwd)
         try:
             channel = self._ensure().get_transport().open_session()
@@ -260,7 +261,7 @@ class ChannelLineStream(LineStream):
             self.channel.settimeout(min(left, 0.5))
             try:
                 chunk = self.channel.recv(65536)
-            except socket.timeout:
+            except TimeoutError:
                 if not self.channel.get_transport() or not self.channel.get_transport().is_active():
                     raise TransportError("the SSH connection dropped") from None
                 continue

@@ -35,7 +35,7 @@ def _checksum(data: bytes) -> int:
 
 
 class _Stream:
-    def __init__(self, conn: "_Connection", local_id: int, remote_id: int):
+    def __init__(self, conn: _Connection, local_id: int, remote_id: int):
         self.conn, self.local_id, self.remote_id = conn, local_id, remote_id
         self.acked = threading.Event()
         self.acked.set()
@@ -91,7 +91,7 @@ class _Stream:
 
 
 class _Connection:
-    def __init__(self, device: "AdbTestDevice", sock: socket.socket):
+    def __init__(self, device: AdbTestDevice, sock: socket.socket):
         self.device, self.sock = device, sock
         self.send_lock = threading.Lock()
         self.streams: dict[int, _Stream] = {}

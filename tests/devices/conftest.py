@@ -291,11 +291,13 @@ def stat(v):
     return ("count=%d first=%d curr=%d min=%d max=%d avg=%g std=%d p5=%d median=%d p95=%d" % (
         len(v), v[0], v[-1], q[0], q[-1], sum(v) / len(v), statistics.pstdev(v), q[int(0.05 * (len(q) - 1))],
         statistics.median(v), q[int(0.95 * (len(q) - 1))]))
-print("INFO: Running benchmark for at least %d iterations and at least 0.5 seconds but terminate if exceeding 150 seconds." % warm)
+print("INFO: Running benchmark for at least %d iterations and at least 0.5 seconds but terminate if "
+      "exceeding 150 seconds." % warm)
 w = timed(max(1, warm))
 print("INFO: " + stat(w))
 print("")
-print("INFO: Running benchmark for at least %d iterations and at least 1 seconds but terminate if exceeding 150 seconds." % runs)
+print("INFO: Running benchmark for at least %d iterations and at least 1 seconds but terminate if "
+      "exceeding 150 seconds." % runs)
 r = timed(runs)
 print("INFO: " + stat(r))
 print("")

@@ -59,8 +59,8 @@ def test_benchmark_model_measures_tflite_and_pushes_once(tmp_path, adb_device, b
     assert pushed == ["benchmark_model"] + [p.name for p in tflite_models]  # nothing pushed the second time
     remote = adb_device.root / "data/local/tmp/hwnas/models"
     assert sorted(p.name for p in remote.iterdir()) == sorted(f"{m.sha256}.tflite" for m in models)
-    calls = [ast.literal_eval(line) for line in
-             (adb_device.root / "data/local/tmp/hwnas").glob("benchmark_model.argv").__next__().read_text().splitlines()]
+    argv_log = adb_device.root / "data/local/tmp/hwnas/benchmark_model.argv"
+    calls = [ast.literal_eval(line) for line in argv_log.read_text().splitlines()]
     assert len(calls) == 2 * 2 + 2  # two rounds of two models, then one round of two
     first = dict(a[2:].split("=", 1) for a in calls[0])
     assert first["num_threads"] == "1" and first["warmup_runs"] == "2" and first["num_runs"] == "3"

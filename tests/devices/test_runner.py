@@ -10,11 +10,11 @@ import pytest
 from hwnas.devices.session import RUNNER_PATH
 
 
-def run_runner(tmp_path: Path, models, timeout=120, **options):
+def run_runner(tmp_path: Path, paths, timeout=120, **options):
     manifest = {"runtime": "onnxruntime", "threads": 1, "warmup": 2, "runs": 6, "rounds": 3,
                 "timeout_per_model_s": 30, "results": str(tmp_path / "results.jsonl"),
                 "models": [{"index": i, "path": str(p), "key": f"k{i}", "sha256": f"s{i}"}
-                           for i, p in enumerate(models)]}
+                           for i, p in enumerate(paths)]}
     manifest.update(options)
     path = tmp_path / "manifest.json"
     path.write_text(json.dumps(manifest))
@@ -123,3 +123,33 @@ def test_torch_cuda_is_timed_with_cuda_events(tmp_path):
                         models=[{"index": 0, "path": str(path), "key": "k", "sha256": "s",
                                  "input_shapes": [[1, 8, 16, 16]]}])
     assert out[0]["type"] == "result" and out[0]["median_ms"] > 0
+
+
+def test_torch_runtime_runs_torchscript_on_cpu(tmp_path):
+    import torch
+
+    module = torch.jit.script(torch.nn.Sequential(torch.nn.Conv2d(4, 4, 3), torch.nn.ReLU()).eval())
+    path = tmp_path / "conv.pt"
+    module.save(str(path))
+    out, _ = run_runner(tmp_path, [path], runtime="torch", rounds=1, runs=3,
+                        models=[{"index": 0, "path": str(path), "key": "k", "sha256": "s",
+                                 "input_shapes": [[1, 4, 8, 8]]}])
+    assert out[0]["type"] == "result" and out[0]["n"] == 3 and out[0]["runtime_version"].startswith("2.")
+
+
+def test_gpu_asked_without_a_gpu_provider_fails_clearly(tmp_path, onnx_models):
+    import onnxruntime
+
+    if "CUDAExecutionProvider" in onnxruntime.get_available_providers():
+        pytest.skip("this machine has a CUDA provider; see test_onnxruntime_cuda_provider_is_used")
+    out, _ = run_runner(tmp_path, onnx_models[:1], use_gpu=True, rounds=1)
+    assert out[0]["type"] == "failed" and "no GPU provider" in out[0]["error"]
+
+
+def test_onnxruntime_cuda_provider_is_used(tmp_path, onnx_models):
+    import onnxruntime
+
+    if "CUDAExecutionProvider" not in onnxruntime.get_available_providers():
+        pytest.skip("GPU-only path: onnxruntime has no CUDA provider here")
+    out, _ = run_runner(tmp_path, onnx_models[:1], use_gpu=True, rounds=1)
+    assert out[0]["type"] == "result" and "CUDAExecutionProvider" in out[0]["providers"]
