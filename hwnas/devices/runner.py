@@ -351,6 +351,8 @@ def worker_main(manifest_path):
         task = json.loads(line)
         entry = models[task["index"]]
         reply = {"type": "done", "index": task["index"], "round": task["round"]}
+        if task.get("state_before"):
+            reply["state_before"] = device_state()
         try:
             model = loaded.get(task["index"])
             if model is None:
@@ -372,6 +374,8 @@ def worker_main(manifest_path):
             while len(samples) < int(task["runs"]) or (time.perf_counter() - start) < min_s:
                 samples.append(model.time_once_ms())
             run_total += sum(samples)
+            if task.get("state_after"):
+                reply["state_after"] = device_state()
             reply["samples_ms"] = samples
             reply["run_total_ms"] = run_total
             providers = getattr(model, "providers", None)
@@ -646,67 +650,76 @@ def supervise(manifest_path, manifest, results_path):
                   "sha256": entry.get("sha256"), "runtime": manifest["runtime"], "runtime_version": version,
                   "error": error, "timestamp": time.time()})
 
+    def record_reply(entry, rnd, reply):
+        index = entry["index"]
+        record = {"type": "round", "index": index, "round": rnd, "samples_ms": reply["samples_ms"],
+                  "run_total_ms": reply["run_total_ms"]}
+        samples.setdefault(index, {})[rnd] = reply["samples_ms"]
+        run_total[index] = run_total.get(index, 0.0) + reply["run_total_ms"]
+        if "state_before" in reply:
+            record.update(state_key="before", state=reply["state_before"])
+            states.setdefault(index, {})["before"] = reply["state_before"]
+        out.emit(record, to_stdout=False)
+        if rnd != rounds - 1:
+            return
+        all_samples = [x for r in sorted(samples[index]) for x in samples[index][r]]
+        result = {"type": "result", "index": index, "key": entry.get("key"), "sha256": entry.get("sha256"),
+                  "runtime": manifest["runtime"], "runtime_version": version,
+                  "threads": int(manifest.get("threads", 1)), "warmup": warmup, "runs": runs_per_round * rounds,
+                  "rounds": rounds, "run_total_ms": run_total[index],
+                  "state_before": states.get(index, {}).get("before", {}),
+                  "state_after": reply.get("state_after", {}), "timestamp": time.time()}
+        if reply.get("providers"):
+            result["providers"] = reply["providers"]
+        result.update(summarize(all_samples))
+        finished.add(index)
+        out.emit(result)
+
     try:
         for start in range(0, len(models), block):
             chunk = models[start:start + block]
             for rnd in range(rounds):
-                for entry in chunk:
-                    index = entry["index"]
-                    if index in finished or rnd in samples.get(index, {}):
-                        continue
+                # the tasks of one round of a block go to the worker at once (no round trip between models);
+                # replies come back in order, so the oldest unanswered task is the one running
+                pending = [e for e in chunk if e["index"] not in finished and rnd not in samples.get(e["index"], {})]
+                while pending:
                     if os.path.exists(stop_path):
-                        if worker is not None:
-                            worker.kill()
                         out.emit({"type": "end", "stopped": True})
                         return 0
                     if worker is None and fatal is None:
                         worker = start_worker()
                     if worker is None:
-                        fail(entry, fatal)
+                        fail(pending.pop(0), fatal)
                         continue
-                    before = device_state() if rnd == 0 else None
-                    task = {"index": index, "round": rnd, "warmup": warmup, "runs": runs_per_round,
-                            "min_seconds": min_seconds}
                     try:
-                        worker.send(task)
-                        reply = worker.read_line(timeout_s, heartbeat)
-                    except (EOFError, OSError):
-                        fail(entry, worker.death_reason())
+                        for entry in pending:
+                            worker.send({"index": entry["index"], "round": rnd, "warmup": warmup,
+                                         "runs": runs_per_round, "min_seconds": min_seconds,
+                                         "state_before": rnd == 0, "state_after": rnd == rounds - 1})
+                    except OSError:
+                        fail(pending.pop(0), worker.death_reason())
                         worker = None
                         continue
-                    if reply is None:
-                        worker.kill()
-                        worker = None
-                        fail(entry, f"timed out after {timeout_s:.1f} s (timeout_per_model_s)")
-                        continue
-                    if reply.get("type") == "error":
-                        fail(entry, reply["error"])
-                        continue
-                    record = {"type": "round", "index": index, "round": rnd, "samples_ms": reply["samples_ms"],
-                              "run_total_ms": reply["run_total_ms"]}
-                    samples.setdefault(index, {})[rnd] = reply["samples_ms"]
-                    run_total[index] = run_total.get(index, 0.0) + reply["run_total_ms"]
-                    if before is not None:
-                        record.update(state_key="before", state=before)
-                        states.setdefault(index, {})["before"] = before
-                    if rnd == rounds - 1:
-                        after = device_state()
-                        states.setdefault(index, {})["after"] = after
-                    out.emit(record, to_stdout=False)
-                    if rnd == rounds - 1:
-                        all_samples = [x for r in sorted(samples[index]) for x in samples[index][r]]
-                        result = {"type": "result", "index": index, "key": entry.get("key"),
-                                  "sha256": entry.get("sha256"), "runtime": manifest["runtime"],
-                                  "runtime_version": version, "threads": int(manifest.get("threads", 1)),
-                                  "warmup": warmup, "runs": runs_per_round * rounds, "rounds": rounds,
-                                  "run_total_ms": run_total[index],
-                                  "state_before": states.get(index, {}).get("before", {}),
-                                  "state_after": states[index]["after"], "timestamp": time.time()}
-                        if reply.get("providers"):
-                            result["providers"] = reply["providers"]
-                        result.update(summarize(all_samples))
-                        finished.add(index)
-                        out.emit(result)
+                    while pending:
+                        entry = pending[0]
+                        try:
+                            reply = worker.read_line(timeout_s, heartbeat)
+                        except (EOFError, OSError):
+                            fail(pending.pop(0), worker.death_reason())
+                            worker = None
+                            break
+                        if reply is None:
+                            worker.kill()
+                            worker = None
+                            fail(pending.pop(0), f"timed out after {timeout_s:.1f} s (timeout_per_model_s)")
+                            break
+                        pending.pop(0)
+                        if reply.get("type") == "error":
+                            fail(entry, reply["error"])
+                        else:
+                            record_reply(entry, rnd, reply)
+                        if os.path.exists(stop_path):
+                            break
         if worker is not None:
             worker.close()
         out.emit({"type": "end"})
