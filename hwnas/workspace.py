@@ -22,7 +22,7 @@ class Workspace:
     root: Path
 
     @classmethod
-    def find(cls, root: str | Path | None = None) -> "Workspace":
+    def find(cls, root: str | Path | None = None) -> Workspace:
         """The workspace at `root`, else $HWNAS_WORKSPACE, else the current directory."""
         chosen = root or os.environ.get("HWNAS_WORKSPACE") or os.getcwd()
         path = Path(chosen).expanduser().resolve()
@@ -31,7 +31,7 @@ class Workspace:
         return cls(path)
 
     @classmethod
-    def init(cls, root: str | Path) -> "Workspace":
+    def init(cls, root: str | Path) -> Workspace:
         path = Path(root).expanduser().resolve()
         if path.exists() and not path.is_dir():
             raise WorkspaceError(f"{path} exists and is not a folder; choose another path")

@@ -24,6 +24,10 @@ def _layer(path: Path) -> str:
     return parts[0]
 
 
+def _is_module(name: str) -> bool:
+    return (PACKAGE / name).is_dir() or (PACKAGE / f"{name}.py").is_file()
+
+
 def _hwnas_imports(path: Path) -> set[str]:
     tree = ast.parse(path.read_text(encoding="utf-8"))
     found = set()
@@ -35,7 +39,7 @@ def _hwnas_imports(path: Path) -> set[str]:
             names = [node.module] + [f"{node.module}.{alias.name}" for alias in node.names]
         for name in names:
             parts = name.split(".")
-            if parts[0] == "hwnas" and len(parts) > 1:
+            if parts[0] == "hwnas" and len(parts) > 1 and _is_module(parts[1]):
                 found.add(parts[1])
     return found
 

@@ -45,4 +45,6 @@ def read_json_arg(arg: str, what: str = "arch") -> Any:
     try:
         return json.loads(text)
     except json.JSONDecodeError as exc:
-        raise HwnasError(f"{source} is not valid JSON ({exc.msg}, line {exc.lineno}); pass the {what} as JSON") from None
+        raise HwnasError(
+            f"{source} is not valid JSON ({exc.msg}, line {exc.lineno}); pass the {what} as JSON"
+        ) from None

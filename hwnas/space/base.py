@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
-from typing import Any, Iterable, Sequence
+from typing import Any
 
 import numpy as np
 
@@ -82,7 +83,7 @@ class OpSpec:
         }
 
     @classmethod
-    def from_dict(cls, data: dict[str, Any]) -> "OpSpec":
+    def from_dict(cls, data: dict[str, Any]) -> OpSpec:
         values = dict(data)
         values["input"] = tuple(values["input"])
         values["output"] = tuple(values["output"])

@@ -10,9 +10,10 @@ from __future__ import annotations
 
 import csv
 import re
+from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Iterable
+from typing import Any
 
 import numpy as np
 
@@ -48,7 +49,7 @@ class NB201Arch(Arch):
         return {"arch_str": self.arch_str}
 
     @classmethod
-    def from_dict(cls, data: dict[str, Any]) -> "NB201Arch":
+    def from_dict(cls, data: dict[str, Any]) -> NB201Arch:
         return NasBench201Space().validate(data)
 
     def __repr__(self) -> str:

@@ -9,8 +9,9 @@ demo supernets use the same code.
 from __future__ import annotations
 
 import json
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
-from typing import Any, Iterable, Sequence
+from typing import Any
 
 import numpy as np
 
@@ -72,7 +73,7 @@ class OFAArch(Arch):
         return {"ks": list(self.ks), "e": list(self.e), "d": list(self.d), "r": self.r}
 
     @classmethod
-    def from_dict(cls, data: dict[str, Any]) -> "OFAArch":
+    def from_dict(cls, data: dict[str, Any]) -> OFAArch:
         return cls(ks=tuple(data["ks"]), e=tuple(data["e"]), d=tuple(data["d"]), r=int(data["r"]))
 
     def __repr__(self) -> str:

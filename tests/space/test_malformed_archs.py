@@ -27,7 +27,8 @@ def _ofa_corruptions(rng: np.random.Generator, valid: dict) -> dict | object:
         data[field] = data[field][: int(rng.integers(0, n))] if rng.random() < 0.5 else data[field] * 2
     elif kind == 3:  # junk in an always-active slot (the first two blocks of every stage)
         slot = int(rng.integers(5)) * (4 if field != "d" else 1) + (int(rng.integers(2)) if field != "d" else 0)
-        data[field][slot] = JUNK[int(rng.integers(len(JUNK) - 2))] if rng.random() < 0.5 else int(rng.integers(8, 10**6))
+        junk = JUNK[int(rng.integers(len(JUNK) - 2))]
+        data[field][slot] = junk if rng.random() < 0.5 else int(rng.integers(8, 10**6))
     elif kind == 4:  # a bad resolution
         data["r"] = JUNK[int(rng.integers(len(JUNK)))] if rng.random() < 0.5 else int(rng.integers(225, 10**9))
     elif kind == 5:  # a field of the wrong type
