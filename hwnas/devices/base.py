@@ -7,9 +7,10 @@ from __future__ import annotations
 
 import hashlib
 from abc import ABC, abstractmethod
+from collections.abc import Iterator, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any, Iterator, Sequence
+from typing import Any
 
 __all__ = ["BenchmarkModel", "BenchmarkSettings", "Measurement", "Device", "sha256_file"]
 
@@ -91,7 +92,7 @@ class Measurement:
         return asdict(self)
 
     @classmethod
-    def from_dict(cls, data: dict[str, Any]) -> "Measurement":
+    def from_dict(cls, data: dict[str, Any]) -> Measurement:
         names = cls.__dataclass_fields__.keys()
         return cls(**{k: v for k, v in data.items() if k in names})
 
@@ -105,7 +106,7 @@ class Device(ABC):
 
     name: str
 
-    def __enter__(self) -> "Device":
+    def __enter__(self) -> Device:
         self.connect()
         return self
 

@@ -650,6 +650,10 @@ def supervise(manifest_path, manifest, results_path):
                   "sha256": entry.get("sha256"), "runtime": manifest["runtime"], "runtime_version": version,
                   "error": error, "timestamp": time.time()})
 
+    def stopped():
+        """The host asked to stop (a `stop` file), or removed the run folder (it gave up on this batch)."""
+        return os.path.exists(stop_path) or not os.path.exists(manifest_path)
+
     def record_reply(entry, rnd, reply):
         index = entry["index"]
         record = {"type": "round", "index": index, "round": rnd, "samples_ms": reply["samples_ms"],
@@ -683,7 +687,7 @@ def supervise(manifest_path, manifest, results_path):
                 # replies come back in order, so the oldest unanswered task is the one running
                 pending = [e for e in chunk if e["index"] not in finished and rnd not in samples.get(e["index"], {})]
                 while pending:
-                    if os.path.exists(stop_path):
+                    if stopped():
                         out.emit({"type": "end", "stopped": True})
                         return 0
                     if worker is None and fatal is None:
@@ -718,7 +722,7 @@ def supervise(manifest_path, manifest, results_path):
                             fail(entry, reply["error"])
                         else:
                             record_reply(entry, rnd, reply)
-                        if os.path.exists(stop_path):
+                        if stopped():
                             break
         if worker is not None:
             worker.close()

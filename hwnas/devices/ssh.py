@@ -13,7 +13,6 @@ import logging
 import os
 import posixpath
 import shlex
-import socket
 import time
 import uuid
 from collections.abc import Sequence
@@ -193,12 +192,10 @@ class SshDevice(RunnerDevice):
             return set(self._sftp_client().listdir(path))
         except FileNotFoundError:
             return set()
-        except OSError as exc:
-            if isinstance(exc, (socket.error, EOFError)) and not self._alive():
+        except (OSError, EOFError) as exc:
+            if not self._alive():
                 raise TransportError(f"device {self.name}: link lost while listing {path}") from None
-            return set()
-        except EOFError:
-            raise TransportError(f"device {self.name}: link lost while listing {path}") from None
+            raise TransportError(f"device {self.name}: cannot list {path}: {exc}") from None
 
     def _makedirs(self, path: str) -> None:
         sftp = self._sftp_client()
@@ -219,8 +216,16 @@ class SshDevice(RunnerDevice):
             self._makedirs(posixpath.dirname(remote))
             sftp = self._sftp_client()
             tmp = f"{remote}.{uuid.uuid4().hex[:8]}.part"
-            sftp.put(str(local), tmp)
-            sftp.posix_rename(tmp, remote)
+            try:
+                sftp.put(str(local), tmp)
+                sftp.posix_rename(tmp, remote)
+            except (OSError, EOFError):
+                if self._alive():
+                    try:
+                        sftp.remove(tmp)
+                    except OSError:
+                        pass
+                raise
         except (OSError, EOFError) as exc:
             raise TransportError(f"device {self.name}: push of {Path(local).name} failed: {exc}") from None
 

@@ -188,3 +188,38 @@ def test_hostile_names_and_paths_never_execute(tmp_path, sshd, onnx_models):
     home = Path(os.path.expanduser("~"))
     for where in (tmp_path, home, Path.cwd(), tmp_path / f"remote {evil}"):
         assert not any(where.glob("PWNED*")), where
+
+
+def test_silent_server_hits_the_connect_timeout(tmp_path):
+    import socket as sk
+
+    from hwnas.devices.inventory import DeviceConfig
+
+    listener = sk.socket()
+    listener.bind(("127.0.0.1", 0))
+    listener.listen(1)  # accepts (kernel backlog) but never says a word
+    try:
+        config = DeviceConfig(name="mute", transport="ssh", host="127.0.0.1", port=listener.getsockname()[1],
+                              known_hosts=str(tmp_path / "kh"), connect_timeout_s=1.0)
+        started = time.monotonic()
+        with pytest.raises(TransportError, match="cannot connect"):
+            SshDevice(config).connect()
+        assert time.monotonic() - started < 30
+    finally:
+        listener.close()
+
+
+def test_abandoned_batch_stops_the_remote_runner(ssh_workspace, onnx_models):
+    from helpers import own_runner_pids
+
+    models = [BenchmarkModel(p, f"{p.stem}-{i}") for i in range(4) for p in onnx_models]  # 20 models
+    with open_device("ssh-loop", ssh_workspace) as device:
+        batch = device.benchmark(models, settings(rounds=1, runs=200))
+        next(batch)
+        run_dir = device.last_run_dir
+        batch.close()  # the caller stops iterating: the run folder goes, and the runner must notice
+        deadline = time.monotonic() + 20
+        while own_runner_pids(run_dir, "run") and time.monotonic() < deadline:
+            time.sleep(0.2)
+    assert not own_runner_pids(run_dir, "run") and not own_runner_pids(run_dir, "worker")
+    assert not Path(run_dir).exists()
