@@ -332,8 +332,8 @@ class AdbDevice(RunnerDevice):
     def _benchmark_tool(self, models: list[BenchmarkModel], settings: BenchmarkSettings) -> Iterator[Measurement]:
         started = time.monotonic()
         batch_deadline = started + settings.timeout_per_batch_s if settings.timeout_per_batch_s else math.inf
-        binary = self._binary_remote()
-        paths = self.push_models(models)
+        binary = self._retrying(self._binary_remote, batch_deadline)
+        paths = self._retrying(lambda: self.push_models(models), batch_deadline)
         rounds = max(1, settings.rounds)
         runs = max(1, math.ceil(settings.runs / rounds))
         per_round: dict[int, list[dict[str, Any]]] = {i: [] for i in range(len(models))}

@@ -84,7 +84,12 @@ def _remote_name(model: BenchmarkModel) -> str:
 
 
 class RunnerDevice(Device):
-    """A device that runs `runner.py` (local subprocess, SSH, or ADB with Python on the phone)."""
+    """A device that runs `runner.py` (local subprocess, SSH, or ADB with Python on the phone).
+
+    `Measurement.wall_ms` is the host time since the previous measurement was yielded (the first: since the
+    batch started, pushes included), so the wall times of a batch add up to its wall time and
+    `sum(wall_ms) - sum(run_total_ms)` is the batch's overhead.
+    """
 
     models_are_local = False  # True: the runner reads the caller's files in place (nothing to push)
     link_timeout_s = 30.0  # no line (not even a heartbeat) for this long: the link is considered dead
@@ -185,8 +190,8 @@ class RunnerDevice(Device):
             return
         started = time.monotonic()
         batch_deadline = started + settings.timeout_per_batch_s if settings.timeout_per_batch_s else math.inf
-        runner = self._runner_remote()
-        paths = self.push_models(models)
+        runner = self._retrying(self._runner_remote, batch_deadline)
+        paths = self._retrying(lambda: self.push_models(models), batch_deadline)
         run_dir = self._path("runs", f"{time.strftime('%Y%m%d-%H%M%S')}-{uuid.uuid4().hex[:8]}")
         manifest = {
             "version": 1, "runtime": settings.runtime, "threads": settings.threads, "warmup": settings.warmup,
@@ -200,7 +205,7 @@ class RunnerDevice(Device):
         }
         self.last_run_dir = run_dir
         manifest_path = posixpath.join(run_dir, "manifest.json")
-        self._write_file(manifest_path, json.dumps(manifest).encode())
+        self._retrying(lambda: self._write_file(manifest_path, json.dumps(manifest).encode()), batch_deadline)
         argv = [self.python, runner, "run", manifest_path]
         yielded: set[int] = set()
         last = time.monotonic()
@@ -261,6 +266,19 @@ class RunnerDevice(Device):
                     self._remove_tree(run_dir)
             except (TransportError, DeviceError, OSError):
                 pass  # the link is gone; stale run folders are harmless and removed by the next cleanup
+
+    def _retrying(self, step: Callable[[], Any], deadline: float) -> Any:
+        """Run a preparation step (push, manifest); after a dropped link, reconnect and run it again (steps
+        are idempotent: pushes skip what already arrived)."""
+        attempts = 0
+        while True:
+            try:
+                return step()
+            except TransportError as exc:
+                attempts += 1
+                if attempts >= MAX_ATTEMPTS_WITHOUT_PROGRESS:
+                    raise
+                self._recover(exc, min(deadline, time.monotonic() + self.config.reconnect_timeout_s))
 
     def _batch_timeout(self, models: Sequence[BenchmarkModel], yielded: set[int], settings: BenchmarkSettings,
                        run_dir: str) -> Iterator[Measurement]:

@@ -223,3 +223,21 @@ def test_abandoned_batch_stops_the_remote_runner(ssh_workspace, onnx_models):
             time.sleep(0.2)
     assert not own_runner_pids(run_dir, "run") and not own_runner_pids(run_dir, "worker")
     assert not Path(run_dir).exists()
+
+
+def test_connection_dropped_during_the_push_is_retried(ssh_workspace, sshd, onnx_models):
+    calls = []
+    with open_device("ssh-loop", ssh_workspace) as device:
+        original = device._push
+
+        def push_with_outage(local, remote):
+            if not calls:
+                sshd.kill()  # the link dies just before the first file goes out
+                threading.Timer(1.0, sshd.start).start()
+            calls.append(Path(local).name)
+            return original(local, remote)
+
+        device._push = push_with_outage
+        got = list(device.benchmark([BenchmarkModel(p, p.stem) for p in onnx_models[:2]], settings(rounds=1)))
+    assert len(got) == 2 and all(m.ok for m in got)
+    assert calls[0] == calls[1]  # the interrupted push was done again after reconnecting
