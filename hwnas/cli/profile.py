@@ -38,8 +38,8 @@ def profile(
     resolutions: Annotated[str | None, typer.Option(help="Comma-separated input resolutions (default: all).")] = None,
     precision: Annotated[str, typer.Option(help="fp32 or int8.")] = "fp32",
     calibration: Annotated[int, typer.Option(min=0, help="Random whole subnets to measure.")] = 50,
-    reference: Annotated[bool, typer.Option("--reference/--no-reference",
-                                            help="Measure the 20 fixed reference subnets.")] = True,
+    reference: Annotated[int, typer.Option(min=0, help="Fixed reference subnets to measure (20 is the standard "
+                                                       "set, the same on every device; 0: none).")] = 20,
     archs: Annotated[str | None, typer.Option(help="Only the operators of these archs (JSON file or inline).")] = None,
     measure_archs: Annotated[str | None, typer.Option(help="Also measure these archs whole (JSON file).")] = None,
     runs: Annotated[int | None, typer.Option(min=1, help="Timed runs per model (device default if unset).")] = None,

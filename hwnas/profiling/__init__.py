@@ -13,7 +13,14 @@ from hwnas.profiling.profile import (
     profile_path,
     write_profile,
 )
-from hwnas.profiling.profiler import ProfileProgress, models_dir, plan_operators, profile_device
+from hwnas.profiling.profiler import (
+    ProfileProgress,
+    arch_models_dir,
+    export_profile_models,
+    models_dir,
+    plan_operators,
+    profile_device,
+)
 from hwnas.profiling.reference import calibration_archs, reference_archs
 from hwnas.profiling.store import MeasurementStore, StoredMeasurement
 
@@ -23,7 +30,9 @@ __all__ = [
     "MeasurementStore",
     "ProfileProgress",
     "StoredMeasurement",
+    "arch_models_dir",
     "build_profile",
+    "export_profile_models",
     "calibration_archs",
     "find_profile",
     "load_profile",

@@ -25,7 +25,8 @@ from hwnas.profiling.store import MeasurementStore, StoredMeasurement
 from hwnas.space import Arch, OpSpec, SearchSpace
 from hwnas.workspace import Workspace
 
-__all__ = ["profile_device", "ProfileProgress", "plan_operators", "RUNTIME_FORMATS", "models_dir"]
+__all__ = ["profile_device", "export_profile_models", "ProfileProgress", "plan_operators", "RUNTIME_FORMATS",
+           "models_dir", "arch_models_dir"]
 
 RUNTIME_FORMATS = {"tflite": "tflite", "onnxruntime": "onnx"}
 
@@ -87,7 +88,7 @@ def profile_device(
     resolutions: Sequence[int] | None = None,
     precision: str = "fp32",
     calibration: int = 50,
-    reference: bool = True,
+    reference: bool | int = True,
     ops: Iterable[OpSpec] | None = None,
     archs: Iterable[Any] | None = None,
     extra_archs: Iterable[Any] | None = None,
@@ -98,7 +99,8 @@ def profile_device(
     """Measure operators and whole subnets of `space` on an open `device`; write and return the profile path.
 
     `ops` or `archs` restrict the operators (to a list, or to those the given archs run); `calibration` random
-    subnets and (with `reference`) the 20 reference subnets are measured whole, and so are `extra_archs`.
+    subnets and the reference subnets (True: the standard 20, False: none, an int: that many spread over FLOPs)
+    are measured whole, and so are `extra_archs`.
     """
     from hwnas.export import export_arch, export_operators  # torch-heavy: imported when profiling starts
 
@@ -110,14 +112,10 @@ def profile_device(
     if precision not in ("fp32", "int8"):
         raise ProfilingError(f"precision must be fp32 or int8, got {precision!r}")
     op_list = plan_operators(sp, ops, archs)
-    role_archs: dict[str, list[Arch]] = {"reference": reference_archs(sp) if reference else []}
-    taken = {a.key for a in role_archs["reference"]}
-    role_archs["calibration"] = calibration_archs(sp, calibration, exclude=taken) if calibration else []
-    taken |= {a.key for a in role_archs["calibration"]}
-    role_archs["extra"] = [a for a in (sp.validate(x) for x in (extra_archs or [])) if a.key not in taken]
+    role_archs = _plan_archs(sp, calibration, reference, extra_archs)
     store = MeasurementStore.for_device(workspace, device.name)
     out_dir = models_dir(workspace, fmt, precision)
-    arch_dir = out_dir / "archs" / f"{sp.name}-{_config_digest(sp)}"
+    arch_dir = arch_models_dir(workspace, sp, fmt, precision)
     timing = {"export_s": 0.0, "device_s": 0.0}
     started = time.monotonic()
 
@@ -155,9 +153,8 @@ def profile_device(
                 models, roles = [], {}
                 for role, arch in batch:
                     t0 = time.monotonic()
-                    try:  # random weights: outputs are not compared with PyTorch (latency does not need it)
-                        exported = export_arch(sp, arch, arch_dir, fmt, precision=precision, validate=False,
-                                               calib=_random_calib(sp, arch) if precision == "int8" else None)
+                    try:
+                        exported = _export_arch_cached(export_arch, sp, arch, arch_dir, fmt, precision)
                     except ExportError as exc:
                         record("arch", arch.key, role, arch.to_dict(),
                                _failed(arch.key, device.name, settings, str(exc)))
@@ -215,6 +212,77 @@ def _measure(device: Device, models: list[BenchmarkModel], settings: BenchmarkSe
     except DeviceError as exc:
         raise ProfilingError(f"lost device {device.name} ({exc}); what was measured is kept: re-run to continue") \
             from exc
+
+
+def arch_models_dir(workspace: Workspace, space: SearchSpace, fmt: str, precision: str) -> Path:
+    """Where whole-subnet models are cached: `.cache/models/<fmt>-<prec>/archs/<space>-<config digest>/`."""
+    return models_dir(workspace, fmt, precision) / "archs" / f"{space.name}-{_config_digest(space)}"
+
+
+def _export_arch_cached(export_arch: Callable[..., Any], space: SearchSpace, arch: Arch, arch_dir: Path, fmt: str,
+                        precision: str) -> Any:
+    """A subnet's model file: reused when its folder holds a complete export of this arch, else exported.
+
+    Weights are random, so outputs are not compared with PyTorch (latency does not depend on them).
+    """
+    from hwnas.devices.base import sha256_file
+    from hwnas.export import arch_folder
+
+    folder = arch_folder(arch_dir, arch.key, fmt, precision)
+    model, side = folder / f"model.{'onnx' if fmt == 'onnx' else 'tflite'}", folder / "model.json"
+    if model.is_file() and side.is_file():
+        try:
+            record = json.loads(side.read_text(encoding="utf-8"))
+        except (OSError, ValueError):
+            record = {}
+        if record.get("arch_key") == arch.key and record.get("sha256") == sha256_file(model):
+            return _Exported(model, record["sha256"])
+    return export_arch(space, arch, arch_dir, fmt, precision=precision, validate=False,
+                       calib=_random_calib(space, arch) if precision == "int8" else None)
+
+
+@dataclass(frozen=True)
+class _Exported:
+    path: Path
+    sha256: str
+
+
+def export_profile_models(space: SearchSpace | str, workspace: Workspace, runtime: str, *,
+                          resolutions: Sequence[int] | None = None, precision: str = "fp32",
+                          calibration: int = 50, reference: bool | int = True, ops: Iterable[OpSpec] | None = None,
+                          archs: Iterable[Any] | None = None, extra_archs: Iterable[Any] | None = None,
+                          jobs: int = 2, progress: ProgressFn | None = None) -> dict[str, int]:
+    """Export (into the cache) every model `profile_device` with the same arguments will measure, without a
+    device: the slow, device-independent half of profiling, which can run ahead of time."""
+    from hwnas.export import export_arch, export_operators
+
+    sp = _space_at(spaces.create(space) if isinstance(space, str) else space, resolutions)
+    fmt = RUNTIME_FORMATS.get(runtime)
+    if fmt is None:
+        raise ProfilingError(f"runtime {runtime!r} cannot be profiled; use one of {sorted(RUNTIME_FORMATS)}")
+    op_list = plan_operators(sp, ops, archs)
+    out_dir = models_dir(workspace, fmt, precision)
+    for start in range(0, len(op_list), 32):
+        export_operators(sp, op_list[start:start + 32], out_dir, fmt, precision=precision, jobs=jobs)
+        _emit(progress, ProfileProgress("export operators", min(start + 32, len(op_list)), len(op_list)))
+    roles = _plan_archs(sp, calibration, reference, extra_archs)
+    all_archs = [a for role in ("reference", "calibration", "extra") for a in roles[role]]
+    arch_dir = arch_models_dir(workspace, sp, fmt, precision)
+    for i, arch in enumerate(all_archs):
+        _export_arch_cached(export_arch, sp, arch, arch_dir, fmt, precision)
+        _emit(progress, ProfileProgress("export archs", i + 1, len(all_archs), arch.key))
+    return {"operators": len(op_list), "archs": len(all_archs)}
+
+
+def _plan_archs(sp: SearchSpace, calibration: int, reference: bool | int, extra_archs: Iterable[Any] | None) \
+        -> dict[str, list[Arch]]:
+    n_reference = 20 if reference is True else int(reference or 0)
+    roles: dict[str, list[Arch]] = {"reference": reference_archs(sp, n_reference) if n_reference else []}
+    taken = {a.key for a in roles["reference"]}
+    roles["calibration"] = calibration_archs(sp, calibration, exclude=taken) if calibration else []
+    taken |= {a.key for a in roles["calibration"]}
+    roles["extra"] = [a for a in (sp.validate(x) for x in (extra_archs or [])) if a.key not in taken]
+    return roles
 
 
 def _config_digest(space: SearchSpace) -> str:
