@@ -40,6 +40,8 @@ def profile(
     calibration: Annotated[int, typer.Option(min=0, help="Random whole subnets to measure.")] = 50,
     reference: Annotated[int, typer.Option(min=0, help="Fixed reference subnets to measure (20 is the standard "
                                                        "set, the same on every device; 0: none).")] = 20,
+    operators: Annotated[bool, typer.Option("--operators/--no-operators", help="Measure operators (--no-operators: "
+                                            "only whole subnets, e.g. the reference set for few-shot).")] = True,
     archs: Annotated[str | None, typer.Option(help="Only the operators of these archs (JSON file or inline).")] = None,
     measure_archs: Annotated[str | None, typer.Option(help="Also measure these archs whole (JSON file).")] = None,
     runs: Annotated[int | None, typer.Option(min=1, help="Timed runs per model (device default if unset).")] = None,
@@ -80,8 +82,9 @@ def profile(
 
             path = profile_device(dev, sp, wsp, settings=settings, resolutions=_ints(resolutions, "--resolutions"),
                                   precision=precision, calibration=calibration, reference=reference,
-                                  archs=_archs_arg(archs), extra_archs=_archs_arg(measure_archs),
-                                  chunk_size=chunk_size, jobs=jobs, progress=on_progress)
+                                  ops=None if operators else [], archs=_archs_arg(archs),
+                                  extra_archs=_archs_arg(measure_archs), chunk_size=chunk_size, jobs=jobs,
+                                  progress=on_progress)
     data = load_profile(path)
     timing = data.get("timing", {})
     n_archs = sum(len(data.get(r) or []) for r in ("reference", "calibration", "extra"))
