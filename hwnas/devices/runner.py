@@ -5,6 +5,7 @@ copied to the device by the transports. Usage on the device:
 
     python3 runner.py info                  fingerprint as one JSON object
     python3 runner.py run MANIFEST.json     measure; JSON lines on stdout, same lines appended to the results file
+    python3 runner.py unpack ARCHIVE FOLDER unpack pushed models (named by sha256, each checked)
 
 `run` is a supervisor: a worker process loads and times the models, one (model, round) task at a time, so a
 model that hangs (per-model timeout) or crashes the runtime (a corrupt file) is reported failed and the batch
@@ -733,14 +734,55 @@ def supervise(manifest_path, manifest, results_path):
             worker.kill()
 
 
+def unpack_main(archive, dest):
+    """Unpack pushed models: only regular files named <sha256>.<ext>, each checked against its name."""
+    import hashlib
+    import re
+    import tarfile
+
+    name_re = re.compile(r"^[0-9a-f]{64}\.[A-Za-z0-9]{1,8}$")
+    if not os.path.isdir(dest):
+        os.makedirs(dest)
+    count = 0
+    with tarfile.open(archive, "r:") as tar:
+        for member in tar:
+            if not member.isfile() or not name_re.match(member.name):
+                sys.stderr.write(f"refusing archive member {member.name!r}\n")
+                return 2
+            source = tar.extractfile(member)
+            tmp = os.path.join(dest, f"{member.name}.{os.getpid()}.part")
+            digest = hashlib.sha256()
+            with open(tmp, "wb") as handle:
+                while True:
+                    chunk = source.read(1 << 20)
+                    if not chunk:
+                        break
+                    digest.update(chunk)
+                    handle.write(chunk)
+            if digest.hexdigest() != member.name.split(".")[0]:
+                os.remove(tmp)
+                sys.stderr.write(f"{member.name} arrived damaged (sha256 mismatch)\n")
+                return 3
+            os.replace(tmp, os.path.join(dest, member.name))
+            count += 1
+    os.remove(archive)
+    sys.stdout.write(json.dumps({"unpacked": count}) + "\n")
+    return 0
+
+
 def main(argv=None):
     argv = list(sys.argv[1:] if argv is None else argv)
-    if not argv or argv[0] not in ("info", "run", "worker"):
-        sys.stderr.write("usage: runner.py info | run MANIFEST.json\n")
+    if not argv or argv[0] not in ("info", "run", "worker", "unpack"):
+        sys.stderr.write("usage: runner.py info | run MANIFEST.json | unpack ARCHIVE.tar FOLDER\n")
         return 2
     if argv[0] == "info":
         sys.stdout.write(json.dumps(fingerprint()) + "\n")
         return 0
+    if argv[0] == "unpack":
+        if len(argv) != 3:
+            sys.stderr.write("usage: runner.py unpack ARCHIVE.tar FOLDER\n")
+            return 2
+        return unpack_main(argv[1], argv[2])
     if len(argv) != 2:
         sys.stderr.write(f"usage: runner.py {argv[0]} MANIFEST.json\n")
         return 2

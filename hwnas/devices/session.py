@@ -11,6 +11,8 @@ import json
 import math
 import posixpath
 import re
+import tarfile
+import tempfile
 import time
 import uuid
 from abc import abstractmethod
@@ -27,6 +29,7 @@ __all__ = ["RunnerDevice", "LineStream", "RUNNER_PATH", "runner_sha256", "measur
 
 RUNNER_PATH = Path(__file__).with_name("runner.py")
 MAX_ATTEMPTS_WITHOUT_PROGRESS = 4
+BUNDLE_MIN_FILES = 4  # from this many missing models on, push them as one archive
 SUFFIX_RE = re.compile(r"^\.[A-Za-z0-9]{1,8}$")
 
 ProgressFn = Callable[[Measurement, int, int], None]
@@ -167,22 +170,40 @@ class RunnerDevice(Device):
         data["target"] = self.config.target
         return data
 
-    def push_models(self, models: Sequence[BenchmarkModel]) -> dict[str, str]:
-        """Push the models the device lacks (by sha256); return sha256 -> path on the device."""
+    def push_models(self, models: Sequence[BenchmarkModel], runner: str | None = None) -> dict[str, str]:
+        """Push the models the device lacks (by sha256); return sha256 -> path on the device.
+
+        With the runner's path given and several files missing, they travel as one tar archive that the runner
+        unpacks (checking every file's sha256): one transfer instead of several round trips per file."""
         if self.models_are_local:
             return {m.sha256: str(m.path.resolve()) for m in models}
         folder = self._path("models")
         present = self._list_dir(folder)
-        paths: dict[str, str] = {}
+        missing: dict[str, BenchmarkModel] = {}
         for model in models:
             name = _remote_name(model)
-            if name not in present:
+            if name not in present and name not in missing:
                 if sha256_file(model.path) != model.sha256:
                     raise DeviceError(f"{model.path} changed since it was hashed; rebuild its BenchmarkModel")
+                missing[name] = model
+        if runner and len(missing) >= BUNDLE_MIN_FILES:
+            self._push_bundle(missing, folder, runner)
+        else:
+            for name, model in missing.items():
                 self._push(model.path, posixpath.join(folder, name))
-                present.add(name)
-            paths[model.sha256] = posixpath.join(folder, name)
-        return paths
+        return {m.sha256: posixpath.join(folder, _remote_name(m)) for m in models}
+
+    def _push_bundle(self, missing: dict[str, BenchmarkModel], folder: str, runner: str) -> None:
+        with tempfile.TemporaryDirectory(prefix="hwnas-push-") as tmp:
+            archive = Path(tmp) / "models.tar"
+            with tarfile.open(archive, "w", format=tarfile.PAX_FORMAT) as tar:
+                for name, model in missing.items():
+                    tar.add(str(model.path), arcname=name, recursive=False)
+            remote = self._path(f"incoming-{uuid.uuid4().hex[:12]}.tar")
+            self._push(archive, remote)
+        code, _, err = self._exec([self.python, runner, "unpack", remote, folder], timeout_s=600.0)
+        if code != 0:
+            raise DeviceError(f"device {self.name}: unpacking the pushed models failed: {_tail(err)}")
 
     def benchmark(self, models: Sequence[BenchmarkModel], settings: BenchmarkSettings) -> Iterator[Measurement]:
         models = list(models)
@@ -191,7 +212,7 @@ class RunnerDevice(Device):
         started = time.monotonic()
         batch_deadline = started + settings.timeout_per_batch_s if settings.timeout_per_batch_s else math.inf
         runner = self._retrying(self._runner_remote, batch_deadline)
-        paths = self._retrying(lambda: self.push_models(models), batch_deadline)
+        paths = self._retrying(lambda: self.push_models(models, runner), batch_deadline)
         run_dir = self._path("runs", f"{time.strftime('%Y%m%d-%H%M%S')}-{uuid.uuid4().hex[:8]}")
         manifest = {
             "version": 1, "runtime": settings.runtime, "threads": settings.threads, "warmup": settings.warmup,

@@ -57,6 +57,7 @@ class SshDevice(RunnerDevice):
         self.known_hosts = Path(config.known_hosts or "~/.ssh/known_hosts").expanduser()
         self._client: Any = None
         self._sftp: Any = None
+        self._made_dirs: set[str] = set()  # folders known to exist on the device (saves SFTP round trips)
 
     @property
     def root(self) -> str:
@@ -119,6 +120,7 @@ class SshDevice(RunnerDevice):
                     pass
         self._sftp = None
         self._client = None
+        self._made_dirs.clear()
 
     def _alive(self) -> bool:
         transport = self._client.get_transport() if self._client is not None else None
@@ -198,6 +200,8 @@ class SshDevice(RunnerDevice):
             raise TransportError(f"device {self.name}: cannot list {path}: {exc}") from None
 
     def _makedirs(self, path: str) -> None:
+        if path in self._made_dirs:
+            return
         sftp = self._sftp_client()
         parts = [p for p in path.split("/") if p]
         current = "/" if path.startswith("/") else ""
@@ -210,6 +214,7 @@ class SshDevice(RunnerDevice):
                     sftp.mkdir(current, 0o700)
                 except OSError:
                     sftp.stat(current)  # created meanwhile by someone else: fine; else this raises
+        self._made_dirs.add(path)
 
     def _push(self, local: Path, remote: str) -> None:
         try:
@@ -243,6 +248,7 @@ class SshDevice(RunnerDevice):
     def _remove_tree(self, path: str) -> None:
         if not self._alive():
             return
+        self._made_dirs = {d for d in self._made_dirs if d != path and not d.startswith(path.rstrip("/") + "/")}
         self._exec(["rm", "-rf", "--", path], timeout_s=30.0)
 
 

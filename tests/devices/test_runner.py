@@ -153,3 +153,30 @@ def test_onnxruntime_cuda_provider_is_used(tmp_path, onnx_models):
         pytest.skip("GPU-only path: onnxruntime has no CUDA provider here")
     out, _ = run_runner(tmp_path, onnx_models[:1], use_gpu=True, rounds=1)
     assert out[0]["type"] == "result" and "CUDAExecutionProvider" in out[0]["providers"]
+
+
+def _tar(path: Path, members: dict):
+    import io
+    import tarfile
+
+    with tarfile.open(path, "w") as tar:
+        for name, data in members.items():
+            info = tarfile.TarInfo(name)
+            info.size = len(data)
+            tar.addfile(info, io.BytesIO(data))
+
+
+def test_unpack_checks_names_and_content(tmp_path):
+    import hashlib
+
+    data = b"model bytes"
+    good = hashlib.sha256(data).hexdigest() + ".onnx"
+    dest = tmp_path / "models"
+    for members, code in (({"../escape.onnx": data}, 2), ({good: b"other bytes"}, 3), ({good: data}, 0)):
+        archive = tmp_path / "in.tar"
+        _tar(archive, members)
+        proc = subprocess.run([sys.executable, str(RUNNER_PATH), "unpack", str(archive), str(dest)],
+                              capture_output=True, text=True, timeout=60)
+        assert proc.returncode == code, proc.stderr
+    assert [p.name for p in dest.iterdir()] == [good] and (dest / good).read_bytes() == data
+    assert not (tmp_path / "escape.onnx").exists() and not archive.exists()

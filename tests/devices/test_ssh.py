@@ -241,3 +241,17 @@ def test_connection_dropped_during_the_push_is_retried(ssh_workspace, sshd, onnx
         got = list(device.benchmark([BenchmarkModel(p, p.stem) for p in onnx_models[:2]], settings(rounds=1)))
     assert len(got) == 2 and all(m.ok for m in got)
     assert calls[0] == calls[1]  # the interrupted push was done again after reconnecting
+
+
+def test_many_missing_models_travel_as_one_archive(ssh_workspace, onnx_models):
+    pushed = []
+    models = [BenchmarkModel(p, p.stem) for p in onnx_models]  # 5 missing: bundled
+    with open_device("ssh-loop", ssh_workspace) as device:
+        original = device._push
+        device._push = lambda local, remote: (pushed.append(Path(local).name), original(local, remote))
+        got = list(device.benchmark(models, settings(rounds=1)))
+        remote = Path(device.root)
+    assert all(m.ok for m in got)
+    assert pushed == ["runner.py", "models.tar"]
+    assert sorted(p.name for p in (remote / "models").iterdir()) == sorted(f"{m.sha256}.onnx" for m in models)
+    assert not list(remote.glob("incoming-*"))
