@@ -78,3 +78,19 @@ def test_check_over_adb(tmp_path, adb_device, benchmark_model_stand_in):
     invoke("device", "add", "bare", "--adb", adb_device.serial, "-w", str(ws.root))
     bare = invoke("device", "check", "bare", "-w", str(ws.root))
     assert bare.exit_code == 1 and "--benchmark-model" in bare.stdout
+
+
+def test_unknown_host_is_one_line_error_naming_the_fix(tmp_path, sshd):
+    import subprocess
+
+    ws = Workspace.init(tmp_path / "ws")
+    known = tmp_path / "kh"
+    invoke("device", "add", "pi", "--ssh", f"{sshd.user}@127.0.0.1:{sshd.port}", "--key",
+           str(sshd.folder / "user_key"), "--known-hosts", str(known), "-w", str(ws.root))
+    hwnas = [sys.executable, "-c", "from hwnas.cli.app import main; main()"]
+    proc = subprocess.run(hwnas + ["device", "check", "pi", "-w", str(ws.root)], capture_output=True, text=True,
+                          timeout=120)
+    assert proc.returncode == 1
+    lines = proc.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("error: ") and "hwnas device check pi --trust-new-host" in lines[0]
+    assert not known.exists()
