@@ -1,7 +1,230 @@
-"""`hwnas search`: not wired yet (its issue is in progress)."""
+"""`hwnas search`: the Pareto front of supernet top-1 vs predicted latency on devices; `hwnas deploy`: export
+the front, measure it on a device, and put measured next to predicted latency."""
+
+from __future__ import annotations
+
+import shlex
+import sys
+from pathlib import Path
+from typing import Annotated, Any
 
 import typer
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
+from rich.table import Table as RichTable
+
+from hwnas.cli._common import SeedOpt, WorkspaceOpt, console, out, workspace
+from hwnas.errors import HwnasError, InventoryError, SearchError
+from hwnas.workspace import Workspace
+
+__all__ = ["register", "search", "deploy", "build_search", "print_front"]
 
 
 def register(app: typer.Typer) -> None:
-    """Add this group's commands to the app."""
+    app.command("search")(search)
+    app.command("deploy")(deploy)
+
+
+def _columns() -> tuple:
+    return (TextColumn("{task.description:<12}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
+            TextColumn("ETA"), TimeRemainingColumn())
+
+
+def parse_budgets(items: list[str] | None, devices: list[str]) -> dict[str, float]:
+    """`D=30` pairs -> {device: ms}; each device must be one of `devices`."""
+    budgets: dict[str, float] = {}
+    for item in items or []:
+        name, sep, value = item.partition("=")
+        try:
+            ms = float(value)
+        except ValueError:
+            ms = -1.0
+        if not sep or not name or ms <= 0:
+            raise SearchError(f"--latency-ms takes DEVICE=MS with MS > 0, like pixel7=30; got {item!r}")
+        if name not in devices:
+            raise SearchError(f"--latency-ms names device {name!r}, which is not searched; add --device {name}")
+        budgets[name] = ms
+    return budgets
+
+
+def _check_devices(ws: Workspace, devices: list[str]) -> dict[str, Any]:
+    from hwnas.devices.inventory import load_inventory
+
+    if not devices:
+        raise SearchError("name at least one target device with --device (see `hwnas device list`)")
+    inventory = load_inventory(ws)
+    unknown = [d for d in devices if d not in inventory]
+    if unknown:
+        raise InventoryError(f"unknown device {unknown[0]!r} (known: {', '.join(sorted(inventory)) or 'none'}); "
+                             f"add it with `hwnas device add {unknown[0]} ...`")
+    return {d: inventory[d] for d in devices}
+
+
+def build_search(ws: Workspace, space_name: str, supernet_path: Path, data_spec: str, devices: list[str],
+                 budgets: dict[str, float], limit: int | None, batch_size: int = 250) -> dict[str, Any]:
+    """Load the supernet, data and device predictors; return the space, objectives and constraints."""
+    from hwnas.data import load_dataset
+    from hwnas.deploy import SupernetAccuracy, load_device_predictor, predicted_latency
+    from hwnas.errors import CheckpointError
+    from hwnas.export import file_sha256
+    from hwnas.objective import Constraint
+    from hwnas.space import list_spaces
+    from hwnas.supernet import load_checkpoint
+
+    if space_name not in list_spaces():
+        raise SearchError(f"unknown space {space_name!r}; choose one of {', '.join(list_spaces())}")
+    configs = _check_devices(ws, devices)
+    if not supernet_path.is_file():
+        raise SearchError(f"supernet checkpoint {supernet_path} does not exist")
+    supernet = load_checkpoint(supernet_path)
+    space = supernet.space
+    if space.name != space_name:
+        raise CheckpointError(f"{supernet_path} is a supernet of space {space.name!r}, not {space_name!r}; "
+                              f"pass --space {space.name} or a checkpoint of {space_name}")
+    data = load_dataset(data_spec, split="val")
+    if len(data) == 0:
+        from hwnas.errors import DataError
+
+        raise DataError(f"dataset {data_spec!r} has no validation images; pass a dataset with labelled images")
+    objectives: list[Any] = [SupernetAccuracy(supernet, data, limit=limit, batch_size=batch_size)]
+    predictors = {}
+    for d in devices:
+        predictors[d] = load_device_predictor(ws, d, space, configs[d].runtime)
+        objectives.append(predicted_latency(predictors[d], d))
+    constraints = [Constraint(objectives[1 + devices.index(d)], upper=ms) for d, ms in budgets.items()]
+    settings = {"supernet": str(supernet_path.resolve()), "supernet_sha256": file_sha256(supernet_path),
+                "data": data_spec, "limit": limit, "devices": devices,
+                "runtimes": {d: configs[d].runtime for d in devices},
+                "latency_budgets_ms": budgets, "workspace": str(ws.root)}
+    return {"space": space, "supernet": supernet, "data": data, "objectives": objectives,
+            "constraints": constraints, "settings": settings, "predictors": predictors}
+
+
+def run_with_progress(built: dict[str, Any], out_dir: Path, evals: int, algorithm: str, seed: int,
+                      resume_hint: str, options: dict[str, Any] | None = None) -> Any:
+    """run_search with a rich progress bar; Ctrl-C keeps the evaluations and prints how to resume."""
+    from hwnas.search.session import run_search
+
+    with Progress(*_columns(), console=console, transient=False) as bar:
+        task = bar.add_task("search", total=evals)
+
+        def on_progress(ev: Any) -> None:
+            bar.update(task, completed=min(ev.spent, evals))
+
+        def on_record(rec: Any) -> None:
+            bar.update(task, completed=min(rec.index, evals))
+
+        try:
+            return run_search(built["space"], built["objectives"], out_dir, evals, built["constraints"],
+                              algorithm=algorithm, seed=seed, settings=built["settings"],
+                              progress=on_progress, on_record=on_record, options=options)
+        except KeyboardInterrupt:
+            bar.stop()
+            console.print(f"interrupted: the evaluations so far are kept in {out_dir / 'evaluated.jsonl'}; "
+                          f"resume with:\n  {resume_hint}")
+            raise typer.Exit(130) from None
+
+
+def print_front(rows: list[dict[str, Any]], title: str) -> None:
+    if not rows:
+        out.print("the front is empty")
+        return
+    table = RichTable(title=title)
+    names = list(rows[0]["values"])
+    measured = sorted({k for r in rows for k in (r.get("measured") or {})})
+    for col in ["#", "key", *names, *(f"measured {m}" for m in measured)]:
+        table.add_column(col, overflow="fold")
+    for i, r in enumerate(rows, 1):
+        cells = [str(i), r["key"][:40]] + [f"{r['values'][n]:.3f}" for n in names]
+        cells += [("-" if (r.get("measured") or {}).get(m) is None else f"{r['measured'][m]:.3f}") for m in measured]
+        table.add_row(*cells)
+    out.print(table)
+
+
+def search(
+    space_name: Annotated[str, typer.Option("--space", help="Search space of the supernet.")] = "ofa-mbv3",
+    supernet: Annotated[Path | None, typer.Option("--supernet", help="Supernet checkpoint.")] = None,
+    data: Annotated[str, typer.Option("--data", help="Dataset for top-1: mnist5k, a folder, or a .npz.")] = "mnist5k",
+    device: Annotated[list[str] | None, typer.Option("--device", help="Target device (repeatable).")] = None,
+    latency_ms: Annotated[list[str] | None, typer.Option("--latency-ms",
+                                                         help="Latency budget DEVICE=MS (repeatable).")] = None,
+    evals: Annotated[int, typer.Option("--evals", min=1, help="Budget of expensive (top-1) evaluations.")] = 100,
+    out_dir: Annotated[Path | None, typer.Option("--out", help="Run folder (default runs/<time>).")] = None,
+    algorithm: Annotated[str, typer.Option("--algorithm",
+                                           help="accelerated, nsga2, random or evolution.")] = "accelerated",
+    limit: Annotated[int | None, typer.Option("--limit", min=1, help="Images per top-1 evaluation.")] = None,
+    seed: SeedOpt = 0,
+    ws: WorkspaceOpt = None,
+) -> None:
+    """Search the supernet for the front of top-1 vs latency on each device; resumable from --out."""
+    import time
+
+    wsp = workspace(ws)
+    if supernet is None:
+        raise SearchError("pass --supernet CHECKPOINT (the shipped demo: `hwnas demo`)")
+    devices = list(dict.fromkeys(device or []))
+    budgets = parse_budgets(latency_ms, devices)
+    out_dir = out_dir or wsp.runs_dir / time.strftime("%Y%m%d-%H%M%S")
+    built = build_search(wsp, space_name, supernet, data, devices, budgets, limit)
+    hint = " ".join(shlex.quote(a) for a in ["hwnas", *sys.argv[1:]]) if sys.argv[1:2] == ["search"] else \
+        f"hwnas search ... --out {out_dir}"
+    outcome = run_with_progress(built, out_dir, evals, algorithm, seed, hint)
+    if outcome.resumed:
+        console.print(f"resumed: {outcome.resumed} evaluations taken from {outcome.run.evaluated_path}")
+    print_front(outcome.front, f"front: {len(outcome.front)} models after {outcome.evaluator.spent} evaluations")
+    out.print(f"results in {out_dir} (front.csv, report.html); deploy with "
+              f"`hwnas deploy {out_dir} --device {devices[0]} --format tflite,onnx`")
+
+
+def deploy(
+    run_dir: Annotated[Path, typer.Argument(help="A search run folder (runs/<id>).")],
+    device: Annotated[str, typer.Option("--device", help="Device to measure on.")],
+    formats: Annotated[str, typer.Option("--format", help="Comma-separated: tflite, onnx.")] = "tflite,onnx",
+    int8: Annotated[bool, typer.Option("--int8", help="Also export and measure int8 models.")] = False,
+    ws: WorkspaceOpt = None,
+) -> None:
+    """Export each front model, measure it on the device, and record measured next to predicted latency."""
+    from hwnas.devices import open_device
+    from hwnas.search.runfolder import RunFolder
+
+    wsp = workspace(ws)
+    run = RunFolder(run_dir)
+    settings = run.read_settings()
+    fmt_list = [f.strip() for f in formats.split(",") if f.strip()]
+    _check_devices(wsp, [device])
+    supernet, calib = _deploy_inputs(settings, int8)
+    with open_device(device, wsp) as dev, Progress(*_columns(), console=console, transient=False) as bar:
+        tasks: dict[str, int] = {}
+
+        def on_progress(stage: str, done: int, total: int) -> None:
+            if stage not in tasks:
+                tasks[stage] = bar.add_task(stage, total=total)
+            bar.update(tasks[stage], completed=done, total=total)
+
+        rows = deploy_run(run_dir, dev, fmt_list, int8, supernet, calib, on_progress)
+    print_front(rows, f"deployed on {device}: predicted vs measured latency (ms)")
+    out.print(f"models in {run.path / 'models'}; report: {run.report_path}")
+
+
+def _deploy_inputs(settings: dict[str, Any], int8: bool) -> tuple[Any, Any]:
+    from hwnas.supernet import load_checkpoint
+
+    path = settings.get("supernet")
+    if not path or not Path(path).is_file():
+        raise SearchError(f"the run's supernet checkpoint {path} is gone; deploy needs it for the weights")
+    supernet = load_checkpoint(path)
+    calib = None
+    if int8:
+        from hwnas.data import load_dataset
+
+        try:
+            calib = load_dataset(settings.get("data", "mnist5k"), split="train").x[:64]
+        except HwnasError:
+            calib = None
+    return supernet, calib
+
+
+def deploy_run(run_dir: Path, dev: Any, formats: list[str], int8: bool, supernet: Any, calib: Any,
+               progress: Any) -> list[dict[str, Any]]:
+    from hwnas.deploy import deploy_front
+
+    return deploy_front(run_dir, dev, formats, int8=int8, supernet=supernet, calib=calib, progress=progress)

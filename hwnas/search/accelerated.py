@@ -61,9 +61,9 @@ def accelerated_search(evaluator: Evaluator, seed: int = 0, n_init: int = 20, ba
                  else np.zeros((len(cands), 0)))
             return F, G
 
-        front = [r.arch for r in evaluator.front()]
+        elite = _elite(evaluator, inner_pop)
         cands, F, G = run_nsga2(space, fitness, n_obj, n_con, pop_size=inner_pop, n_gen=inner_gens,
-                                seed=seed * 7919 + round_, initial=front)
+                                seed=seed * 7919 + round_, initial=elite)
         new = np.array([not evaluator.is_evaluated(a) for a in cands], dtype=bool)
         cands = [a for a, k in zip(cands, new, strict=False) if k]
         F, G = F[new], G[new]
@@ -83,6 +83,14 @@ def accelerated_search(evaluator: Evaluator, seed: int = 0, n_init: int = 20, ba
         if progress is not None:
             progress(evaluator)
     return evaluator
+
+
+def _elite(evaluator: Evaluator, n: int) -> list[Arch]:
+    """The best `n` validated archs (feasible first, then by rank and crowding): the inner search starts from
+    them, so its candidates are variations of what is known to be good."""
+    records = evaluator.records
+    order = _order_by_rank(evaluator.F(records), evaluator.G(records))
+    return [records[i].arch for i in order[:n]]
 
 
 def _order_by_rank(F: np.ndarray, G: np.ndarray) -> np.ndarray:

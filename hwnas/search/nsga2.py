@@ -92,7 +92,8 @@ def make_nsga2(space: SearchSpace, n_obj: int, n_constr: int = 0, pop_size: int 
         sampling=sampling,
         crossover=SBX(prob=0.9, eta=eta_crossover, vtype=float, repair=RoundingRepair()),
         mutation=PM(prob=1.0, eta=eta_mutation, vtype=float, repair=RoundingRepair()),
-        eliminate_duplicates=_KeyDuplicates(space, exclude),
+        # by arch key where earlier evaluations must be excluded, else pymoo's fast comparison of encodings
+        eliminate_duplicates=_KeyDuplicates(space, exclude) if exclude is not None else True,
     )
     problem = _problem(space, n_obj, n_constr)
     algorithm.setup(problem, termination=NoTermination(), seed=seed, verbose=False)

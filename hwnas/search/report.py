@@ -1,0 +1,146 @@
+"""The run report: pareto.png (every evaluated arch, the front highlighted, measured latency where deployed)
+and a self-contained report.html (settings, hypervolume, front table with predicted vs measured latency)."""
+
+from __future__ import annotations
+
+import base64
+import html
+import json
+from pathlib import Path
+from typing import Any
+
+from hwnas.search.runfolder import RunFolder
+from hwnas.workspace import atomic_write_bytes, atomic_write_text
+
+__all__ = ["plot_pareto", "write_report"]
+
+
+def _records(run: RunFolder) -> list[dict[str, Any]]:
+    if not run.evaluated_path.is_file():
+        return []
+    out = []
+    for line in run.evaluated_path.read_text(encoding="utf-8").splitlines():
+        try:
+            out.append(json.loads(line))
+        except json.JSONDecodeError:
+            continue
+    return out
+
+
+def _axes(doc: dict[str, Any]) -> tuple[str, str] | None:
+    """(x, y) objective names: latency-like on x, the other (accuracy) on y."""
+    names = [o["name"] for o in doc.get("objectives", [])]
+    if len(names) < 2:
+        return None
+    lat = [n for n in names if "latency" in n]
+    x = lat[0] if lat else names[1]
+    y = next(n for n in names if n != x)
+    return x, y
+
+
+def plot_pareto(run: RunFolder) -> Path | None:
+    """Write pareto.png; None when the search has fewer than two objectives."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    doc = run.read_front()
+    axes = _axes(doc)
+    if axes is None:
+        return None
+    x, y = axes
+    recs = _records(run)
+    fig, ax = plt.subplots(figsize=(6.4, 4.4), dpi=110)
+    if recs:
+        ax.scatter([r["values"].get(x) for r in recs], [r["values"].get(y) for r in recs], s=10, c="#bbbbbb",
+                   label=f"evaluated ({len(recs)})")
+    front = sorted(doc["front"], key=lambda r: r["values"][x])
+    ax.plot([r["values"][x] for r in front], [r["values"][y] for r in front], "o-", c="#1f77b4", ms=5,
+            label=f"front ({len(front)})")
+    device = x[x.find("[") + 1:-1] if "[" in x else None
+    measured = [(r["measured"].get(f"latency_ms[{device}]"), r["values"][y]) for r in front
+                if device and (r.get("measured") or {}).get(f"latency_ms[{device}]") is not None]
+    if measured:
+        ax.scatter([m[0] for m in measured], [m[1] for m in measured], marker="x", s=40, c="#d62728",
+                   label="measured after deploy")
+    for c in doc.get("constraints", []):
+        if c["objective"] == x and c.get("upper") is not None:
+            ax.axvline(c["upper"], ls="--", c="#888888", lw=1, label=f"budget {c['upper']:g}")
+    ax.set_xlabel(x)
+    ax.set_ylabel(y)
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=8)
+    fig.tight_layout()
+    import io
+
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png")
+    plt.close(fig)
+    atomic_write_bytes(run.plot_path, buf.getvalue())
+    return run.plot_path
+
+
+def _fmt(value: Any) -> str:
+    if isinstance(value, float):
+        return f"{value:.4g}"
+    return html.escape(str(value)) if value is not None else ""
+
+
+def write_report(run: RunFolder) -> Path:
+    """Write the self-contained report.html (the plot embedded as base64)."""
+    settings = run.read_settings()
+    doc = run.read_front()
+    plot = plot_pareto(run)
+    hv = json.loads(run.hv_path.read_text(encoding="utf-8")) if run.hv_path.is_file() else None
+    names = [o["name"] for o in doc["objectives"]]
+    predicted = sorted({k for r in doc["front"] for k in (r.get("predicted") or {})})
+    measured = sorted({k for r in doc["front"] for k in (r.get("measured") or {})})
+    head = (["#", "key"] + names + [f"predicted {k}" for k in predicted if k not in names]
+            + [f"measured {k}" for k in measured] + ["error %"] * bool(measured) + ["models"])
+    rows = []
+    for i, r in enumerate(doc["front"], 1):
+        cells = [str(i), f"<code>{html.escape(r['key'])}</code>"] + [_fmt(r["values"].get(n)) for n in names]
+        cells += [_fmt((r.get("predicted") or {}).get(k)) for k in predicted if k not in names]
+        cells += [_fmt((r.get("measured") or {}).get(k)) for k in measured]
+        if measured:
+            errs = []
+            for k in measured:
+                p = (r.get("predicted") or {}).get(k, r["values"].get(k))
+                m = (r.get("measured") or {}).get(k)
+                if p is not None and m:
+                    errs.append(f"{100.0 * (p - m) / m:+.0f}")
+            cells.append(" ".join(errs))
+        cells.append(", ".join(f"<code>{html.escape(str(v))}</code>" for v in (r.get("models") or {}).values()))
+        rows.append("<tr>" + "".join(f"<td>{c}</td>" for c in cells) + "</tr>")
+    img = ""
+    if plot is not None:
+        data = base64.b64encode(plot.read_bytes()).decode("ascii")
+        img = f'<img alt="Pareto front" src="data:image/png;base64,{data}">'
+    hv_line = ""
+    if hv and hv["history"]:
+        last = hv["history"][-1]
+        norm = hv["normalization"]
+        hv_line = (f"<p>Hypervolume {last['hypervolume']:.4f} after {last['evals']} evaluations "
+                   f"(normalised: lower {_fmt(norm['lower'])}, upper {_fmt(norm['upper'])}, "
+                   f"reference point {_fmt(norm['reference'])}, in minimisation space).</p>")
+    settings_rows = "".join(f"<tr><th>{html.escape(str(k))}</th><td>{_fmt(v if not isinstance(v, (list, dict)) else json.dumps(v))}</td></tr>"  # noqa: E501
+                            for k, v in settings.items())
+    page = f"""<!doctype html>
+<html><head><meta charset="utf-8"><title>hwnas search {html.escape(run.path.name)}</title>
+<style>body{{font-family:sans-serif;margin:2em;max-width:1200px}}table{{border-collapse:collapse;font-size:13px}}
+td,th{{border:1px solid #ccc;padding:3px 6px;text-align:left}}code{{font-size:12px}}img{{max-width:100%}}</style>
+</head><body>
+<h1>hwnas search: {html.escape(run.path.name)}</h1>
+<p>{doc['evaluations']} expensive evaluations; front of {len(doc['front'])} models.</p>
+{hv_line}
+{img}
+<h2>Front</h2>
+<table><tr>{''.join(f'<th>{html.escape(h)}</th>' for h in head)}</tr>
+{''.join(rows)}</table>
+<h2>Settings</h2>
+<table>{settings_rows}</table>
+</body></html>
+"""
+    atomic_write_text(run.report_path, page)
+    return run.report_path

@@ -1,0 +1,161 @@
+"""A search's run folder: settings.json, evaluated.jsonl (appended as each expensive evaluation happens, so a
+killed search resumes from it), front.json, front.csv and hypervolume.json. Every rewrite is atomic."""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import os
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from hwnas.errors import SearchError
+from hwnas.search.evaluator import EvaluationRecord, Evaluator
+from hwnas.space import SearchSpace
+from hwnas.workspace import atomic_write_text
+
+__all__ = ["RunFolder", "RESUME_KEYS"]
+
+# settings that must match for a run folder to be resumed (the rest may change, e.g. --evals)
+RESUME_KEYS = ("space", "objectives", "constraints", "algorithm", "seed", "supernet_sha256", "data")
+
+
+class RunFolder:
+    """Files of one search run. `append(record)` writes one line and flushes it to disk."""
+
+    def __init__(self, path: str | Path):
+        self.path = Path(path)
+
+    @property
+    def settings_path(self) -> Path:
+        return self.path / "settings.json"
+
+    @property
+    def evaluated_path(self) -> Path:
+        return self.path / "evaluated.jsonl"
+
+    @property
+    def front_json(self) -> Path:
+        return self.path / "front.json"
+
+    @property
+    def front_csv(self) -> Path:
+        return self.path / "front.csv"
+
+    @property
+    def hv_path(self) -> Path:
+        return self.path / "hypervolume.json"
+
+    @property
+    def plot_path(self) -> Path:
+        return self.path / "pareto.png"
+
+    @property
+    def report_path(self) -> Path:
+        return self.path / "report.html"
+
+    # -------------------------------------------------------------- settings
+    def read_settings(self) -> dict[str, Any]:
+        if not self.settings_path.is_file():
+            raise SearchError(f"{self.path} is not a search run folder (no settings.json); "
+                              "run `hwnas search ... --out` to make one")
+        return json.loads(self.settings_path.read_text(encoding="utf-8"))
+
+    def start(self, settings: dict[str, Any]) -> bool:
+        """Create the folder, or check that an existing one was made with the same settings. Returns True
+        when it resumes an earlier run."""
+        if self.settings_path.is_file():
+            old = self.read_settings()
+            diff = [k for k in RESUME_KEYS if old.get(k) != settings.get(k)]
+            if diff:
+                raise SearchError(f"{self.path} holds a search with other settings ({', '.join(diff)}); "
+                                  "choose another --out folder, or repeat the first command to resume it")
+            merged = {**old, **settings}
+            atomic_write_text(self.settings_path, json.dumps(merged, indent=2) + "\n")
+            return True
+        self.path.mkdir(parents=True, exist_ok=True)
+        atomic_write_text(self.settings_path, json.dumps(settings, indent=2) + "\n")
+        return False
+
+    # ------------------------------------------------------------ evaluations
+    def append(self, record: EvaluationRecord) -> None:
+        line = json.dumps(record.to_dict(), sort_keys=True) + "\n"
+        with open(self.evaluated_path, "a", encoding="utf-8") as handle:
+            handle.write(line)
+            handle.flush()
+            os.fsync(handle.fileno())
+
+    def load_records(self, space: SearchSpace) -> list[EvaluationRecord]:
+        """Records of evaluated.jsonl; a torn last line (a kill mid-write) is skipped."""
+        if not self.evaluated_path.is_file():
+            return []
+        out = []
+        for n, line in enumerate(self.evaluated_path.read_text(encoding="utf-8").splitlines(), 1):
+            if not line.strip():
+                continue
+            try:
+                out.append(EvaluationRecord.from_dict(json.loads(line), space))
+            except (json.JSONDecodeError, KeyError, TypeError, ValueError) as exc:
+                if n < len(self.evaluated_path.read_text(encoding="utf-8").splitlines()):
+                    raise SearchError(f"{self.evaluated_path} line {n} is unreadable ({exc}); "
+                                      "delete that line to resume") from None
+        return out
+
+    # --------------------------------------------------------------- results
+    def write_results(self, evaluator: Evaluator, extra: dict[str, dict[str, Any]] | None = None) -> list[dict]:
+        """front.json, front.csv and hypervolume.json from the evaluator. `extra` adds fields per arch key
+        (e.g. predicted latency per device). Returns the front rows."""
+        front = evaluator.front()
+        rows = []
+        for rec in sorted(front, key=lambda r: tuple(evaluator.F([r])[0])):
+            row = {"key": rec.key, "arch": rec.arch.to_dict(), "eval": rec.index, "values": dict(rec.values)}
+            row.update((extra or {}).get(rec.key, {}))
+            rows.append(row)
+        doc = {"objectives": [o.describe() for o in evaluator.objectives],
+               "constraints": [c.describe() for c in evaluator.constraints],
+               "evaluations": evaluator.spent, "front": rows}
+        self.write_front(doc)
+        if evaluator.normalization is not None:
+            hv = {"normalization": evaluator.normalization.to_dict(),
+                  "objectives": [o.name for o in evaluator.objectives],
+                  "note": "minimisation space: 'max' objectives negated, then (F - lower) / (upper - lower)",
+                  "history": [{"evals": n, "hypervolume": round(h, 6)} for n, h in evaluator.hv_history]}
+            atomic_write_text(self.hv_path, json.dumps(hv, indent=1) + "\n")
+        return rows
+
+    def read_front(self) -> dict[str, Any]:
+        if not self.front_json.is_file():
+            raise SearchError(f"{self.path} has no front.json; run `hwnas search --out {self.path}` first")
+        return json.loads(self.front_json.read_text(encoding="utf-8"))
+
+    def write_front(self, doc: dict[str, Any]) -> None:
+        atomic_write_text(self.front_json, json.dumps(doc, indent=2) + "\n")
+        atomic_write_text(self.front_csv, front_csv_text(doc["front"]))
+
+
+def _flat(row: dict[str, Any]) -> dict[str, Any]:
+    out: dict[str, Any] = {"key": row["key"], "arch": json.dumps(row["arch"], separators=(",", ":"))}
+    for name, value in row.get("values", {}).items():
+        out[name] = value
+    for name, value in (row.get("predicted") or {}).items():
+        out[f"predicted_{name}"] = value
+    for name, value in (row.get("measured") or {}).items():
+        out[f"measured_{name}"] = value
+    for name, value in (row.get("models") or {}).items():
+        out[f"model_{name}"] = value
+    return out
+
+
+def front_csv_text(rows: Sequence[dict[str, Any]]) -> str:
+    flat = [_flat(r) for r in rows]
+    columns: list[str] = []
+    for r in flat:
+        columns += [c for c in r if c not in columns]
+    buf = io.StringIO()
+    writer = csv.DictWriter(buf, fieldnames=columns or ["key", "arch"], lineterminator="\n")
+    writer.writeheader()
+    for r in flat:
+        writer.writerow({c: (f"{v:.6g}" if isinstance(v, float) else v) for c, v in r.items()})
+    return buf.getvalue()

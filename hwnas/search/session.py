@@ -1,0 +1,109 @@
+"""One search into a run folder: check the budget can be met, resume from evaluated.jsonl, run the chosen
+algorithm, and write front.json/.csv, hypervolume.json, pareto.png and report.html (also when interrupted)."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from hwnas.errors import SearchError
+from hwnas.objective import Constraint, Objective
+from hwnas.search.accelerated import accelerated_search
+from hwnas.search.evaluator import EvaluationRecord, Evaluator
+from hwnas.search.evolution import check_constraints, constrained_evolution
+from hwnas.search.nsga2 import nsga2_search
+from hwnas.search.pareto import Normalization
+from hwnas.search.random_search import random_search
+from hwnas.search.report import write_report
+from hwnas.search.runfolder import RunFolder
+from hwnas.space import SearchSpace
+
+__all__ = ["ALGORITHMS", "SearchOutcome", "default_normalization", "run_search"]
+
+ALGORITHMS: dict[str, Callable[..., Evaluator]] = {
+    "accelerated": accelerated_search,
+    "nsga2": nsga2_search,
+    "random": random_search,
+    "evolution": constrained_evolution,
+}
+
+
+@dataclass
+class SearchOutcome:
+    evaluator: Evaluator
+    run: RunFolder
+    resumed: int  # evaluations taken from an earlier run's evaluated.jsonl
+    front: list[dict[str, Any]]
+    interrupted: bool = False
+
+
+def default_normalization(space: SearchSpace, objectives: Sequence[Objective], seed: int = 0,
+                          n_sample: int = 500) -> Normalization | None:
+    """Fixed bounds per objective for the hypervolume, in minimisation space: cheap objectives from a random
+    sample of the space, percentages (unit "%") over [0, 100]. None when an expensive objective has no
+    known range."""
+    lower, upper = [], []
+    sample = space.sample(np.random.default_rng(seed), n_sample)
+    for o in objectives:
+        if o.unit == "%":
+            lo, hi = (0.0, 100.0)
+        elif not o.expensive:
+            v = o.evaluate(sample)
+            lo, hi = float(np.min(v)), float(np.max(v))
+        else:
+            return None
+        a, b = sorted((o.sign * lo, o.sign * hi))
+        lower.append(a)
+        upper.append(b)
+    return Normalization(tuple(lower), tuple(upper), tuple([1.0] * len(objectives)))
+
+
+def run_search(space: SearchSpace, objectives: Sequence[Objective], out: str | Path, budget: int,
+               constraints: Sequence[Constraint] = (), algorithm: str = "accelerated", seed: int = 0,
+               settings: dict[str, Any] | None = None, normalization: Normalization | None = None,
+               extra: Callable[[EvaluationRecord], dict[str, Any]] | None = None,
+               progress: Callable[[Evaluator], None] | None = None,
+               on_record: Callable[[EvaluationRecord], None] | None = None,
+               options: dict[str, Any] | None = None) -> SearchOutcome:
+    """Search `space` for the front of `objectives` under `constraints` with at most `budget` expensive
+    evaluations, into the run folder `out` (resumed if it holds the same search). On KeyboardInterrupt the
+    results so far are written and the interrupt is raised again."""
+    if algorithm not in ALGORITHMS:
+        raise SearchError(f"unknown algorithm {algorithm!r}; choose one of {', '.join(ALGORITHMS)}")
+    if budget < 1:
+        raise SearchError(f"the evaluation budget must be at least 1, got {budget}")
+    check_constraints(space, constraints, seed)  # raises BudgetInfeasible naming the closest arch
+    norm = normalization if normalization is not None else default_normalization(space, objectives, seed)
+    run = RunFolder(out)
+    full = {"space": space.config(), "objectives": [o.describe() for o in objectives],
+            "constraints": [c.describe() for c in constraints], "algorithm": algorithm, "seed": seed,
+            "budget": budget, **(settings or {})}
+    run.start(full)
+    previous = run.load_records(space)
+
+    def record(rec: EvaluationRecord) -> None:
+        run.append(rec)
+        if on_record is not None:
+            on_record(rec)
+
+    evaluator = Evaluator(space, objectives, constraints, budget=budget, resume=previous, on_record=record,
+                          normalization=norm)
+    interrupted = False
+    try:
+        ALGORITHMS[algorithm](evaluator, seed=seed, progress=progress, **(options or {}))
+    except KeyboardInterrupt:
+        interrupted = True
+    # archs of an earlier run that this run did not retrace still count: they were paid for
+    for rec in previous:
+        if not evaluator.is_evaluated(rec.arch):
+            evaluator._accept(rec, computed=False)
+    extras = {r.key: extra(r) for r in evaluator.front()} if extra is not None else None
+    rows = run.write_results(evaluator, extras)
+    write_report(run)
+    if interrupted:
+        raise KeyboardInterrupt
+    return SearchOutcome(evaluator, run, len(previous), rows, interrupted)

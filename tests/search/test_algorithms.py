@@ -1,0 +1,126 @@
+"""Search algorithms on NAS-Bench-201 (a known true front): budgets, no repeated evaluation, seeds, quality."""
+
+import numpy as np
+import pytest
+
+from hwnas.errors import SearchError
+from hwnas.objective import Constraint, FunctionObjective
+from hwnas.search import (
+    BudgetExhausted,
+    Evaluator,
+    accelerated_search,
+    nsga2_search,
+    random_search,
+)
+from hwnas.search.evolution import BudgetInfeasible, check_constraints, constrained_evolution
+
+
+class Counting:
+    """Wraps an objective and counts the archs it evaluates."""
+
+    def __init__(self, objective):
+        self.objective = objective
+        self.calls = []
+
+    def __call__(self, archs):
+        self.calls += [a.key for a in archs]
+        return self.objective.evaluate(archs)
+
+
+def _counted(objectives):
+    counters = [Counting(o) for o in objectives]
+    wrapped = [FunctionObjective(o.name, c, o.direction, o.expensive) for o, c in zip(objectives, counters)]
+    return wrapped, counters
+
+
+def test_evaluator_counts_each_arch_once_and_enforces_the_budget(nb201_table, nb201_problem):
+    objectives, norm, _ = nb201_problem
+    wrapped, counters = _counted(objectives)
+    ev = Evaluator(nb201_table.space, wrapped, budget=5, normalization=norm)
+    archs = nb201_table.archs[:4]
+    ev.evaluate(archs + archs[:2])
+    assert ev.spent == 4 and ev.remaining == 1
+    ev.evaluate(archs)  # all known: free
+    assert ev.spent == 4 and len(counters[0].calls) == 4
+    with pytest.raises(BudgetExhausted):
+        ev.evaluate(nb201_table.archs[4:6])
+    assert [r.index for r in ev.records] == [1, 2, 3, 4]
+    assert len(ev.hv_history) == 4 and ev.hv_history[-1][1] == pytest.approx(ev.hypervolume())
+
+
+@pytest.mark.parametrize("algorithm", [accelerated_search, nsga2_search, random_search])
+def test_algorithms_spend_the_budget_without_repeating_an_arch(nb201_table, nb201_problem, algorithm):
+    objectives, norm, best = nb201_problem
+    wrapped, counters = _counted(objectives)
+    ev = Evaluator(nb201_table.space, wrapped, budget=60, normalization=norm)
+    algorithm(ev, seed=3)
+    assert ev.spent == 60
+    assert len(counters[0].calls) == 60 and len(set(counters[0].calls)) == 60
+    hv = [h for _, h in ev.hv_history]
+    assert all(b >= a for a, b in zip(hv, hv[1:]))  # the front only improves
+    assert 0 < hv[-1] <= best + 1e-9
+
+
+@pytest.mark.parametrize("algorithm", [accelerated_search, nsga2_search, random_search])
+def test_same_seed_same_search(nb201_table, nb201_problem, algorithm):
+    objectives, _, _ = nb201_problem
+    runs = []
+    for _ in range(2):
+        ev = Evaluator(nb201_table.space, objectives, budget=40)
+        algorithm(ev, seed=11)
+        runs.append([r.key for r in ev.records])
+    assert runs[0] == runs[1]
+    ev = Evaluator(nb201_table.space, objectives, budget=40)
+    algorithm(ev, seed=12)
+    assert [r.key for r in ev.records] != runs[0]
+
+
+def test_accelerated_loop_gets_close_to_the_true_front(nb201_table, nb201_problem):
+    objectives, norm, best = nb201_problem
+    ev = Evaluator(nb201_table.space, objectives, budget=150, normalization=norm)
+    accelerated_search(ev, seed=0)
+    assert ev.hypervolume() >= 0.95 * best
+
+
+def test_resumed_evaluator_retraces_without_recomputing(nb201_table, nb201_problem):
+    objectives, _, _ = nb201_problem
+    first = Evaluator(nb201_table.space, objectives, budget=30)
+    accelerated_search(first, seed=5, n_init=10, batch=5)
+    wrapped, counters = _counted(objectives)
+    reported = []
+    resumed = Evaluator(nb201_table.space, wrapped, budget=50, resume=first.records[:20], on_record=reported.append)
+    accelerated_search(resumed, seed=5, n_init=10, batch=5)
+    assert [r.key for r in resumed.records[:30]] == [r.key for r in first.records]
+    assert len(counters[0].calls) == 30 and len(reported) == 30  # the first 20 came from the log
+
+
+def test_constrained_evolution_keeps_to_the_budget(nb201_table):
+    t = nb201_table
+    acc = t.objective("cifar10_test_acc", direction="max", name="top1", missing="worst")
+    lat = t.objective("cifar10_raspi4_latency_ms", name="latency_ms[raspi4]", expensive=False, missing="worst")
+    limit = float(np.quantile(t.data["cifar10_raspi4_latency_ms"], 0.3))
+    ev = Evaluator(t.space, [acc], [Constraint(lat, upper=limit)], budget=120)
+    constrained_evolution(ev, seed=0, population=20)
+    assert ev.spent == 120
+    lats = np.array([r.values["latency_ms[raspi4]"] for r in ev.records])
+    assert np.all(lats <= limit)
+    feasible = t.data["cifar10_raspi4_latency_ms"] <= limit
+    best_true = t.data["cifar10_test_acc"][feasible].max()
+    found = max(r.values["top1"] for r in ev.records)
+    assert found >= best_true - 2.0  # within 2 points of the best arch under the budget
+
+
+def test_impossible_budget_names_the_fastest_arch(nb201_table):
+    t = nb201_table
+    lat = t.objective("cifar10_raspi4_latency_ms", name="latency_ms[raspi4]", expensive=False, missing="worst")
+    fastest = t.data["cifar10_raspi4_latency_ms"].min()
+    with pytest.raises(BudgetInfeasible, match="no subnet meets latency_ms\\[raspi4\\] <= ") as info:
+        check_constraints(t.space, [Constraint(lat, upper=fastest / 2)])
+    assert info.value.values["latency_ms[raspi4]"] <= fastest * 1.2
+    assert info.value.arch is not None
+
+
+def test_objectives_need_distinct_names(nb201_problem, nb201_table):
+    objectives, _, _ = nb201_problem
+    with pytest.raises(SearchError, match="distinct"):
+        Evaluator(nb201_table.space, [objectives[0], objectives[0]])
