@@ -286,7 +286,7 @@ class RunnerDevice(Device):
                 if not self.keep_runs:
                     self._remove_tree(run_dir)
             except (TransportError, DeviceError, OSError):
-                pass  # the link is gone; stale run folders are harmless and removed by the next cleanup
+                pass  # the link is gone: this run's folder stays under runs/ in the device cache (small)
 
     def _retrying(self, step: Callable[[], Any], deadline: float) -> Any:
         """Run a preparation step (push, manifest); after a dropped link, reconnect and run it again (steps
