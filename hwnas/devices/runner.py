@@ -206,6 +206,9 @@ class TfliteModel:
         found = _tflite_interpreter_class()
         if found is None:
             raise RuntimeError("no TFLite runtime; install one with `python3 -m pip install ai-edge-litert`")
+        if use_gpu:
+            raise RuntimeError("the TFLite GPU delegate is not available to the Python runner; measure GPU "
+                               "TFLite models with benchmark_model --use_gpu (adb transport)")
         interpreter_cls = found[0]
         self.interpreter = interpreter_cls(model_path=path, num_threads=threads)
         self.interpreter.allocate_tensors()
@@ -333,8 +336,12 @@ def worker_main(manifest_path):
     try:
         import numpy as np
 
-        if manifest.get("pin_cores") and hasattr(os, "sched_setaffinity"):
+        affinity = None
+        if manifest.get("pin_cores"):
+            if not hasattr(os, "sched_setaffinity"):
+                raise RuntimeError("pin_cores asked but this OS cannot pin threads to cores")
             os.sched_setaffinity(0, set(int(c) for c in manifest["pin_cores"]))
+            affinity = sorted(os.sched_getaffinity(0))
         version = runtime_version(manifest["runtime"])
         if version is None:
             raise RuntimeError("no TFLite runtime; install one with `python3 -m pip install ai-edge-litert`")
@@ -354,6 +361,8 @@ def worker_main(manifest_path):
         reply = {"type": "done", "index": task["index"], "round": task["round"]}
         if task.get("state_before"):
             reply["state_before"] = device_state()
+            if affinity is not None:
+                reply["state_before"]["cpu_affinity"] = affinity
         try:
             model = loaded.get(task["index"])
             if model is None:

@@ -180,3 +180,13 @@ def test_unpack_checks_names_and_content(tmp_path):
         assert proc.returncode == code, proc.stderr
     assert [p.name for p in dest.iterdir()] == [good] and (dest / good).read_bytes() == data
     assert not (tmp_path / "escape.onnx").exists() and not archive.exists()
+
+
+def test_pinned_cores_are_applied_and_recorded(tmp_path, onnx_models):
+    out, _ = run_runner(tmp_path, onnx_models[:1], pin_cores=[0], rounds=1)
+    assert out[0]["type"] == "result" and out[0]["state_before"]["cpu_affinity"] == [0]
+
+
+def test_tflite_gpu_in_the_python_runner_is_refused_not_faked(tmp_path, tflite_models):
+    out, _ = run_runner(tmp_path, tflite_models[:1], runtime="tflite", use_gpu=True, rounds=1)
+    assert out[0]["type"] == "failed" and "benchmark_model --use_gpu" in out[0]["error"]
