@@ -148,8 +148,9 @@ def main() -> None:
         (folder / "models").mkdir()
         t0 = time.monotonic()
         models = make_op_models(folder / "models", args.models)
+        load = ", ".join(f"{x:.1f}" for x in os.getloadavg())
         print(f"built {len(models)} ONNX operator models in {time.monotonic() - t0:.1f} s; machine: "
-              f"{os.cpu_count()} cores")
+              f"{os.cpu_count()} cores, load average {load}")
         with device_from_config(DeviceConfig(name="local", transport="local", runtime="onnxruntime")) as device:
             report("local", device, models, settings)
         if not args.no_ssh:
