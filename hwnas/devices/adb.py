@@ -147,10 +147,19 @@ class AdbDevice(RunnerDevice):
                 delay = min(delay * 2, 2.0)
 
     def shell(self, command: str, timeout_s: float = 60.0) -> tuple[int, str, str]:
-        """Run one device shell command line (the caller quoted every piece of it)."""
-        proc = self._adb(["shell", command], timeout_s=timeout_s)
+        """Run one device shell command line (the caller quoted every piece of it); (exit code, out, err).
+
+        The exit code travels in a marker line, so it is right on old devices whose adb shell (no shell_v2)
+        always exits 0."""
+        wrapped = f"( {command} ); printf '\\n{MARK}rc=%s\\n' \"$?\""
+        proc = self._adb(["shell", wrapped], timeout_s=timeout_s)
         self._check_link(proc, "shell")
-        return proc.returncode, proc.stdout, proc.stderr
+        out, sep, tail = proc.stdout.rpartition(f"\n{MARK}rc=")
+        if not sep:
+            raise TransportError(f"device {self.name}: adb shell output cut off "
+                                 f"({(proc.stderr or '').strip()[-200:] or 'link lost'})")
+        code = tail.split("\n", 1)[0].strip()
+        return int(code) if code.lstrip("-").isdigit() else 1, out, proc.stderr
 
     # -- RunnerDevice primitives -------------------------------------------------------------------------
     @property

@@ -133,7 +133,8 @@ class _Connection:
         if command == A_CNXN:
             self.max_payload = min(MAX_PAYLOAD, max(4096, arg1))
             props = ";".join(f"{k}={v}" for k, v in PROPS.items() if k.startswith("ro.product"))
-            banner = f"device::{props};features=shell_v2".encode()
+            features = "shell_v2" if self.device.shell_v2 else ""
+            banner = f"device::{props};features={features}".encode()
             self.send(A_CNXN, A_VERSION, MAX_PAYLOAD, banner)
         elif command == A_OPEN:
             service = data.rstrip(b"\0").decode(errors="replace")
@@ -178,9 +179,10 @@ class _Connection:
 class AdbTestDevice:
     """Start with `start()`, stop (as if unplugged) with `stop()`; `start()` again on the same port."""
 
-    def __init__(self, root: Path, port: int = 0):
+    def __init__(self, root: Path, port: int = 0, shell_v2: bool = True):
         self.root = Path(root)
         self.port = port
+        self.shell_v2 = shell_v2  # False: an old phone (adb shell carries no exit code)
         self.listener: socket.socket | None = None
         self.connections: list[_Connection] = []
         self.commands: list[str] = []  # every shell command line received, for the tests
@@ -260,16 +262,19 @@ class AdbTestDevice:
 
     def _shell(self, stream: _Stream, command: str, v2: bool) -> None:
         self.commands.append(command)
+        # an old phone's shell (no shell_v2) has one output stream: stderr goes into stdout, in order
         proc = subprocess.Popen(["/bin/sh", "-c", command], cwd=self.root, env=self._env(), stdin=subprocess.DEVNULL,
-                                stdout=subprocess.PIPE, stderr=subprocess.PIPE, start_new_session=True)
+                                stdout=subprocess.PIPE, stderr=subprocess.PIPE if v2 else subprocess.STDOUT,
+                                start_new_session=True)
         stream.proc = proc
 
         def pump(handle, packet_id):
             for chunk in iter(lambda: os.read(handle.fileno(), 65536), b""):
                 stream.write(struct.pack("<BI", packet_id, len(chunk)) + chunk if v2 else chunk)
 
-        threads = [threading.Thread(target=pump, args=(proc.stdout, 1), daemon=True),
-                   threading.Thread(target=pump, args=(proc.stderr, 2), daemon=True)]
+        threads = [threading.Thread(target=pump, args=(proc.stdout, 1), daemon=True)]
+        if v2:
+            threads.append(threading.Thread(target=pump, args=(proc.stderr, 2), daemon=True))
         for t in threads:
             t.start()
         for t in threads:

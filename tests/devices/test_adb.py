@@ -2,6 +2,7 @@
 
 import ast
 import logging
+import subprocess
 import sys
 import threading
 import time
@@ -167,3 +168,24 @@ def test_hostile_serials_paths_and_names_never_execute(tmp_path, adb_device, ben
         open_device("evil-serial", ws).connect()
     for where in (tmp_path, adb_device.root, Path.cwd()):
         assert not any(where.rglob("PWNED*")), where
+
+
+@pytest.mark.parametrize("shell_v2", [True, False], ids=["shell_v2", "old-phone"])
+def test_exit_codes_and_output_survive_with_and_without_shell_v2(tmp_path, adb_server_port, shell_v2,
+                                                               benchmark_model_stand_in, tflite_models):
+    from adb_device import AdbTestDevice
+
+    phone = AdbTestDevice(tmp_path / "old", shell_v2=shell_v2)
+    phone.start()
+    try:
+        ws = phone_workspace(tmp_path, phone, benchmark_model_stand_in)
+        with open_device("phone", ws) as device:
+            code, out, _ = device.shell("echo out; echo err >&2; exit 3")
+            # without shell_v2 a phone merges stderr into stdout; the exit code survives either way
+            assert code == 3 and out == ("out\n" if shell_v2 else "out\nerr\n")
+            assert device.shell("printf 'no newline'")[:2] == (0, "no newline")
+            got = list(device.benchmark([BenchmarkModel(tflite_models[0], "k")], tool_settings()))
+        assert got[0].ok
+    finally:
+        phone.stop()
+        subprocess.run(["adb", "disconnect", phone.serial], capture_output=True, timeout=30)
