@@ -81,6 +81,8 @@ def _parse_state(lines: list[str]) -> dict[str, Any]:
 class AdbDevice(RunnerDevice):
     """An Android device. `benchmark` uses benchmark_model, or the Python runner where the phone has one."""
 
+    bundle_with_runner = False  # `adb push` of many files is one sync session already
+
     def __init__(self, config: DeviceConfig):
         super().__init__(config)
         self._python: str | None | bool = None  # None: not probed yet; False: none usable
@@ -188,6 +190,31 @@ class AdbDevice(RunnerDevice):
         code, _, err = self.shell(f"mv -f -- {shlex.quote(tmp)} {shlex.quote(remote)}")
         if code != 0:
             raise DeviceError(f"device {self.name}: cannot move {tmp} into place: {err.strip()}")
+
+    def _push_files(self, files: dict[str, Path], folder: str) -> None:
+        """All files in one `adb push` (one sync session) into a staging folder, then moved into place."""
+        if len(files) == 1:
+            ((name, local),) = files.items()
+            self._push(local, posixpath.join(folder, name))
+            return
+        staging = posixpath.join(self.root, f"incoming-{uuid.uuid4().hex[:12]}")
+        with tempfile.TemporaryDirectory(prefix="hwnas-adb-") as tmp:
+            sources = []
+            for name, local in files.items():  # local names must be the device names: link them in a temp folder
+                link = Path(tmp) / name
+                os.symlink(Path(local).resolve(), link)
+                sources.append(str(link))
+            code, _, err = self.shell(f"mkdir -p -- {shlex.quote(staging)} {shlex.quote(folder)}")
+            if code != 0:
+                raise DeviceError(f"device {self.name}: cannot create {staging}: {err.strip()}")
+            proc = self._adb(["push", *sources, staging + "/"], timeout_s=600 + 10 * len(files))
+            if proc.returncode != 0:
+                self._check_link(proc, "push")
+                raise DeviceError(f"device {self.name}: adb push failed: {(proc.stderr or proc.stdout).strip()[-200:]}")
+        names = " ".join(shlex.quote(posixpath.join(staging, name)) for name in files)
+        code, _, err = self.shell(f"mv -f -- {names} {shlex.quote(folder)}/ && rmdir -- {shlex.quote(staging)}")
+        if code != 0:
+            raise DeviceError(f"device {self.name}: cannot move pushed models into place: {err.strip()}")
 
     def _write_file(self, remote: str, data: bytes) -> None:
         with tempfile.TemporaryDirectory(prefix="hwnas-adb-") as tmp:

@@ -95,6 +95,7 @@ class RunnerDevice(Device):
     """
 
     models_are_local = False  # True: the runner reads the caller's files in place (nothing to push)
+    bundle_with_runner = True  # many missing models travel as one tar archive the runner unpacks
     link_timeout_s = 30.0  # no line (not even a heartbeat) for this long: the link is considered dead
 
     def __init__(self, config: DeviceConfig):
@@ -186,12 +187,16 @@ class RunnerDevice(Device):
                 if sha256_file(model.path) != model.sha256:
                     raise DeviceError(f"{model.path} changed since it was hashed; rebuild its BenchmarkModel")
                 missing[name] = model
-        if runner and len(missing) >= BUNDLE_MIN_FILES:
+        if runner and self.bundle_with_runner and len(missing) >= BUNDLE_MIN_FILES:
             self._push_bundle(missing, folder, runner)
-        else:
-            for name, model in missing.items():
-                self._push(model.path, posixpath.join(folder, name))
+        elif missing:
+            self._push_files({name: model.path for name, model in missing.items()}, folder)
         return {m.sha256: posixpath.join(folder, _remote_name(m)) for m in models}
+
+    def _push_files(self, files: dict[str, Path], folder: str) -> None:
+        """Push local files into a device folder under the given names (one by one; transports may batch)."""
+        for name, local in files.items():
+            self._push(local, posixpath.join(folder, name))
 
     def _push_bundle(self, missing: dict[str, BenchmarkModel], folder: str, runner: str) -> None:
         with tempfile.TemporaryDirectory(prefix="hwnas-push-") as tmp:

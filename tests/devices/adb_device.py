@@ -22,7 +22,7 @@ A_SYNC, A_CNXN, A_OPEN, A_OKAY = 0x434E5953, 0x4E584E43, 0x4E45504F, 0x59414B4F
 A_CLSE, A_WRTE, A_AUTH = 0x45534C43, 0x45545257, 0x48545541
 A_VERSION = 0x01000001
 MAX_PAYLOAD = 256 * 1024
-TOOLS = ("sh", "cat", "ls", "mkdir", "mv", "rm", "chmod", "grep", "sed", "pkill", "taskset", "sleep", "echo",
+TOOLS = ("sh", "cat", "ls", "mkdir", "mv", "rm", "rmdir", "chmod", "grep", "sed", "pkill", "taskset", "sleep", "echo",
          "touch", "test", "[", "head", "tail", "wc", "env")
 PROPS = {
     "ro.product.model": "HwnasTestPhone", "ro.product.manufacturer": "hwnas", "ro.board.platform": "testboard",

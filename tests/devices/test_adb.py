@@ -45,21 +45,32 @@ def test_check_reads_android_properties(tmp_path, adb_device, benchmark_model_st
 def test_benchmark_model_measures_tflite_and_pushes_once(tmp_path, adb_device, benchmark_model_stand_in,
                                                          tflite_models):
     ws = phone_workspace(tmp_path, adb_device, benchmark_model_stand_in)
-    pushed = []
+    pushes = []
     models = [BenchmarkModel(p, p.stem) for p in tflite_models]
     with open_device("phone", ws) as device:
-        original = device._push
-        device._push = lambda local, remote: (pushed.append(Path(local).name), original(local, remote))
+        original = device._adb
+
+        def adb(args, *a, **kw):
+            if args[0] == "push":
+                pushes.append([Path(x).name for x in args[1:-1]])
+            return original(args, *a, **kw)
+
+        device._adb = adb
         got = list(device.benchmark(models, tool_settings(rounds=2, runs=6, op_profiling=True)))
+        first_batch_pushes = list(pushes)
         got_again = list(device.benchmark(models, tool_settings(threads=2, use_gpu=True)))
     assert sorted(m.key for m in got) == sorted(m.key for m in models)
     for m in got + got_again:
         assert m.ok and m.runtime == "tflite" and 0 < m.min_ms <= m.median_ms <= m.p90_ms
         assert m.wall_ms > 0 and m.run_total_ms > 0
     assert all(m.n == 6 for m in got)
-    assert pushed == ["benchmark_model"] + [p.name for p in tflite_models]  # nothing pushed the second time
+    # the tool once, then both models in one `adb push`; nothing the second time
+    assert first_batch_pushes == [["benchmark_model"], sorted(f"{m.sha256}.tflite" for m in models)] or \
+        first_batch_pushes == [["benchmark_model"], [f"{m.sha256}.tflite" for m in models]]
+    assert pushes == first_batch_pushes
     remote = adb_device.root / "data/local/tmp/hwnas/models"
     assert sorted(p.name for p in remote.iterdir()) == sorted(f"{m.sha256}.tflite" for m in models)
+    assert all(p.is_file() and not p.is_symlink() for p in remote.iterdir())  # contents, not links
     argv_log = adb_device.root / "data/local/tmp/hwnas/benchmark_model.argv"
     calls = [ast.literal_eval(line) for line in argv_log.read_text().splitlines()]
     assert len(calls) == 2 * 2 + 2  # two rounds of two models, then one round of two
