@@ -133,7 +133,7 @@ def check(
         out.print(table)
         for p in problems:
             out.print(f"{'missing' if p.blocking else 'advice'}: {p.what}\n  fix: {p.fix}", highlight=False,
-                      markup=False)
+                      markup=False, soft_wrap=True)  # never break a command the user will paste
         if not problems:
             out.print(f"{name} is ready: {config.runtime}, {config.threads} thread(s)")
     if any(p.blocking for p in problems):
