@@ -89,3 +89,32 @@ def test_rerun_of_a_complete_profile_measures_nothing(args, hwnas_cli, uninterru
     result = hwnas_cli(args, ws.root)
     assert result.returncode == 0, result.stderr[-2000:]
     assert store.path.read_bytes() == before
+
+
+def test_lost_device_keeps_what_was_measured_and_a_rerun_finishes(tmp_path, args, hwnas_cli, new_workspace,
+                                                                   uninterrupted):
+    ws = new_workspace(tmp_path / "ws")
+    counter = tmp_path / "runs"
+    flaky = tmp_path / "flaky-python"
+    # the device's runner works for the first batch, then every later batch dies (a device that went away)
+    flaky.write_text(f"""#!/bin/sh
+if [ "$2" = "run" ]; then
+  n=$(cat {counter} 2>/dev/null || echo 0); n=$((n+1)); echo $n > {counter}
+  if [ $n -ge 2 ]; then exit 3; fi
+fi
+exec {sys.executable} "$@"
+""")
+    flaky.chmod(0o755)
+    good = (ws.devices_dir / "cpu.toml").read_text()
+    (ws.devices_dir / "cpu.toml").write_text(good + f'python = "{flaky}"\n')
+    chunked = [a if a != "2" else "4" for a in args]  # --chunk-size 4
+    result = hwnas_cli(chunked, ws.root)
+    assert result.returncode == 1 and "lost device cpu" in result.stderr and "re-run" in result.stderr
+    store = MeasurementStore.for_device(ws, "cpu")
+    assert len(_ok_ops(store)) == 4
+    (ws.devices_dir / "cpu.toml").write_text(good)
+    result = hwnas_cli(chunked, ws.root)
+    assert result.returncode == 0, result.stderr[-2000:]
+    measured = _ok_ops(store)
+    assert set(measured) == set(_ok_ops(MeasurementStore.for_device(uninterrupted, "cpu")))
+    assert max(measured.values()) == 1
