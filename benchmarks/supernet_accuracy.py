@@ -24,7 +24,7 @@ def main() -> None:
     parser.add_argument("--data", default="mnist5k")
     parser.add_argument("--n", type=int, default=100, help="random subnets")
     parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--json", default=None, help="also write every subnet's result here")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)

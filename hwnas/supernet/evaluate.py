@@ -16,8 +16,9 @@ __all__ = ["recalibrate_bn", "evaluate", "batches_for"]
 Progress = Callable[[int, int], None]
 
 
-def _tensor(x: Any) -> torch.Tensor:
-    return x if isinstance(x, torch.Tensor) else torch.from_numpy(np.ascontiguousarray(x))
+def _tensor(x: Any, channels_last: bool = False) -> torch.Tensor:
+    tensor = x if isinstance(x, torch.Tensor) else torch.from_numpy(np.ascontiguousarray(x))
+    return tensor.contiguous(memory_format=torch.channels_last) if channels_last and tensor.dim() == 4 else tensor
 
 
 def batches_for(data: Any, resolution: int, channels: int, batch_size: int = 250,
@@ -72,7 +73,7 @@ def evaluate(supernet: Any, arch: Any, data: Any, batches: int | None = None, li
     space = supernet.space
     resolution = getattr(arch, "r", None) or space.input_shape(arch)[-1]
     channels = space.input_shape(arch)[1]
-    model = supernet.extract(arch)
+    model = supernet.extract(arch).to(memory_format=torch.channels_last)  # our copy: faster depthwise convs on CPU
     eval_batches = batches_for(data, resolution, channels, batch_size, limit)
     if batches is not None:
         eval_batches = eval_batches[:batches]
@@ -80,10 +81,10 @@ def evaluate(supernet: Any, arch: Any, data: Any, batches: int | None = None, li
         raise SupernetError("evaluation got no data; pass a dataset with at least one image")
     calib = batches_for(calib_data if calib_data is not None else data, resolution, channels, batch_size,
                         shuffle=calib_data is not None, limit=calib_batches * batch_size)
-    recalibrate_bn(model, calib, calib_batches)
+    recalibrate_bn(model, [_tensor(images, True) for images, _ in calib], calib_batches)
     correct = total = 0
     for done, (images, labels) in enumerate(eval_batches, 1):
-        logits = model(_tensor(images).float())
+        logits = model(_tensor(images, True).float())
         correct += int((logits.argmax(1) == _tensor(labels).long()).sum())
         total += len(labels)
         if progress is not None:
