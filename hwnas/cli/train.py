@@ -54,12 +54,13 @@ def train(
     from hwnas.supernet.train import TrainConfig, train_supernet
 
     torch.set_num_threads(max(1, threads))
+    options = {"width_mult": width_mult, "base_widths": _ints(base_widths, "base-widths"),
+               "resolutions": _ints(resolutions, "resolutions"), "ks_list": _ints(ks, "ks"),
+               "expand_list": _ints(expand, "expand"), "depth_list": _ints(depth, "depth"), "in_channels": in_channels}
+    create("ofa-mbv3", **options)  # bad options fail before the data is read
     train_data = load_dataset(data, split="train")
     val_data = load_dataset(data, split="val")
-    space = create("ofa-mbv3", width_mult=width_mult, base_widths=_ints(base_widths, "base-widths"),
-                   resolutions=_ints(resolutions, "resolutions"), ks_list=_ints(ks, "ks"),
-                   expand_list=_ints(expand, "expand"), depth_list=_ints(depth, "depth"),
-                   n_classes=train_data.n_classes, in_channels=in_channels)
+    space = create("ofa-mbv3", n_classes=train_data.n_classes, **options)
     torch.manual_seed(seed)
     supernet = create_supernet(space, mos_experts=mos_experts)
     config = TrainConfig(epochs=epochs, batch_size=batch_size, lr=lr, random_subnets=random_subnets, distill=distill,
