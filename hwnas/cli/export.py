@@ -38,10 +38,11 @@ def export(
     = DEFAULT_CALIB_SAMPLES,
     no_validate: Annotated[bool, typer.Option("--no-validate", help="Skip comparing each file with PyTorch.")]
     = False,
+    jobs: Annotated[int, typer.Option("--jobs", "-j", min=1, help="Worker processes.")] = 2,
     as_json: JsonOpt = False,
 ) -> None:
     """Export subnets to ONNX and/or TFLite, validated against PyTorch, each with a model.json sidecar."""
-    from hwnas.export import FORMATS, export_arch
+    from hwnas.export import FORMATS, export_archs
     from hwnas.export.core import prepare_folder
 
     fmts = [f.strip().lower() for f in formats.split(",") if f.strip()]
@@ -59,19 +60,16 @@ def export(
     calib_data = _load_calib(calib, calib_samples) if int8 else None
     folder = prepare_folder(out_dir)
     precisions = ["fp32", "int8"] if int8 else ["fp32"]
-    jobs = [(a, f, p) for a in unique for f in fmts for p in precisions]
     if supernet is None:
         console.print("[yellow]no --supernet given: exporting random weights (fine for latency, not for "
                       "accuracy)[/yellow]")
-    results = []
+    total = len(unique) * len(fmts) * len(precisions)
     columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn())
     with Progress(*columns, console=console, transient=True, disable=as_json) as progress:
-        task = progress.add_task("exporting", total=len(jobs))
-        for arch, fmt, precision in jobs:
-            progress.update(task, description=f"{arch.key} {fmt} {precision}")
-            results.append(export_arch(space, arch, folder, fmt, precision, supernet=supernet, calib=calib_data,
-                                       validate=not no_validate))
-            progress.advance(task)
+        task = progress.add_task("exporting", total=total)
+        results = export_archs(space, unique, folder, fmts, precisions, checkpoint=supernet_path if supernet else None,
+                               calib=calib_data, validate=not no_validate, jobs=jobs,
+                               progress=lambda done, _total: progress.update(task, completed=done))
     if as_json:
         out.print_json(json.dumps([r.to_dict() for r in results]))
         return

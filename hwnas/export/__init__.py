@@ -6,7 +6,7 @@ operators (profiling). `to_onnx` / `to_tflite` are the bare converters.
 
 from __future__ import annotations
 
-from hwnas.export.arch import arch_folder, export_arch
+from hwnas.export.arch import arch_folder, export_arch, export_archs
 from hwnas.export.config import FORMATS, PRECISIONS, ExportConfig
 from hwnas.export.core import ExportedModel, export_model, file_sha256
 from hwnas.export.onnx_export import quantize_onnx, to_onnx
@@ -29,6 +29,7 @@ __all__ = [
     "arch_folder",
     "create_runner",
     "export_arch",
+    "export_archs",
     "export_model",
     "export_operators",
     "file_sha256",

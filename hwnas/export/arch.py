@@ -13,9 +13,30 @@ from hwnas.export.config import ExportConfig, check_format, check_precision
 from hwnas.export.core import ExportedModel, export_model
 from hwnas.space import SearchSpace
 
-__all__ = ["export_arch", "arch_folder", "fit_calib"]
+__all__ = ["export_arch", "export_archs", "arch_folder", "fit_calib", "random_subnet"]
 
 RANDOM_WEIGHTS_SEED = 0
+NOISE_BN_SAMPLES = 8
+
+
+def random_subnet(space: SearchSpace, arch: Any, seed: int = RANDOM_WEIGHTS_SEED) -> torch.nn.Module:
+    """`build_subnet(space, arch, seed)` with batch-norm statistics estimated on random normal inputs.
+
+    With default initialisation activations shrink ~100x per stage (1e-10 before the head of a w1.0 subnet),
+    which makes fp32 validation trivially pass, int8 calibration degenerate and values drift toward
+    denormals. Re-estimating the statistics (as OFA recalibrates BN after extraction, here on noise) keeps
+    every layer's output near unit scale, like a trained network's.
+    """
+    from hwnas.supernet import build_subnet, recalibrate_bn
+
+    model = build_subnet(space, arch, seed=seed)
+    shape = tuple(space.input_shape(arch))
+    generator = torch.Generator().manual_seed(seed)
+    noise = torch.randn((NOISE_BN_SAMPLES, *shape[1:]), generator=generator)
+    if not any(isinstance(m, torch.nn.modules.batchnorm._BatchNorm) for m in model.modules()):
+        return model.eval()
+    with torch.no_grad():
+        return recalibrate_bn(model, [noise])
 
 
 def arch_folder(out_dir: str | Path, arch_key: str, fmt: str, precision: str) -> Path:
@@ -58,12 +79,11 @@ def export_arch(
     """Export the subnet `arch` of `space` into `<out_dir>/<arch key>/<format>-<precision>/model.<ext>`.
 
     Weights come from `supernet.extract(arch)` when a supernet is given (its space must be `space`),
-    else from `hwnas.supernet.build_subnet(space, arch)` (random weights, fixed seed). int8 needs `calib`
+    else from `random_subnet(space, arch)` (build_subnet's random weights, fixed seed, batch-norm statistics
+    estimated on noise). int8 needs `calib`
     (NCHW float32 images; resized to the arch's resolution). The sidecar records the arch, its key, the space,
     FLOPs and params (the space's counts) and where the weights came from.
     """
-    from hwnas.supernet import build_subnet
-
     fmt, precision = check_format(format), check_precision(precision)
     if supernet is not None:
         if getattr(supernet, "space", None) is not None and supernet.space.config() != space.config():
@@ -83,8 +103,8 @@ def export_arch(
         model = supernet.extract(arch)
         weights = "supernet"
     else:
-        model = build_subnet(space, arch, seed=RANDOM_WEIGHTS_SEED)
-        weights = f"random (seed {RANDOM_WEIGHTS_SEED})"
+        model = random_subnet(space, arch, RANDOM_WEIGHTS_SEED)
+        weights = f"random (seed {RANDOM_WEIGHTS_SEED}, batch-norm statistics from noise)"
     record = {
         "arch": arch.to_dict(),
         "arch_key": arch.key,
@@ -96,3 +116,65 @@ def export_arch(
     record.update(meta or {})
     return export_model(model, input_shape, folder, fmt, precision, calib=calib, validate=validate,
                         meta=record, config=config)
+
+
+def _export_arch_job(space_config: dict[str, Any], arch: dict[str, Any], out_dir: str, fmt: str, precision: str,
+                     checkpoint: str | None, calib: np.ndarray | None, validate: bool,
+                     config: ExportConfig | None) -> ExportedModel:
+    """One export in a worker process: rebuild the space (and supernet, from its checkpoint file) there."""
+    from hwnas.space import from_config
+
+    space = from_config(space_config)
+    supernet = None if checkpoint is None else _load_cached(checkpoint, space)
+    return export_arch(space, arch, out_dir, fmt, precision, supernet=supernet, calib=calib, validate=validate,
+                       config=config)
+
+
+_SUPERNETS: dict[str, Any] = {}
+
+
+def _load_cached(checkpoint: str, space: SearchSpace) -> Any:
+    from hwnas.supernet import load_checkpoint
+
+    if checkpoint not in _SUPERNETS:
+        _SUPERNETS[checkpoint] = load_checkpoint(checkpoint, space).eval()
+    return _SUPERNETS[checkpoint]
+
+
+def export_archs(
+    space: SearchSpace,
+    archs: list[Any],
+    out_dir: str | Path,
+    formats: tuple[str, ...] | list[str] = ("onnx", "tflite"),
+    precisions: tuple[str, ...] | list[str] = ("fp32",),
+    checkpoint: str | Path | None = None,
+    calib: np.ndarray | None = None,
+    validate: bool = True,
+    jobs: int = 2,
+    progress: Any = None,
+    config: ExportConfig | None = None,
+) -> list[ExportedModel]:
+    """`export_arch` for every (arch, format, precision), in `jobs` worker processes; results in that order.
+
+    Weights come from the supernet checkpoint file `checkpoint` (loaded once per worker) or are random.
+    Every arch is validated against the space before anything is written. `progress(done, total)`.
+    """
+    from hwnas.export.operators import run_pool
+
+    fmts = [check_format(f) for f in formats]
+    precs = [check_precision(p) for p in precisions]
+    checked = [space.validate(a) for a in archs]
+    if checkpoint is not None:
+        _load_cached(str(checkpoint), space)  # a bad checkpoint fails here, before any work starts
+    if "int8" in precs and calib is None:
+        raise ExportError("int8 export needs calibration data (NCHW float32 images); pass calib=")
+    tasks = [(space.config(), a.to_dict(), str(out_dir), f, p, None if checkpoint is None else str(checkpoint),
+              calib if p == "int8" else None, validate, config) for a in checked for f in fmts for p in precs]
+    if jobs <= 1 or len(tasks) <= 1:
+        results = []
+        for task in tasks:
+            results.append(_export_arch_job(*task))
+            if progress is not None:
+                progress(len(results), len(tasks))
+        return results
+    return run_pool(_export_arch_job, tasks, jobs, progress, [t[1] for t in tasks])

@@ -105,6 +105,40 @@ def _worker_init() -> None:
     os.environ.setdefault("LITERT_TORCH_SHOW_PROGRESS", "n")
 
 
+def run_pool(fn: Callable[..., Any], tasks: list[tuple], jobs: int,
+             progress: Callable[[int, int], None] | None, labels: list[Any]) -> list[Any]:
+    """`fn(*task)` for every task in `jobs` spawned worker processes; results in task order.
+
+    The first failure cancels what has not started and is raised (as ExportError when it is not one).
+    """
+    context = multiprocessing.get_context("spawn")  # fork after torch/onnxruntime threads start can hang
+    results: list[Any] = [None] * len(tasks)
+    with ProcessPoolExecutor(max_workers=max(1, min(jobs, len(tasks))), mp_context=context,
+                             initializer=_worker_init) as pool:
+        futures = {pool.submit(fn, *task): i for i, task in enumerate(tasks)}
+        pending, finished_count = set(futures), 0
+        while pending:
+            finished, pending = wait(pending, return_when=FIRST_COMPLETED)
+            for future in finished:
+                index = futures[future]
+                error = future.exception()
+                if error is not None:
+                    for other in pending:
+                        other.cancel()
+                    if isinstance(error, ExportError):
+                        raise error
+                    if isinstance(error, BrokenProcessPool):
+                        raise ExportError(f"a worker process died while exporting {labels[index]}; worker "
+                                          f"processes are spawned, so a calling script needs an "
+                                          f"`if __name__ == \"__main__\":` guard (or pass jobs=1)") from error
+                    raise ExportError(f"exporting {labels[index]} failed: {error}") from error
+                results[index] = future.result()
+                finished_count += 1
+                if progress is not None:
+                    progress(finished_count, len(tasks))
+    return results
+
+
 def export_operators(
     space: SearchSpace,
     ops: Iterable[OpSpec] | None,
@@ -147,31 +181,15 @@ def export_operators(
         if progress is not None:
             progress(len(done), total)
 
-    args = [(op, (op.to_dict(), str(folder / op_file_name(op, fmt, precision)), fmt, precision, validate, config))
+    args = [(op.to_dict(), str(folder / op_file_name(op, fmt, precision)), fmt, precision, validate, config)
             for op in todo]
     if jobs <= 1 or len(todo) <= 1:
-        for op, arg in args:
+        for op, arg in zip(todo, args, strict=True):
             finish(op, _export_one(*arg))
     else:
-        context = multiprocessing.get_context("spawn")  # fork after torch/onnxruntime threads start can hang
-        with ProcessPoolExecutor(max_workers=min(jobs, len(todo)), mp_context=context,
-                                 initializer=_worker_init) as pool:
-            futures = {pool.submit(_export_one, *arg): op for op, arg in args}
-            pending = set(futures)
-            while pending:
-                finished, pending = wait(pending, return_when=FIRST_COMPLETED)
-                for future in finished:
-                    error = future.exception()
-                    if error is not None:
-                        for other in pending:
-                            other.cancel()
-                        op = futures[future]
-                        if isinstance(error, ExportError):
-                            raise error
-                        if isinstance(error, BrokenProcessPool):
-                            raise ExportError(f"a worker process died while exporting {op.key}; worker processes "
-                                              f"are spawned, so a calling script needs an "
-                                              f"`if __name__ == \"__main__\":` guard (or pass jobs=1)") from error
-                        raise ExportError(f"exporting operator {op.key} failed: {error}") from error
-                    finish(futures[future], future.result())
+        offset = len(done)
+        results = run_pool(_export_one, args, jobs, None if progress is None else
+                           (lambda n, _total: progress(offset + n, total)), [op.key for op in todo])
+        for op, result in zip(todo, results, strict=True):
+            done[op.key] = ExportedOp(op=op, key=op.key, path=Path(result[0]), sha256=result[1])
     return [done[key] for key in unique]
