@@ -93,7 +93,9 @@ def main() -> None:
           f"warmup={profile['settings']['warmup']} rounds={profile['settings']['rounds']})")
     held = [{**r, "role": "extra"} for r in profile["extra"]]
     y = np.array([r["median_ms"] for r in held])
-    print(f"\n{len(held)} held-out subnets, measured {y.min():.2f}..{y.max():.2f} ms (median {np.median(y):.2f})")
+    cv = np.median([r["std_ms"] / r["mean_ms"] for r in held])
+    print(f"\n{len(held)} held-out subnets, measured {y.min():.2f}..{y.max():.2f} ms (median {np.median(y):.2f}); "
+          f"run-to-run spread (median std/mean over each subnet's runs): {cv * 100:.1f}%")
     print(f"{'predictor':16} {'train':>5} {'MAPE%':>7} {'RMSPE%':>7} {'<=5%':>7} {'<=10%':>7} {'spearman':>9} "
           f"{'kendall':>8}")
     for name in ("lut", "lut-calibrated", "gbm"):

@@ -147,6 +147,9 @@ def profile_device(
             all_archs = [(role, a) for role in ("reference", "calibration", "extra") for a in role_archs[role]]
             done_archs = set(store.latest("arch", settings.runtime, precision, settings.threads, space=sp.name))
             todo_archs = [(role, a) for role, a in all_archs if a.key not in done_archs]
+            # interleave the roles (fixed order): calibration and held-out subnets are then measured under the
+            # same conditions, so a drift in the device's load or temperature cannot bias one set against another
+            todo_archs = [todo_archs[i] for i in np.random.default_rng(0).permutation(len(todo_archs))]
             done = len(all_archs) - len(todo_archs)
             _emit(progress, ProfileProgress("archs", done, len(all_archs), skipped=done))
             for batch in _chunks(todo_archs, max(1, chunk_size // 4)):
