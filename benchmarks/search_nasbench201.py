@@ -87,25 +87,32 @@ def main() -> None:
     parser.add_argument("--budget", type=int, default=2000)
     parser.add_argument("--devices", default="raspi4,pixel3")
     parser.add_argument("--algos", default="accelerated,nsga2,random")
-    parser.add_argument("--nsga2-pop", type=int, default=50)
+    parser.add_argument("--nsga2-pop", default="20,50,100", help="NSGA-II population sizes (one row each)")
     parser.add_argument("--batch", type=int, default=10)
     parser.add_argument("--n-init", type=int, default=20)
     parser.add_argument("--select", default="hv")
     args = parser.parse_args()
     table = load(args.data.resolve())
     opts = {"accelerated": {"batch": args.batch, "n_init": args.n_init, "select": args.select},
-            "nsga2": {"pop_size": args.nsga2_pop}, "random": {"batch": 10}}
+            "random": {"batch": 10}}
+    algos = []
+    for algo in args.algos.split(","):
+        if algo == "nsga2":
+            for pop in args.nsga2_pop.split(","):
+                algos.append((f"nsga2-p{pop}", "nsga2", {"nsga2": {"pop_size": int(pop)}}))
+        else:
+            algos.append((algo, algo, opts))
     print(f"NAS-Bench-201, {len(table)} non-degenerate archs, budget {args.budget}, seeds 0..{args.seeds - 1}")
     for device in args.devices.split(","):
         objectives, norm, best, n_front = problem(table, device)
         print(f"\n## CIFAR-10 test error vs {device} latency: true front {n_front} archs, best HV {best:.4f}")
         print(f"{'algorithm':<12} {'95%':>6} {'98%':>6} {'99%':>6}   per-seed evals to 99%   time")
-        for algo in args.algos.split(","):
+        for label, algo, algo_opts in algos:
             start = time.perf_counter()
-            hits = [run_one(algo, table, objectives, norm, best, s, args.budget, opts) for s in range(args.seeds)]
+            hits = [run_one(algo, table, objectives, norm, best, s, args.budget, algo_opts) for s in range(args.seeds)]
             med = [median_or_more([h[i] for h in hits], args.budget) for i in range(len(TARGETS))]
             per_seed = ",".join(str(h[-1]) if h[-1] is not None else "-" for h in hits)
-            print(f"{algo:<12} {med[0]:>6} {med[1]:>6} {med[2]:>6}   {per_seed}   "
+            print(f"{label:<12} {med[0]:>6} {med[1]:>6} {med[2]:>6}   {per_seed}   "
                   f"{time.perf_counter() - start:.0f}s", flush=True)
 
 

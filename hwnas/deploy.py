@@ -94,19 +94,23 @@ DeployProgress = Callable[[str, int, int], None]
 
 def deploy_front(run_dir: str | Path, device: Any, formats: Sequence[str] = ("tflite", "onnx"), int8: bool = False,
                  supernet: Any = None, calib: Any = None, settings: Any = None,
-                 progress: DeployProgress | None = None) -> list[dict[str, Any]]:
+                 progress: DeployProgress | None = None, max_models: int | None = None) -> list[dict[str, Any]]:
     """Export every front model of a run to `formats` (fp32, and int8 with `int8`) under `<run>/models/`, measure
     each on the open `device`, and write measured latency into model.json (the sidecar), front.json/.csv and
-    report.html. Returns the updated front rows. `progress(stage, done, total)`."""
+    report.html. Returns the updated front rows. `progress(stage, done, total)`. `max_models` deploys only that
+    many, spread evenly along the front (the rest keep their predicted values only)."""
     from hwnas.devices.base import BenchmarkModel
     from hwnas.export import export_arch, update_sidecar
 
     run = RunFolder(run_dir)
     run_settings = run.read_settings()
     doc = run.read_front()
-    rows = doc["front"]
-    if not rows:
+    if not doc["front"]:
         raise SearchError(f"{run.path} has an empty front: nothing to deploy")
+    rows = doc["front"]
+    if max_models is not None and len(rows) > max_models:
+        picks = sorted({int(round(i)) for i in np.linspace(0, len(rows) - 1, max_models)})
+        rows = [rows[i] for i in picks]
     space = from_config(run_settings["space"])
     bad = [f for f in formats if f not in FORMAT_RUNTIMES]
     if bad or not formats:
@@ -163,7 +167,7 @@ def deploy_front(run_dir: str | Path, device: Any, formats: Sequence[str] = ("tf
                                                               "runtime": base_settings.runtime}}
     run.write_front(doc)
     write_report(run)
-    return rows
+    return doc["front"]
 
 
 def _device_settings(device: Any) -> Any:

@@ -13,15 +13,16 @@ import typer
 from rich.progress import Progress
 
 from hwnas.cli._common import SeedOpt, console, out
-from hwnas.cli.search import _columns, build_search, print_front, run_with_progress
+from hwnas.cli.search import _columns, build_search, run_with_progress
 from hwnas.errors import HwnasError, SearchError
 from hwnas.workspace import Workspace
 
 __all__ = ["register", "demo", "DEMO_DEVICE", "PLANS"]
 
-DEMO_DEVICE = "local-cpu"
-# (subnets measured whole for the predictor, search evaluations, images per top-1 evaluation)
-PLANS = {"full": (40, 80, 1000), "quick": (14, 24, 300)}
+DEMO_DEVICE = "local-cpu-ort"
+DEMO_RUNTIME = "onnxruntime"  # profiled and predicted: ONNX exports are fast; the front is also measured as TFLite
+# (subnets measured whole for the predictor, search evaluations, images per top-1 evaluation, front models deployed)
+PLANS = {"full": (30, 60, 500, None), "quick": (10, 16, 200, 3)}
 
 
 def register(app: typer.Typer) -> None:
@@ -36,6 +37,8 @@ def demo(
     out_dir: Annotated[Path, typer.Option("--out", help="Folder for the demo workspace.")] = Path("hwnas-demo"),
     quick: Annotated[bool, typer.Option("--quick", help="A smaller profile and search (about a minute or two).")]
     = False,
+    supernet: Annotated[Path | None, typer.Option("--supernet", help="Another supernet checkpoint (default: the "
+                                                                     "shipped demo supernet).")] = None,
     seed: SeedOpt = 0,
 ) -> None:
     """Profile this CPU, fit a predictor, search the demo supernet, deploy the front, measure it."""
@@ -44,16 +47,17 @@ def demo(
     from hwnas.supernet import demo_checkpoint_path
 
     started = time.monotonic()
-    n_profile, n_evals, limit = PLANS["quick" if quick else "full"]
-    ckpt = demo_checkpoint_path()
+    n_profile, n_evals, limit, max_models = PLANS["quick" if quick else "full"]
+    ckpt = supernet or demo_checkpoint_path()
     if not ckpt.is_file():
-        raise SearchError(f"the demo supernet {ckpt} is missing from this install; reinstall hwnas")
+        raise SearchError(f"the supernet checkpoint {ckpt} does not exist"
+                          + ("" if supernet else "; the demo supernet is missing from this install: reinstall hwnas"))
     ws = Workspace.init(out_dir)
     if DEMO_DEVICE not in load_inventory(ws):
-        add_device(ws, DEMO_DEVICE, transport="local", runtime="tflite", threads=1,
-                   description="this machine's CPU: LiteRT/TFLite (XNNPACK), 1 thread")
+        add_device(ws, DEMO_DEVICE, transport="local", runtime=DEMO_RUNTIME, threads=1,
+                   description="this machine's CPU: onnxruntime (CPU EP), 1 thread")
 
-    _stage(f"1/4 profile this CPU ({n_profile} subnets measured whole, TFLite, 1 thread)")
+    _stage(f"1/4 profile this CPU ({n_profile} subnets measured whole, onnxruntime, 1 thread)")
     from hwnas.supernet import load_checkpoint
 
     space = load_checkpoint(ckpt).space
@@ -65,13 +69,15 @@ def demo(
     out.print(f"predictor {predictor_file} ({fit_note})")
 
     _stage(f"3/4 search top-1 (mnist5k, {limit} images) vs latency, {n_evals} evaluations")
-    built = build_search(ws, space.name, ckpt, "mnist5k", [DEMO_DEVICE], {}, limit)
+    built = build_search(ws, space.name, ckpt, "mnist5k", [DEMO_DEVICE], {}, limit, batch_size=100,
+                         calib_batches=2)
     run_dir = ws.runs_dir / ("demo-quick" if quick else "demo")
     outcome = run_with_progress(built, run_dir, n_evals, "accelerated", seed,
                                 f"hwnas demo --out {out_dir}" + (" --quick" if quick else ""))
     out.print(f"front of {len(outcome.front)} models after {outcome.evaluator.spent} evaluations")
 
-    _stage("4/4 deploy the front to TFLite and ONNX and measure it")
+    _stage("4/4 deploy the front to ONNX and TFLite and measure it"
+           + (f" (quick: {max_models} models along the front)" if max_models else ""))
     from hwnas.deploy import deploy_front
 
     with open_device(DEMO_DEVICE, ws) as dev, Progress(*_columns(), console=console) as bar:
@@ -83,8 +89,8 @@ def demo(
             bar.update(tasks[stage], completed=done, total=total)
 
         settings = dev.config.settings(runs=30, warmup=5, rounds=2)
-        rows = deploy_front(run_dir, dev, ["tflite", "onnx"], supernet=built["supernet"], settings=settings,
-                            progress=on_progress)
+        rows = deploy_front(run_dir, dev, ["onnx", "tflite"], supernet=built["supernet"], settings=settings,
+                            progress=on_progress, max_models=max_models)
     _print_summary(rows)
     out.print(f"\ndone in {time.monotonic() - started:.0f} s. Everything is in {ws.root}:")
     out.print(f"  report   {run_dir / 'report.html'}")
@@ -130,8 +136,8 @@ def _fit(ws: Workspace, space: Any, profile_path: Path, seed: int) -> tuple[Path
         true = np.array([r["median_ms"] for r in held])
         mape = float(np.mean(np.abs(pred - true) / true) * 100)
         note += f"; {mape:.1f}% mean error on {len(held)} held-out reference subnets"
-    path = predictor_path(ws, DEMO_DEVICE, space.name, "tflite")
-    predictor.meta_ = {"device": DEMO_DEVICE, "runtime": "tflite", "profile": str(profile_path),
+    path = predictor_path(ws, DEMO_DEVICE, space.name, DEMO_RUNTIME)
+    predictor.meta_ = {"device": DEMO_DEVICE, "runtime": DEMO_RUNTIME, "profile": str(profile_path),
                        "trained_on": [r["key"] for r in train]}
     predictor.save(path)
     return path, note
@@ -141,16 +147,16 @@ def _print_summary(rows: list[dict[str, Any]]) -> None:
     from rich.table import Table as RichTable
 
     name = f"latency_ms[{DEMO_DEVICE}]"
-    table = RichTable(title="deployed front: predicted vs measured latency on this CPU")
-    for col in ("#", "top-1 %", "predicted ms", "measured TFLite ms", "measured ONNX ms", "error %", "key"):
+    table = RichTable(title="deployed front: predicted vs measured latency on this CPU (onnxruntime, 1 thread)")
+    for col in ("#", "top-1 %", "predicted ms", "measured ms", "error %", "measured TFLite ms", "key"):
         table.add_column(col)
     for i, r in enumerate(rows, 1):
         pred = r["values"].get(name)
         meas = (r.get("measured") or {}).get(name)
-        onnx = (r.get("measured") or {}).get(f"latency_ms[{DEMO_DEVICE},onnx]")
+        tfl = (r.get("measured") or {}).get(f"latency_ms[{DEMO_DEVICE},tflite]")
         err = f"{100 * (pred - meas) / meas:+.0f}" if pred is not None and meas else "-"
+        if pred is None and meas is None and tfl is None:
+            continue  # not deployed (quick mode)
         table.add_row(str(i), f"{r['values']['top1']:.2f}", f"{pred:.3f}", "-" if meas is None else f"{meas:.3f}",
-                      "-" if onnx is None else f"{onnx:.3f}", err, r["key"][:36])
+                      err, "-" if tfl is None else f"{tfl:.3f}", r["key"][:36])
     out.print(table)
-    if len(rows) < 2:
-        print_front(rows, "front")

@@ -60,7 +60,8 @@ def _check_devices(ws: Workspace, devices: list[str]) -> dict[str, Any]:
 
 
 def build_search(ws: Workspace, space_name: str, supernet_path: Path, data_spec: str, devices: list[str],
-                 budgets: dict[str, float], limit: int | None, batch_size: int = 250) -> dict[str, Any]:
+                 budgets: dict[str, float], limit: int | None, batch_size: int = 250,
+                 calib_batches: int = 4) -> dict[str, Any]:
     """Load the supernet, data and device predictors; return the space, objectives and constraints."""
     from hwnas.data import load_dataset
     from hwnas.deploy import SupernetAccuracy, load_device_predictor, predicted_latency
@@ -85,14 +86,16 @@ def build_search(ws: Workspace, space_name: str, supernet_path: Path, data_spec:
         from hwnas.errors import DataError
 
         raise DataError(f"dataset {data_spec!r} has no validation images; pass a dataset with labelled images")
-    objectives: list[Any] = [SupernetAccuracy(supernet, data, limit=limit, batch_size=batch_size)]
+    objectives: list[Any] = [SupernetAccuracy(supernet, data, limit=limit, batch_size=batch_size,
+                                              calib_batches=calib_batches)]
     predictors = {}
     for d in devices:
         predictors[d] = load_device_predictor(ws, d, space, configs[d].runtime)
         objectives.append(predicted_latency(predictors[d], d))
     constraints = [Constraint(objectives[1 + devices.index(d)], upper=ms) for d, ms in budgets.items()]
     settings = {"supernet": str(supernet_path.resolve()), "supernet_sha256": file_sha256(supernet_path),
-                "data": data_spec, "limit": limit, "devices": devices,
+                "data": data_spec, "limit": limit, "bn_calibration_images": calib_batches * batch_size,
+                "devices": devices,
                 "runtimes": {d: configs[d].runtime for d in devices},
                 "latency_budgets_ms": budgets, "workspace": str(ws.root)}
     return {"space": space, "supernet": supernet, "data": data, "objectives": objectives,

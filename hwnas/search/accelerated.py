@@ -21,14 +21,18 @@ __all__ = ["accelerated_search"]
 
 
 def accelerated_search(evaluator: Evaluator, seed: int = 0, n_init: int = 20, batch: int = 10,
-                       inner_pop: int = 100, inner_gens: int = 30, select: str = "hv",
+                       inner_pop: int = 50, inner_gens: int = 5, select: str = "hv", optimism: float = 0.0,
                        surrogate: SurrogateFactory | None = None,
                        progress: Callable[[Evaluator], None] | None = None) -> Evaluator:
     """Run the loop until the evaluator's budget is spent.
 
     `select` picks which new archs of the inner search to validate each round: "hv" greedily takes those whose
     predicted objectives add the most hypervolume to the validated front (normalised over what is validated),
-    "front" takes the inner front by rank and crowding distance, as LINAS does.
+    "front" takes the inner front by rank and crowding distance, as LINAS does. The inner NSGA-II starts from
+    the best validated archs and runs `inner_gens` generations, so its candidates stay near what is known to
+    be good (few generations: the surrogates are trusted locally, not far away). With `optimism` > 0 and a
+    surrogate that gives a standard deviation (`gaussian_process`), predictions are shifted that many standard
+    deviations towards better values.
     """
     space = evaluator.space
     rng = np.random.default_rng(seed)
@@ -54,8 +58,15 @@ def accelerated_search(evaluator: Evaluator, seed: int = 0, n_init: int = 20, ba
                 models[obj.name] = make(space, obj.name, seed + round_).fit(archs, y)
 
         def fitness(cands: list[Arch], models: dict = models) -> tuple[np.ndarray, np.ndarray]:
-            vals = {o.name: (models[o.name].predict(cands) if o.name in models else o.evaluate(cands))
-                    for o in evaluator._all}
+            vals = {}
+            for o in evaluator._all:
+                if o.name not in models:
+                    vals[o.name] = o.evaluate(cands)
+                elif optimism and getattr(models[o.name], "has_std", False):
+                    mean, std = models[o.name].predict(cands, return_std=True)
+                    vals[o.name] = mean - o.sign * optimism * std  # optimistic: better by `optimism` std
+                else:
+                    vals[o.name] = models[o.name].predict(cands)
             F = np.stack([o.sign * vals[o.name] for o in objectives], axis=1)
             G = (np.stack([c.violation(vals[c.name]) for c in constraints], axis=1) if constraints
                  else np.zeros((len(cands), 0)))

@@ -22,11 +22,27 @@ class EncodedRegressor:
         self.encoding = encoding
 
     def fit(self, archs: Sequence[Arch], y: np.ndarray) -> EncodedRegressor:
-        self.estimator.fit(self.space.encode(archs, self.encoding), np.asarray(y, dtype=float))
+        import warnings
+
+        from sklearn.exceptions import ConvergenceWarning
+
+        with warnings.catch_warnings():  # a kernel bound reached on a few samples is expected, not news
+            warnings.simplefilter("ignore", ConvergenceWarning)
+            self.estimator.fit(self.space.encode(archs, self.encoding), np.asarray(y, dtype=float))
         return self
 
-    def predict(self, archs: Sequence[Arch]) -> np.ndarray:
-        return np.asarray(self.estimator.predict(self.space.encode(archs, self.encoding)), dtype=float).reshape(-1)
+    def predict(self, archs: Sequence[Arch], return_std: bool = False) -> np.ndarray | tuple[np.ndarray, np.ndarray]:
+        X = self.space.encode(archs, self.encoding)
+        if return_std:
+            mean, std = self.estimator.predict(X, return_std=True)
+            return np.asarray(mean, dtype=float).reshape(-1), np.asarray(std, dtype=float).reshape(-1)
+        return np.asarray(self.estimator.predict(X), dtype=float).reshape(-1)
+
+    @property
+    def has_std(self) -> bool:
+        import inspect
+
+        return "return_std" in inspect.signature(self.estimator.predict).parameters
 
 
 class _RidgeForestBlend:
@@ -48,6 +64,17 @@ class _RidgeForestBlend:
 
     def predict(self, X: np.ndarray) -> np.ndarray:
         return 0.5 * (self.ridge_.predict(X) + self.trees_.predict(X))
+
+
+def gaussian_process(space: SearchSpace, objective: str, seed: int) -> EncodedRegressor:
+    """A Gaussian process (RBF + noise on the one-hot encoding): predictions with an uncertainty, which the
+    loop turns into optimism about archs unlike those validated."""
+    from sklearn.gaussian_process import GaussianProcessRegressor
+    from sklearn.gaussian_process.kernels import RBF, ConstantKernel, WhiteKernel
+
+    kernel = ConstantKernel(1.0, (1e-3, 1e3)) * RBF(2.0, (0.1, 100.0)) + WhiteKernel(1e-2, (1e-6, 1.0))
+    return EncodedRegressor(space, GaussianProcessRegressor(kernel, normalize_y=True, random_state=seed,
+                                                            n_restarts_optimizer=0))
 
 
 SurrogateFactory = Callable[[SearchSpace, str, int], Any]

@@ -1,0 +1,99 @@
+"""`hwnas search` and `hwnas deploy` end to end on a small supernet, and their errors for bad inputs."""
+
+import csv
+import json
+
+import numpy as np
+import pytest
+
+from hwnas.cli.app import main
+from hwnas.devices.inventory import add_device
+from hwnas.predictors import create_predictor
+from hwnas.space import create
+from hwnas.supernet import create_supernet, save_checkpoint
+from hwnas.workspace import Workspace
+
+SMALL = {"base_widths": (8, 8, 12, 16, 24, 32, 48, 144, 192), "resolutions": (32, 40), "n_classes": 10,
+         "in_channels": 3}
+
+
+def run(argv, capsys):
+    with pytest.raises(SystemExit) as info:
+        main(argv)
+    captured = capsys.readouterr()
+    return info.value.code or 0, captured.out, captured.err
+
+
+@pytest.fixture(scope="module")
+def setup(tmp_path_factory):
+    """A workspace with this CPU as a device, a latency predictor for it and a small (untrained) supernet."""
+    root = tmp_path_factory.mktemp("ws")
+    ws = Workspace.init(root)
+    add_device(ws, "cpu", transport="local", runtime="onnxruntime", threads=1)
+    space = create("ofa-mbv3", **SMALL)
+    ckpt = root / "supernet.pt"
+    save_checkpoint(create_supernet(space), ckpt)
+    archs = space.sample(np.random.default_rng(0), 30)
+    # a real predictor; its training targets follow FLOPs (this test checks the search, not the predictor)
+    ms = np.array([0.05 + 0.01 * space.flops(a) for a in archs])
+    create_predictor("gbm", space=space, min_samples_trees=10, n_estimators=50).fit(archs, ms).save(
+        ws.predictors_dir / "cpu-ofa-mbv3-onnxruntime.json")
+    empty = root / "empty.npz"
+    np.savez(empty, x=np.zeros((0, 3, 32, 32), np.float32), y=np.zeros(0, np.int64))
+    return ws, ckpt, empty
+
+
+def _search(ws, ckpt, out, *extra):
+    return ["search", "--space", "ofa-mbv3", "--supernet", str(ckpt), "--data", "mnist5k", "--device", "cpu",
+            "--limit", "100", "--out", str(out), "-w", str(ws.root), *extra]
+
+
+def test_search_then_deploy_puts_measured_next_to_predicted(setup, capsys, tmp_path):
+    ws, ckpt, _ = setup
+    out = tmp_path / "run"
+    code, stdout, err = run(_search(ws, ckpt, out, "--evals", "8", "--algorithm", "random"), capsys)
+    assert code == 0, err
+    assert len((out / "evaluated.jsonl").read_text().splitlines()) == 8
+    front = json.loads((out / "front.json").read_text())["front"]
+    assert front and all(0 <= r["values"]["top1"] <= 100 for r in front)
+    code, stdout, err = run(["deploy", str(out), "--device", "cpu", "--format", "onnx", "-w", str(ws.root)], capsys)
+    assert code == 0, err
+    with open(out / "front.csv") as handle:
+        rows = list(csv.DictReader(handle))
+    assert all(float(r["measured_latency_ms[cpu]"]) > 0 for r in rows)
+    assert all(float(r["latency_ms[cpu]"]) > 0 for r in rows)  # the predicted latency beside it
+    sidecar = json.loads((out / rows[0]["model_onnx-fp32"]).with_name("model.json").read_text())
+    entry = sidecar["deployed"]["cpu/onnx-fp32"]
+    assert entry["measured_ms"] > 0 and entry["predicted_ms"] == pytest.approx(float(rows[0]["latency_ms[cpu]"]),
+                                                                               rel=1e-4)
+    assert "measured latency_ms[cpu]" in (out / "report.html").read_text()
+
+
+def test_unknown_device_is_one_line(setup, capsys, tmp_path):
+    ws, ckpt, _ = setup
+    argv = _search(ws, ckpt, tmp_path / "r", "--evals", "2")
+    argv[argv.index("cpu")] = "pixel99"
+    code, _, err = run(argv, capsys)
+    assert code == 1 and "unknown device 'pixel99'" in err and err.count("\n") == 1
+
+
+def test_budget_no_subnet_meets_reports_the_fastest(setup, capsys, tmp_path):
+    ws, ckpt, _ = setup
+    code, _, err = run(_search(ws, ckpt, tmp_path / "r", "--evals", "2", "--latency-ms", "cpu=0.0001"), capsys)
+    assert code == 1 and "no subnet meets latency_ms[cpu] <= 0.0001" in err and "closest found" in err
+
+
+def test_empty_dataset_is_refused(setup, capsys, tmp_path):
+    ws, ckpt, empty = setup
+    argv = _search(ws, ckpt, tmp_path / "r", "--evals", "2")
+    argv[argv.index("mnist5k")] = str(empty)
+    code, _, err = run(argv, capsys)
+    assert code == 1 and "error:" in err and ("empty" in err or "no " in err)
+
+
+def test_supernet_of_another_space_is_refused(setup, capsys, tmp_path):
+    ws, ckpt, _ = setup
+    argv = _search(ws, ckpt, tmp_path / "r", "--evals", "2")
+    argv[argv.index("ofa-mbv3")] = "nasbench201"
+    code, _, err = run(argv, capsys)
+    assert code == 1 and "supernet of space 'ofa-mbv3', not 'nasbench201'" in err
