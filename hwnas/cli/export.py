@@ -32,8 +32,10 @@ def export(
                                                    "checked against the checkpoint.")] = None,
     formats: Annotated[str, typer.Option("--format", "-f", help="Comma-separated: onnx, tflite.")] = "onnx,tflite",
     int8: Annotated[bool, typer.Option("--int8", help="Also write int8 (post-training static) models.")] = False,
-    calib: Annotated[str | None, typer.Option("--calib", help="Calibration images for --int8: a dataset "
-                                              "('mnist5k', an ImageFolder, a .npz) or a .npy of NCHW floats.")] = None,
+    calib: Annotated[str | None, typer.Option("--calib", help="Calibration images (for --int8, and to re-estimate "
+                                              "a supernet subnet's batch norms): a dataset ('mnist5k', an "
+                                              "ImageFolder, a .npz; its train split) or a .npy of NCHW "
+                                              "floats.")] = None,
     calib_samples: Annotated[int, typer.Option("--calib-samples", min=1, help="Calibration images to use.")]
     = DEFAULT_CALIB_SAMPLES,
     no_validate: Annotated[bool, typer.Option("--no-validate", help="Skip comparing each file with PyTorch.")]
@@ -51,24 +53,29 @@ def export(
         raise ExportError(f"--format takes a comma-separated list of {', '.join(FORMATS)}; got {formats!r}")
     if int8 and calib is None:
         raise ExportError("--int8 needs calibration images: pass --calib mnist5k (or a dataset folder, .npz, .npy)")
-    if calib is not None and not int8:
-        raise ExportError("--calib is only used with --int8; add --int8 or drop --calib")
+    if calib is not None and not int8 and supernet_path is None:
+        raise ExportError("--calib is used for --int8 or to re-estimate a supernet's batch norms; "
+                          "add --int8 or --supernet, or drop --calib")
     space, supernet = _load_space(supernet_path, space_name)
     items = _arch_items(read_json_arg(archs, "arch or search front"))
     checked = [supernet.validate(item) if supernet is not None else space.validate(item) for item in items]
     unique = list({a.key: a for a in checked}.values())
-    calib_data = _load_calib(calib, calib_samples) if int8 else None
+    calib_data = _load_calib(calib, calib_samples) if calib is not None else None
     folder = prepare_folder(out_dir)
     precisions = ["fp32", "int8"] if int8 else ["fp32"]
     if supernet is None:
         console.print("[yellow]no --supernet given: exporting random weights (fine for latency, not for "
                       "accuracy)[/yellow]")
+    elif calib_data is None:
+        console.print("[yellow]no --calib given: batch norms keep the supernet's running statistics; pass "
+                      "--calib DATA to re-estimate them per subnet (as OFA does) for full accuracy[/yellow]")
     total = len(unique) * len(fmts) * len(precisions)
     columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn())
     with Progress(*columns, console=console, transient=True, disable=as_json) as progress:
         task = progress.add_task("exporting", total=total)
         results = export_archs(space, unique, folder, fmts, precisions, checkpoint=supernet_path if supernet else None,
-                               calib=calib_data, validate=not no_validate, jobs=jobs,
+                               calib=calib_data if int8 else None, bn_data=calib_data,
+                               validate=not no_validate, jobs=jobs,
                                progress=lambda done, _total: progress.update(task, completed=done))
     if as_json:
         out.print_json(json.dumps([r.to_dict() for r in results]))

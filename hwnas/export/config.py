@@ -23,7 +23,8 @@ class ExportConfig:
     top-1 must agree with PyTorch on at least `int8_min_top1_agreement` of them, and every output's RMS
     difference must stay under `int8_max_nrmse` times the reference output's standard deviation (a
     signal-to-quantisation-noise bound; the largest difference is reported but not bounded, because
-    min-max calibration clips rare outliers by design).
+    min-max calibration clips rare outliers by design). On the demo supernet's subnets int8 models sit at
+    0.03-0.08 with 99% top-1 agreement; a collapsed quantization (constant output) reads 1.0 or more.
     """
 
     opset: int = 17

@@ -103,6 +103,7 @@ def _worker_init() -> None:
 
     torch.set_num_threads(1)
     os.environ.setdefault("LITERT_TORCH_SHOW_PROGRESS", "n")
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")  # the converter's C++ logging, set before it loads
 
 
 def run_pool(fn: Callable[..., Any], tasks: list[tuple], jobs: int,
