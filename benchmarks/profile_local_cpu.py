@@ -20,6 +20,7 @@ import numpy as np
 
 from hwnas.devices import open_device
 from hwnas.predictors.fitting import evaluate_on_rows, fit_from_profile
+from hwnas.predictors.metrics import evaluate_predictions
 from hwnas.profiling import (
     calibration_archs,
     export_profile_models,
@@ -51,6 +52,9 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=None)
     parser.add_argument("--jobs", type=int, default=2)
     parser.add_argument("--export-only", action="store_true")
+    parser.add_argument("--retest", type=Path, default=None,
+                        help="Another workspace profiled with the same arguments: compare the two measurements of "
+                             "each subnet (test-retest agreement, the ceiling for any predictor on this machine)")
     args = parser.parse_args()
 
     ws = Workspace.init(args.workspace)
@@ -101,9 +105,20 @@ def main() -> None:
     for name in ("lut", "lut-calibrated", "gbm"):
         predictor = fit_from_profile(name, profile, path)
         m, _, _ = evaluate_on_rows(predictor, held)
-        print(f"{name:16} {len(predictor.meta_['trained_on']):5d} {m['mape_pct']:7.2f} {m['rmspe_pct']:7.2f} "
-              f"{m['within_5pct'] * 100:6.1f}% {m['within_10pct'] * 100:6.1f}% {m['spearman']:9.4f} "
-              f"{m['kendall']:8.4f}")
+        _row(name, len(predictor.meta_["trained_on"]), m)
+    if args.retest is not None:
+        other = load_profile(args.retest / path.relative_to(ws.root))
+        again = {r["key"]: r["median_ms"] for r in other["extra"]}
+        pairs = [(r["median_ms"], again[r["key"]]) for r in held if r["key"] in again]
+        first, second = np.array(pairs).T
+        scale = np.median(first / second)  # the other run's overall load level may differ: rescale it
+        _row("retest", 0, evaluate_predictions(first, second * scale))
+        print("(retest: the same subnets measured again in --retest's workspace, rescaled by their median ratio)")
+
+
+def _row(name: str, n_train: int, m: dict) -> None:
+    print(f"{name:16} {n_train:5d} {m['mape_pct']:7.2f} {m['rmspe_pct']:7.2f} {m['within_5pct'] * 100:6.1f}% "
+          f"{m['within_10pct'] * 100:6.1f}% {m['spearman']:9.4f} {m['kendall']:8.4f}")
 
 
 if __name__ == "__main__":
