@@ -52,6 +52,7 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=None)
     parser.add_argument("--jobs", type=int, default=2)
     parser.add_argument("--export-only", action="store_true")
+    parser.add_argument("--statistic", default="median_ms", help="median_ms or min_ms (steadier on a shared CPU)")
     parser.add_argument("--retest", type=Path, default=None,
                         help="Another workspace profiled with the same arguments: compare the two measurements of "
                              "each subnet (test-retest agreement, the ceiling for any predictor on this machine)")
@@ -96,20 +97,21 @@ def main() -> None:
     print(f"  ({ops_only} operators at {len(resolutions)} resolutions; settings: runs={profile['settings']['runs']} "
           f"warmup={profile['settings']['warmup']} rounds={profile['settings']['rounds']})")
     held = [{**r, "role": "extra"} for r in profile["extra"]]
-    y = np.array([r["median_ms"] for r in held])
+    y = np.array([r[args.statistic] for r in held])
     cv = np.median([r["std_ms"] / r["mean_ms"] for r in held])
     print(f"\n{len(held)} held-out subnets, measured {y.min():.2f}..{y.max():.2f} ms (median {np.median(y):.2f}); "
           f"run-to-run spread (median std/mean over each subnet's runs): {cv * 100:.1f}%")
+    print(f"latency statistic: {args.statistic}")
     print(f"{'predictor':16} {'train':>5} {'MAPE%':>7} {'RMSPE%':>7} {'<=5%':>7} {'<=10%':>7} {'spearman':>9} "
           f"{'kendall':>8}")
     for name in ("lut", "lut-calibrated", "gbm"):
-        predictor = fit_from_profile(name, profile, path)
+        predictor = fit_from_profile(name, profile, path, statistic=args.statistic)
         m, _, _ = evaluate_on_rows(predictor, held)
         _row(name, len(predictor.meta_["trained_on"]), m)
     if args.retest is not None:
         other = load_profile(args.retest / path.relative_to(ws.root))
-        again = {r["key"]: r["median_ms"] for r in other["extra"]}
-        pairs = [(r["median_ms"], again[r["key"]]) for r in held if r["key"] in again]
+        again = {r["key"]: r[args.statistic] for r in other["extra"]}
+        pairs = [(r[args.statistic], again[r["key"]]) for r in held if r["key"] in again]
         first, second = np.array(pairs).T
         scale = np.median(first / second)  # the other run's overall load level may differ: rescale it
         _row("retest", 0, evaluate_predictions(first, second * scale))

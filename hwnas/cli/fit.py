@@ -72,6 +72,8 @@ def fit(
     base: Annotated[Path | None, typer.Option("--base", help="few-shot: a predictor file of another device.")] = None,
     k: Annotated[int | None, typer.Option("-k", min=1, help="few-shot: use the first k reference subnets.")] = None,
     output: Annotated[Path | None, typer.Option("--out", help="Where to write (default: predictors/...).")] = None,
+    statistic: Annotated[str, typer.Option("--statistic", help="median_ms (default), mean_ms, min_ms (steadier on "
+                                                               "a shared CPU) or p90_ms.")] = "median_ms",
     ws: WorkspaceOpt = None,
 ) -> None:
     """Fit a latency predictor from a device's profile and write predictors/<device>-<space>-<runtime>.json."""
@@ -81,7 +83,8 @@ def fit(
     wsp = workspace(ws)
     path = find_profile(wsp, device, space, runtime, precision)
     profile = load_profile(path, space=space, runtime=runtime, precision=precision)
-    model = fit_from_profile(predictor, profile, profile_path=path, base=str(base) if base else None, max_samples=k)
+    model = fit_from_profile(predictor, profile, profile_path=path, base=str(base) if base else None, max_samples=k,
+                             statistic=statistic)
     target = output or predictor_path(wsp, device, profile["space"]["name"], profile["runtime"])
     model.save(target)
     trained = len(model.meta_["trained_on"])
@@ -160,7 +163,7 @@ def evaluate(
     if compare:
         for name in LATENCY_PREDICTORS:
             try:
-                other = fit_from_profile(name, profile, prof_path)
+                other = fit_from_profile(name, profile, prof_path, statistic=meta.get("statistic") or "median_ms")
             except PredictorError as exc:
                 out.print(f"[yellow]{name}: {exc}[/yellow]")
                 continue

@@ -46,7 +46,8 @@ def find_profile(workspace: Workspace, device: str, space: str | None = None, ru
 
 def _stats(rec: StoredMeasurement) -> dict[str, Any]:
     m = rec.measurement
-    return {"median_ms": m.median_ms, "mean_ms": m.mean_ms, "std_ms": m.std_ms, "n": m.n}
+    return {"median_ms": m.median_ms, "mean_ms": m.mean_ms, "std_ms": m.std_ms, "n": m.n, "min_ms": m.min_ms,
+            "p90_ms": m.p90_ms}
 
 
 def build_profile(store: MeasurementStore, device: str, space: SearchSpace, runtime: str, precision: str,
