@@ -21,8 +21,9 @@ __all__ = ["register", "demo", "DEMO_DEVICE", "PLANS"]
 
 DEMO_DEVICE = "local-cpu-ort"
 DEMO_RUNTIME = "onnxruntime"  # profiled and predicted: ONNX exports are fast; the front is also measured as TFLite
-# (subnets measured whole for the predictor, search evaluations, images per top-1 evaluation, front models deployed)
-PLANS = {"full": (30, 60, 500, None), "quick": (10, 16, 200, 3)}
+# subnets measured whole to fit the predictor, the 20 reference subnets measured to check it, search evaluations,
+# images per top-1 evaluation, front models deployed (None: all)
+PLANS = {"full": (30, True, 60, 500, None), "quick": (8, False, 12, 200, 2)}
 
 
 def register(app: typer.Typer) -> None:
@@ -47,7 +48,7 @@ def demo(
     from hwnas.supernet import demo_checkpoint_path
 
     started = time.monotonic()
-    n_profile, n_evals, limit, max_models = PLANS["quick" if quick else "full"]
+    n_profile, reference, n_evals, limit, max_models = PLANS["quick" if quick else "full"]
     ckpt = supernet or demo_checkpoint_path()
     if not ckpt.is_file():
         raise SearchError(f"the supernet checkpoint {ckpt} does not exist"
@@ -62,14 +63,14 @@ def demo(
 
     space = load_checkpoint(ckpt).space
     with open_device(DEMO_DEVICE, ws) as dev:
-        profile = _short_profile(dev, space, ws, n_profile, seed)
+        profile = _short_profile(dev, space, ws, n_profile, reference)
 
     _stage("2/4 fit a latency predictor")
     predictor_file, fit_note = _fit(ws, space, profile, seed)
     out.print(f"predictor {predictor_file} ({fit_note})")
 
     _stage(f"3/4 search top-1 (mnist5k, {limit} images) vs latency, {n_evals} evaluations")
-    built = build_search(ws, space.name, ckpt, "mnist5k", [DEMO_DEVICE], {}, limit, batch_size=100,
+    built = build_search(ws, space.name, ckpt, "mnist5k", [DEMO_DEVICE], {}, limit, batch_size=250,
                          calib_batches=2)
     run_dir = ws.runs_dir / ("demo-quick" if quick else "demo")
     outcome = run_with_progress(built, run_dir, n_evals, "accelerated", seed,
@@ -99,8 +100,9 @@ def demo(
     out.print(f"  profile  {profile}")
 
 
-def _short_profile(dev: Any, space: Any, ws: Workspace, n: int, seed: int) -> Path:
-    """Measure `n` random subnets whole (no per-operator table): enough for a boosted predictor."""
+def _short_profile(dev: Any, space: Any, ws: Workspace, n: int, reference: bool) -> Path:
+    """Measure `n` random subnets whole (no per-operator table): enough for a boosted predictor; with
+    `reference`, also the 20 reference subnets, held out to report the predictor's error."""
     from hwnas.profiling import profile_device
 
     settings = dev.config.settings(runs=30, warmup=5, rounds=2)
@@ -112,7 +114,7 @@ def _short_profile(dev: Any, space: Any, ws: Workspace, n: int, seed: int) -> Pa
                 tasks[event.stage] = bar.add_task(event.stage, total=event.total)
             bar.update(tasks[event.stage], completed=event.done, total=event.total)
 
-        return profile_device(dev, space, ws, settings=settings, ops=[], calibration=n, reference=True,
+        return profile_device(dev, space, ws, settings=settings, ops=[], calibration=n, reference=reference,
                               jobs=1, progress=on_progress)
 
 

@@ -96,7 +96,9 @@ def write_report(run: RunFolder) -> Path:
     names = [o["name"] for o in doc["objectives"]]
     predicted = sorted({k for r in doc["front"] for k in (r.get("predicted") or {})})
     measured = sorted({k for r in doc["front"] for k in (r.get("measured") or {})})
-    head = (["#", "key"] + names + [f"predicted {k}" for k in predicted if k not in names]
+    labels = [f"predicted {o['name']}" if not o.get("expensive", True) and o.get("unit") == "ms" else o["name"]
+              for o in doc["objectives"]]
+    head = (["#", "key"] + labels + [f"predicted {k}" for k in predicted if k not in names]
             + [f"measured {k}" for k in measured] + ["error %"] * bool(measured) + ["models"])
     rows = []
     for i, r in enumerate(doc["front"], 1):
