@@ -45,14 +45,8 @@ def lut_stage_sums(ops: Sequence[OpSpec], table: Mapping[str, float], n_stages: 
 
 
 def op_flops_m(space: SearchSpace, op: OpSpec) -> float:
-    """FLOPs of one operator in millions, through the space's own counter where it has one."""
-    from hwnas.space import nasbench201, ofa_mbv3
-
-    if space.name == "ofa-mbv3":
-        return ofa_mbv3.op_flops(op) / 1e6
-    if space.name == "nasbench201":
-        return nasbench201._nb201_flops(op) / 1e6
-    return 0.0
+    """FLOPs of one operator in millions, through the space's own counter."""
+    return space.op_flops(op) / 1e6
 
 
 class ArchSummary:

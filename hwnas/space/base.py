@@ -138,12 +138,20 @@ class SearchSpace(ABC):
         """Every distinct operator any arch of the space can run (by key)."""
 
     @abstractmethod
-    def flops(self, arch: Arch) -> float:
-        """Multiply-accumulates of convolutions and linear layers, in millions (as OFA reports FLOPs)."""
+    def op_flops(self, op: OpSpec) -> int:
+        """Multiply-accumulates of one operator's convolutions and linear layers."""
 
     @abstractmethod
+    def op_params(self, op: OpSpec) -> int:
+        """Learnable parameters of one operator."""
+
+    def flops(self, arch: Arch) -> float:
+        """Multiply-accumulates of convolutions and linear layers, in millions (as OFA reports FLOPs)."""
+        return sum(self.op_flops(op) for op in self.operators(arch)) / 1e6
+
     def params(self, arch: Arch) -> float:
         """Learnable parameters of the extracted network, in millions."""
+        return sum(self.op_params(op) for op in self.operators(arch)) / 1e6
 
     def validate_many(self, objs: Iterable[Any]) -> list[Arch]:
         return [self.validate(o) for o in objs]

@@ -238,11 +238,11 @@ class NasBench201Space(SearchSpace):
                 seen.setdefault(spec.key, spec)
         return list(seen.values())
 
-    def flops(self, arch: Any) -> float:
-        return sum(_nb201_flops(op) for op in self.operators(arch)) / 1e6
+    def op_flops(self, op: OpSpec) -> int:
+        return _nb201_flops(op)
 
-    def params(self, arch: Any) -> float:
-        return sum(_nb201_params(op) for op in self.operators(arch)) / 1e6
+    def op_params(self, op: OpSpec) -> int:
+        return _nb201_params(op)
 
 
 def _edge_op(name: str, size: int, ch: int) -> OpSpec | None:

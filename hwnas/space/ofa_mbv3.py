@@ -405,11 +405,11 @@ class OFAMobileNetV3Space(SearchSpace):
                         seen.setdefault(op.key, op)
         return list(seen.values())
 
-    def flops(self, arch: Any) -> float:
-        return sum(op_flops(op) for op in self.operators(arch)) / 1e6
+    def op_flops(self, op: OpSpec) -> int:
+        return op_flops(op)
 
-    def params(self, arch: Any) -> float:
-        return sum(op_params(op) for op in self.operators(arch)) / 1e6
+    def op_params(self, op: OpSpec) -> int:
+        return op_params(op)
 
 
 def op_flops(op: OpSpec) -> int:
