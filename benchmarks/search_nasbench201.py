@@ -88,12 +88,15 @@ def main() -> None:
     parser.add_argument("--devices", default="raspi4,pixel3")
     parser.add_argument("--algos", default="accelerated,nsga2,random")
     parser.add_argument("--nsga2-pop", default="20,50,100", help="NSGA-II population sizes (one row each)")
-    parser.add_argument("--batch", type=int, default=10)
+    parser.add_argument("--batch", type=int, default=5)
     parser.add_argument("--n-init", type=int, default=20)
-    parser.add_argument("--select", default="hv")
+    parser.add_argument("--inner-pop", type=int, default=20)
+    parser.add_argument("--inner-gens", type=int, default=5)
+    parser.add_argument("--select", default="front")
     args = parser.parse_args()
     table = load(args.data.resolve())
-    opts = {"accelerated": {"batch": args.batch, "n_init": args.n_init, "select": args.select},
+    opts = {"accelerated": {"batch": args.batch, "n_init": args.n_init, "select": args.select,
+                            "inner_pop": args.inner_pop, "inner_gens": args.inner_gens},
             "random": {"batch": 10}}
     algos = []
     for algo in args.algos.split(","):

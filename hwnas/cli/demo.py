@@ -22,8 +22,9 @@ __all__ = ["register", "demo", "DEMO_DEVICE", "PLANS"]
 DEMO_DEVICE = "local-cpu-ort"
 DEMO_RUNTIME = "onnxruntime"  # profiled and predicted: ONNX exports are fast; the front is also measured as TFLite
 # subnets measured whole to fit the predictor, the 20 reference subnets measured to check it, search evaluations,
-# images per top-1 evaluation, front models deployed (None: all)
-PLANS = {"full": (30, True, 60, 500, None), "quick": (8, False, 12, 200, 2)}
+# images per top-1 evaluation (None: the whole validation split), batches of 250 images for batch-norm
+# recalibration, front models deployed (None: all)
+PLANS = {"full": (30, True, 60, None, 4, None), "quick": (8, False, 12, 200, 1, 2)}
 
 
 def register(app: typer.Typer) -> None:
@@ -48,7 +49,7 @@ def demo(
     from hwnas.supernet import demo_checkpoint_path
 
     started = time.monotonic()
-    n_profile, reference, n_evals, limit, max_models = PLANS["quick" if quick else "full"]
+    n_profile, reference, n_evals, limit, calib_batches, max_models = PLANS["quick" if quick else "full"]
     ckpt = supernet or demo_checkpoint_path()
     if not ckpt.is_file():
         raise SearchError(f"the supernet checkpoint {ckpt} does not exist"
@@ -69,9 +70,9 @@ def demo(
     predictor_file, fit_note = _fit(ws, space, profile, seed)
     out.print(f"predictor {predictor_file} ({fit_note})")
 
-    _stage(f"3/4 search top-1 (mnist5k, {limit} images) vs latency, {n_evals} evaluations")
+    _stage(f"3/4 search top-1 (mnist5k, {limit or 'all'} validation images) vs latency, {n_evals} evaluations")
     built = build_search(ws, space.name, ckpt, "mnist5k", [DEMO_DEVICE], {}, limit, batch_size=250,
-                         calib_batches=2)
+                         calib_batches=calib_batches)
     run_dir = ws.runs_dir / ("demo-quick" if quick else "demo")
     outcome = run_with_progress(built, run_dir, n_evals, "accelerated", seed,
                                 f"hwnas demo --out {out_dir}" + (" --quick" if quick else ""))

@@ -20,8 +20,8 @@ from hwnas.space import Arch
 __all__ = ["accelerated_search"]
 
 
-def accelerated_search(evaluator: Evaluator, seed: int = 0, n_init: int = 20, batch: int = 10,
-                       inner_pop: int = 50, inner_gens: int = 5, select: str = "hv", optimism: float = 0.0,
+def accelerated_search(evaluator: Evaluator, seed: int = 0, n_init: int = 20, batch: int = 5,
+                       inner_pop: int = 20, inner_gens: int = 5, select: str = "front", optimism: float = 0.0,
                        surrogate: SurrogateFactory | None = None,
                        progress: Callable[[Evaluator], None] | None = None) -> Evaluator:
     """Run the loop until the evaluator's budget is spent.
