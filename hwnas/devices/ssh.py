@@ -30,6 +30,13 @@ log = logging.getLogger(__name__)
 DEFAULT_REMOTE_DIR = ".cache/hwnas"  # relative: inside the login user's home (per-user cache)
 
 
+def _link_errors() -> tuple[type[BaseException], ...]:
+    """What a dropped link raises: socket errors, EOF, and paramiko's SSHException (e.g. from SFTP calls)."""
+    import paramiko
+
+    return (OSError, EOFError, paramiko.SSHException)
+
+
 def shell_command(argv: Sequence[str], cwd: str | None = None) -> str:
     """One POSIX shell command line; every element quoted, so nothing in it is ever interpreted."""
     command = " ".join(shlex.quote(str(a)) for a in argv)
@@ -194,7 +201,7 @@ class SshDevice(RunnerDevice):
             return set(self._sftp_client().listdir(path))
         except FileNotFoundError:
             return set()
-        except (OSError, EOFError) as exc:
+        except _link_errors() as exc:
             if not self._alive():
                 raise TransportError(f"device {self.name}: link lost while listing {path}") from None
             raise TransportError(f"device {self.name}: cannot list {path}: {exc}") from None
@@ -224,14 +231,14 @@ class SshDevice(RunnerDevice):
             try:
                 sftp.put(str(local), tmp)
                 sftp.posix_rename(tmp, remote)
-            except (OSError, EOFError):
+            except _link_errors():
                 if self._alive():
                     try:
                         sftp.remove(tmp)
                     except OSError:
                         pass
                 raise
-        except (OSError, EOFError) as exc:
+        except _link_errors() as exc:
             raise TransportError(f"device {self.name}: push of {Path(local).name} failed: {exc}") from None
 
     def _write_file(self, remote: str, data: bytes) -> None:
@@ -242,7 +249,7 @@ class SshDevice(RunnerDevice):
             with sftp.open(tmp, "wb") as handle:
                 handle.write(data)
             sftp.posix_rename(tmp, remote)
-        except (OSError, EOFError) as exc:
+        except _link_errors() as exc:
             raise TransportError(f"device {self.name}: writing {remote} failed: {exc}") from None
 
     def _remove_tree(self, path: str) -> None:
@@ -276,7 +283,7 @@ class ChannelLineStream(LineStream):
                 if not self.channel.get_transport() or not self.channel.get_transport().is_active():
                     raise TransportError("the SSH connection dropped") from None
                 continue
-            except (OSError, EOFError) as exc:
+            except _link_errors() as exc:
                 raise TransportError(f"the SSH connection dropped: {exc}") from None
             if chunk:
                 self.buffer += chunk
