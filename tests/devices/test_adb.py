@@ -126,7 +126,9 @@ def test_unplugging_the_phone_mid_runner_batch_resumes_without_remeasuring(tmp_p
     with open_device("phone", ws) as device:
         device.keep_runs = True
         device.progress = lambda m, done, total: outage.append(_outage(adb_device)) if done == 2 else None
-        got = list(device.benchmark(models, BenchmarkSettings(runtime="onnxruntime", warmup=1, runs=30, rounds=2)))
+        # at least 0.3 s per model and round, so the outage (after 2 models) always falls mid-batch
+        settings = BenchmarkSettings(runtime="onnxruntime", warmup=1, runs=30, rounds=2, min_seconds=0.6)
+        got = list(device.benchmark(models, settings))
         run_dir = Path(device.last_run_dir)
     outage[0].join()
     assert "link lost" in caplog.text
@@ -148,9 +150,10 @@ def test_corrupt_model_fails_and_the_batch_goes_on(tmp_path, adb_device, benchma
 def test_slow_model_hits_its_timeout_and_the_device_stays_usable(tmp_path, adb_device, benchmark_model_stand_in,
                                                                  tflite_models):
     ws = phone_workspace(tmp_path, adb_device, benchmark_model_stand_in)
+    hang = tmp_path / "hang.tflite"  # the stand-in sleeps on a model ending with this marker
+    hang.write_bytes(tflite_models[0].read_bytes() + b"HWNAS_TEST_HANG")
     with open_device("phone", ws) as device:
-        # the stand-in needs about a second to start (Python + LiteRT import): 0.2 s is too short
-        got = list(device.benchmark([BenchmarkModel(tflite_models[0], "slow")], tool_settings(timeout_per_model_s=0.2)))
+        got = list(device.benchmark([BenchmarkModel(hang, "slow")], tool_settings(timeout_per_model_s=3.0)))
         assert got[0].status == "failed" and "timed out" in got[0].error
         again = list(device.benchmark([BenchmarkModel(tflite_models[0], "ok")], tool_settings()))
     assert again[0].ok
