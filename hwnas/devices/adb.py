@@ -134,19 +134,13 @@ class AdbDevice(RunnerDevice):
 
     def _recover(self, error: Exception, deadline: float) -> None:
         log.warning("device %s: link lost (%s); reconnecting", self.name, error)
-        delay = 0.2
-        while True:
-            try:
-                if ":" in self.serial:
-                    self._adb(["disconnect", self.serial], timeout_s=10, serial=False)
-                self.connect()
-                return
-            except TransportError as exc:
-                if time.monotonic() + delay > deadline:
-                    raise TransportError(f"device {self.name}: could not reconnect before the deadline ({exc})") \
-                        from None
-                time.sleep(delay)
-                delay = min(delay * 2, 2.0)
+
+        def attempt() -> None:
+            if ":" in self.serial:
+                self._adb(["disconnect", self.serial], timeout_s=10, serial=False)
+            self.connect()
+
+        self._reconnect(deadline, attempt)
 
     def shell(self, command: str, timeout_s: float = 60.0) -> tuple[int, str, str]:
         """Run one device shell command line (the caller quoted every piece of it); (exit code, out, err).

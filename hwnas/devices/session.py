@@ -22,7 +22,7 @@ from typing import Any
 
 from hwnas.devices.base import BenchmarkModel, BenchmarkSettings, Device, Measurement, sha256_file
 from hwnas.devices.inventory import DeviceConfig
-from hwnas.errors import DeviceError, DeviceTimeoutError, TransportError
+from hwnas.errors import DeviceError, DeviceTimeoutError, HostKeyError, TransportError
 
 __all__ = ["RunnerDevice", "LineStream", "RUNNER_PATH", "runner_sha256", "measurement_from_record",
            "failed_measurement"]
@@ -144,6 +144,23 @@ class RunnerDevice(Device):
         """The link failed: reconnect (retrying until `deadline`, a time.monotonic value) or raise."""
 
     # -- shared ---------------------------------------------------------------------------------------
+    def _reconnect(self, deadline: float, attempt: Callable[[], None]) -> None:
+        """Call `attempt` (which reconnects) until it stops raising TransportError, backing off from 0.2 s to
+        2 s; past `deadline` (a time.monotonic value) give up with a TransportError."""
+        delay = 0.2
+        while True:
+            try:
+                attempt()
+                return
+            except HostKeyError:
+                raise  # a changed or unknown host key is never retried
+            except TransportError as exc:
+                if time.monotonic() + delay > deadline:
+                    raise TransportError(f"device {self.name}: could not reconnect before the deadline ({exc})") \
+                        from None
+                time.sleep(delay)
+                delay = min(delay * 2, 2.0)
+
     def _path(self, *parts: str) -> str:
         return posixpath.join(self.root, *parts)
 

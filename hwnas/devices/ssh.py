@@ -150,19 +150,7 @@ class SshDevice(RunnerDevice):
     def _recover(self, error: Exception, deadline: float) -> None:
         log.warning("device %s: link lost (%s); reconnecting", self.name, error)
         self.close()
-        delay = 0.2
-        while True:
-            try:
-                self.connect()
-                return
-            except HostKeyError:
-                raise
-            except TransportError as exc:
-                if time.monotonic() + delay > deadline:
-                    raise TransportError(f"device {self.name}: could not reconnect before the deadline ({exc})") \
-                        from None
-                time.sleep(delay)
-                delay = min(delay * 2, 2.0)
+        self._reconnect(deadline, self.connect)
 
     # -- primitives -----------------------------------------------------------------------------------
     def _exec(self, argv: Sequence[str], cwd: str | None = None, timeout_s: float = 60.0) -> tuple[int, str, str]:
