@@ -94,11 +94,15 @@ DeployProgress = Callable[[str, int, int], None]
 
 def deploy_front(run_dir: str | Path, device: Any, formats: Sequence[str] = ("tflite", "onnx"), int8: bool = False,
                  supernet: Any = None, calib: Any = None, settings: Any = None,
-                 progress: DeployProgress | None = None, max_models: int | None = None) -> list[dict[str, Any]]:
+                 progress: DeployProgress | None = None, max_models: int | None = None,
+                 bn_data: Any = None) -> list[dict[str, Any]]:
     """Export every front model of a run to `formats` (fp32, and int8 with `int8`) under `<run>/models/`, measure
     each on the open `device`, and write measured latency into model.json (the sidecar), front.json/.csv and
     report.html. Returns the updated front rows. `progress(stage, done, total)`. `max_models` deploys only that
-    many, spread evenly along the front (the rest keep their predicted values only)."""
+    many, spread evenly along the front (the rest keep their predicted values only).
+
+    A supernet subnet's batch norms are re-estimated on `bn_data` (default: the images the search recalibrated
+    on), fp32 and int8 alike, so each file holds the network whose top-1 the search measured."""
     from hwnas.devices.base import BenchmarkModel
     from hwnas.export import export_arch, update_sidecar
 
@@ -118,6 +122,8 @@ def deploy_front(run_dir: str | Path, device: Any, formats: Sequence[str] = ("tf
     precisions = ["fp32"] + (["int8"] if int8 else [])
     if int8 and calib is None:
         calib = _random_calib(space, space.validate(rows[0]["arch"]))
+    if supernet is not None and bn_data is None:
+        bn_data = _search_bn_images(run_settings)
     base_settings = settings or _device_settings(device)
     own_format = RUNTIME_FORMATS.get(base_settings.runtime)
     models_dir = run.path / "models"
@@ -130,7 +136,7 @@ def deploy_front(run_dir: str | Path, device: Any, formats: Sequence[str] = ("tf
         exported[(row["key"], fmt, precision)] = export_arch(space, row["arch"], models_dir, fmt, precision,
                                                              supernet=supernet,
                                                              calib=calib if precision == "int8" else None,
-                                                             meta=meta)
+                                                             meta=meta, bn_data=bn_data)
     if progress is not None:
         progress("export", len(jobs), len(jobs))
     from dataclasses import replace
@@ -168,6 +174,20 @@ def deploy_front(run_dir: str | Path, device: Any, formats: Sequence[str] = ("tf
     run.write_front(doc)
     write_report(run)
     return doc["front"]
+
+
+def _search_bn_images(run_settings: dict[str, Any]) -> np.ndarray | None:
+    """The images `SupernetAccuracy` re-estimated batch norms on: the first ones of the run's validation data
+    (None when that data is gone)."""
+    from hwnas.data import load_dataset
+    from hwnas.errors import HwnasError
+
+    try:
+        data = load_dataset(run_settings.get("data", "mnist5k"), split="val")
+    except HwnasError:
+        return None
+    images = data.x[: int(run_settings.get("bn_calibration_images") or 1000)]
+    return images if len(images) else None
 
 
 def _device_settings(device: Any) -> Any:

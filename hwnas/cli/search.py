@@ -122,8 +122,9 @@ def run_with_progress(built: dict[str, Any], out_dir: Path, evals: int, algorith
                               progress=on_progress, on_record=on_record, options=options)
         except KeyboardInterrupt:
             bar.stop()
+            # soft_wrap: a hard-wrapped command (or path) breaks when copied; markup off: paths may hold [ ]
             console.print(f"interrupted: the evaluations so far are kept in {out_dir / 'evaluated.jsonl'}; "
-                          f"resume with:\n  {resume_hint}")
+                          f"resume with:\n  {resume_hint}", soft_wrap=True, markup=False, highlight=False)
             raise typer.Exit(130) from None
 
 
@@ -175,7 +176,7 @@ def search(
         console.print(f"resumed: {outcome.resumed} evaluations taken from {outcome.run.evaluated_path}")
     print_front(outcome.front, f"front: {len(outcome.front)} models after {outcome.evaluator.spent} evaluations")
     out.print(f"results in {out_dir} (front.csv, report.html); deploy with "
-              f"`hwnas deploy {out_dir} --device {devices[0]} --format tflite,onnx`")
+              f"`hwnas deploy {out_dir} --device {devices[0]} --format tflite,onnx`", soft_wrap=True, markup=False)
 
 
 def deploy(

@@ -3,39 +3,7 @@
 import csv
 import json
 
-import numpy as np
 import pytest
-
-from hwnas.cli.app import main
-from hwnas.devices.inventory import add_device
-from hwnas.predictors import create_predictor
-from hwnas.supernet import demo_checkpoint_path, load_checkpoint
-from hwnas.workspace import Workspace
-
-
-def run(argv, capsys):
-    with pytest.raises(SystemExit) as info:
-        main(argv)
-    captured = capsys.readouterr()
-    return info.value.code or 0, captured.out, captured.err
-
-
-@pytest.fixture(scope="module")
-def setup(tmp_path_factory):
-    """A workspace with this CPU as a device, a latency predictor for it, and the shipped demo supernet."""
-    root = tmp_path_factory.mktemp("ws")
-    ws = Workspace.init(root)
-    add_device(ws, "cpu", transport="local", runtime="onnxruntime", threads=1)
-    ckpt = demo_checkpoint_path()
-    space = load_checkpoint(ckpt).space
-    archs = space.sample(np.random.default_rng(0), 30)
-    # a real predictor; its training targets follow FLOPs (this test checks the search, not the predictor)
-    ms = np.array([0.05 + 0.01 * space.flops(a) for a in archs])
-    create_predictor("gbm", space=space, min_samples_trees=10, n_estimators=50).fit(archs, ms).save(
-        ws.predictors_dir / "cpu-ofa-mbv3-onnxruntime.json")
-    empty = root / "empty.npz"
-    np.savez(empty, x=np.zeros((0, 3, 32, 32), np.float32), y=np.zeros(0, np.int64))
-    return ws, ckpt, empty
 
 
 def _search(ws, ckpt, out, *extra):
@@ -43,15 +11,15 @@ def _search(ws, ckpt, out, *extra):
             "--limit", "100", "--out", str(out), "-w", str(ws.root), *extra]
 
 
-def test_search_then_deploy_puts_measured_next_to_predicted(setup, capsys, tmp_path):
+def test_search_then_deploy_puts_measured_next_to_predicted(setup, cli, tmp_path):
     ws, ckpt, _ = setup
     out = tmp_path / "run"
-    code, stdout, err = run(_search(ws, ckpt, out, "--evals", "6", "--algorithm", "random"), capsys)
+    code, stdout, err = cli(_search(ws, ckpt, out, "--evals", "6", "--algorithm", "random"))
     assert code == 0, err
     assert len((out / "evaluated.jsonl").read_text().splitlines()) == 6
     front = json.loads((out / "front.json").read_text())["front"]
     assert front and all(0 <= r["values"]["top1"] <= 100 for r in front)
-    code, stdout, err = run(["deploy", str(out), "--device", "cpu", "--format", "onnx", "-w", str(ws.root)], capsys)
+    code, stdout, err = cli(["deploy", str(out), "--device", "cpu", "--format", "onnx", "-w", str(ws.root)])
     assert code == 0, err
     with open(out / "front.csv") as handle:
         rows = list(csv.DictReader(handle))
@@ -65,31 +33,31 @@ def test_search_then_deploy_puts_measured_next_to_predicted(setup, capsys, tmp_p
     assert "measured latency_ms[cpu]" in report and "predicted latency_ms[cpu]" in report
 
 
-def test_unknown_device_is_one_line(setup, capsys, tmp_path):
+def test_unknown_device_is_one_line(setup, cli, tmp_path):
     ws, ckpt, _ = setup
     argv = _search(ws, ckpt, tmp_path / "r", "--evals", "2")
     argv[argv.index("cpu")] = "pixel99"
-    code, _, err = run(argv, capsys)
+    code, _, err = cli(argv)
     assert code == 1 and "unknown device 'pixel99'" in err and err.count("\n") == 1
 
 
-def test_budget_no_subnet_meets_reports_the_fastest(setup, capsys, tmp_path):
+def test_budget_no_subnet_meets_reports_the_fastest(setup, cli, tmp_path):
     ws, ckpt, _ = setup
-    code, _, err = run(_search(ws, ckpt, tmp_path / "r", "--evals", "2", "--latency-ms", "cpu=0.0001"), capsys)
+    code, _, err = cli(_search(ws, ckpt, tmp_path / "r", "--evals", "2", "--latency-ms", "cpu=0.0001"))
     assert code == 1 and "no subnet meets latency_ms[cpu] <= 0.0001" in err and "closest found" in err
 
 
-def test_empty_dataset_is_refused(setup, capsys, tmp_path):
+def test_empty_dataset_is_refused(setup, cli, tmp_path):
     ws, ckpt, empty = setup
     argv = _search(ws, ckpt, tmp_path / "r", "--evals", "2")
     argv[argv.index("mnist5k")] = str(empty)
-    code, _, err = run(argv, capsys)
+    code, _, err = cli(argv)
     assert code == 1 and "error:" in err and ("empty" in err or "no " in err)
 
 
-def test_supernet_of_another_space_is_refused(setup, capsys, tmp_path):
+def test_supernet_of_another_space_is_refused(setup, cli, tmp_path):
     ws, ckpt, _ = setup
     argv = _search(ws, ckpt, tmp_path / "r", "--evals", "2")
     argv[argv.index("ofa-mbv3")] = "nasbench201"
-    code, _, err = run(argv, capsys)
+    code, _, err = cli(argv)
     assert code == 1 and "supernet of space 'ofa-mbv3', not 'nasbench201'" in err
