@@ -12,7 +12,7 @@ from pymoo.operators.survival.rank_and_crowding.metrics import calc_crowding_dis
 
 from hwnas.search.evaluator import Evaluator
 from hwnas.search.nsga2 import run_nsga2
-from hwnas.search.pareto import Normalization, hypervolume, nondominated_ranks, pareto_mask
+from hwnas.search.pareto import Normalization, hypervolume, hypervolume_gains, nondominated_ranks, pareto_mask
 from hwnas.search.random_search import sample_new
 from hwnas.search.surrogate import SurrogateFactory, default_surrogate
 from hwnas.space import Arch
@@ -21,18 +21,23 @@ __all__ = ["accelerated_search"]
 
 
 def accelerated_search(evaluator: Evaluator, seed: int = 0, n_init: int = 20, batch: int = 5,
-                       inner_pop: int = 20, inner_gens: int = 5, select: str = "front", optimism: float = 0.0,
-                       surrogate: SurrogateFactory | None = None,
+                       inner_pop: int = 20, inner_gens: int = 5, select: str = "thompson", optimism: float = 0.0,
+                       n_mutants: int = 10, n_random: int = 500, surrogate: SurrogateFactory | None = None,
                        progress: Callable[[Evaluator], None] | None = None) -> Evaluator:
     """Run the loop until the evaluator's budget is spent.
 
-    `select` picks which new archs of the inner search to validate each round: "hv" greedily takes those whose
-    predicted objectives add the most hypervolume to the validated front (normalised over what is validated),
-    "front" takes the inner front by rank and crowding distance, as LINAS does. The inner NSGA-II starts from
-    the best validated archs and runs `inner_gens` generations, so its candidates stay near what is known to
-    be good (few generations: the surrogates are trusted locally, not far away). With `optimism` > 0 and a
-    surrogate that gives a standard deviation (`gaussian_process`), predictions are shifted that many standard
-    deviations towards better values.
+    Each round refits one surrogate per expensive objective (default: a bootstrap ensemble on the effective
+    one-hot encoding plus FLOPs and params) and runs an inner NSGA-II on the surrogates' mean for
+    `inner_gens` generations, starting from the best validated archs. `select` picks the `batch` archs to
+    validate next:
+    - "thompson" (default): from a pool of the inner search's archs, `n_mutants` mutations of each of them
+      and of the elite, and `n_random` random archs, each pick draws one ensemble member and takes the arch
+      whose drawn objectives add the most hypervolume to the validated front. The members' disagreement makes
+      it try archs the surrogates are unsure of, not only those their mean likes.
+    - "hv": greedily the inner front's archs whose mean predictions add the most hypervolume;
+    - "front": the inner front by rank and crowding distance, as LINAS does.
+    With `optimism` > 0 the inner search sees predictions shifted that many standard deviations towards
+    better values.
     """
     space = evaluator.space
     rng = np.random.default_rng(seed)
@@ -41,7 +46,8 @@ def accelerated_search(evaluator: Evaluator, seed: int = 0, n_init: int = 20, ba
     constraints = evaluator.constraints
     n_obj, n_con = len(objectives), len(constraints)
 
-    first = sample_new(space, rng, min(n_init, evaluator.remaining), evaluator.seen_keys)
+    first = sample_new(space, rng, min(n_init, evaluator.remaining), evaluator.seen_keys,
+                       admissible=evaluator.admissible)
     if first:
         evaluator.evaluate(first)
         if progress is not None:
@@ -75,11 +81,14 @@ def accelerated_search(evaluator: Evaluator, seed: int = 0, n_init: int = 20, ba
         elite = _elite(evaluator, inner_pop)
         cands, F, G = run_nsga2(space, fitness, n_obj, n_con, pop_size=inner_pop, n_gen=inner_gens,
                                 seed=seed * 7919 + round_, initial=elite)
-        new = np.array([not evaluator.is_evaluated(a) for a in cands], dtype=bool)
+        new = np.array([not evaluator.is_evaluated(a) and evaluator.admits(a) for a in cands], dtype=bool)
         cands = [a for a, k in zip(cands, new, strict=False) if k]
         F, G = F[new], G[new]
         k = min(batch, evaluator.remaining)
-        if cands:
+        if select == "thompson":
+            pool = _candidate_pool(evaluator, cands + elite, rng, n_mutants, n_random)
+            chosen = _select_thompson(evaluator, models, pool, k, rng) if pool else []
+        elif cands:
             order = (_select_hv(evaluator, F, G, k) if select == "hv" and n_obj >= 2
                      else _select_front(F, G, k))
             chosen = [cands[i] for i in order]
@@ -87,13 +96,78 @@ def accelerated_search(evaluator: Evaluator, seed: int = 0, n_init: int = 20, ba
             chosen = []
         if len(chosen) < k:  # the inner search found too few new archs: fill with random new ones
             taken = evaluator.seen_keys | {a.key for a in chosen}
-            chosen += sample_new(space, rng, k - len(chosen), taken)
+            chosen += sample_new(space, rng, k - len(chosen), taken, admissible=evaluator.admissible)
         if not chosen:
             break  # the whole space is evaluated
         evaluator.evaluate(chosen)
         if progress is not None:
             progress(evaluator)
     return evaluator
+
+
+def _candidate_pool(evaluator: Evaluator, seeds: list[Arch], rng: np.random.Generator, n_mutants: int,
+                    n_random: int) -> list[Arch]:
+    """New archs to choose from: `seeds` (the inner search's archs and the elite), `n_mutants` mutations
+    of each, and `n_random` uniform samples; each once, none validated before."""
+    space = evaluator.space
+    archs = list(seeds)
+    archs += [space.mutate(a, rng) for a in seeds for _ in range(n_mutants)]
+    archs += space.sample(rng, n_random)
+    out: dict[str, Arch] = {}
+    for a in archs:
+        if a.key not in out and not evaluator.is_evaluated(a) and evaluator.admits(a):
+            out[a.key] = a
+    return list(out.values())
+
+
+def _select_thompson(evaluator: Evaluator, models: dict, pool: list[Arch], k: int,
+                     rng: np.random.Generator) -> list[Arch]:
+    """Batch Thompson sampling for hypervolume: each pick draws one ensemble member per expensive objective
+    and takes the feasible arch whose drawn objectives add the most hypervolume to the validated front (plus
+    the mean predictions of the picks before it). Picks no draw credits with any gain fall back to the mean
+    predictions' rank and crowding order."""
+    samples: dict[str, np.ndarray] = {}
+    for o in evaluator._all:
+        model = models.get(o.name)
+        if model is None:
+            samples[o.name] = np.asarray(o.evaluate(pool), dtype=float)[None, :]
+        elif hasattr(model, "predict_members"):
+            samples[o.name] = model.predict_members(pool)
+        else:
+            samples[o.name] = np.asarray(model.predict(pool), dtype=float)[None, :]
+    n_draws = max(len(v) for v in samples.values())
+
+    def matrices(draw: int | None) -> tuple[np.ndarray, np.ndarray]:
+        vals = {n: (v.mean(axis=0) if draw is None else v[draw % len(v)]) for n, v in samples.items()}
+        F = np.stack([o.sign * vals[o.name] for o in evaluator.objectives], axis=1)
+        G = (np.stack([c.violation(vals[c.name]) for c in evaluator.constraints], axis=1)
+             if evaluator.constraints else np.zeros((len(pool), 0)))
+        return F, G
+
+    F_mean, G_mean = matrices(None)
+    validated = evaluator.F(evaluator.records)
+    ok = evaluator.feasible(evaluator.records)
+    norm = evaluator.normalization or Normalization.from_points(
+        np.vstack([validated, F_mean]), reference=[1.1] * F_mean.shape[1])
+    current = norm.apply(validated[ok]) if ok.any() else np.zeros((0, F_mean.shape[1]))
+    fallback = [int(i) for i in _order_by_rank(F_mean, G_mean)]
+    taken: set[int] = set()
+    offset = int(rng.integers(n_draws))
+    for j in range(k):
+        F, G = matrices(offset + j)
+        feasible = np.all(G <= 0, axis=1) if G.size else np.ones(len(pool), dtype=bool)
+        feasible[list(taken)] = False
+        gains = np.zeros(len(pool))
+        if feasible.any():
+            gains[feasible] = hypervolume_gains(current, norm.apply(F[feasible]), norm.ref_point)
+        pick = int(np.argmax(gains)) if gains.max() > 0 else next((i for i in fallback if i not in taken), None)
+        if pick is None:
+            break
+        taken.add(pick)
+        if not G_mean.size or np.all(G_mean[pick] <= 0):
+            pts = np.vstack([current, norm.apply(F_mean[pick:pick + 1])])
+            current = pts[pareto_mask(pts)]
+    return [pool[i] for i in sorted(taken, key=list(taken).index)]
 
 
 def _elite(evaluator: Evaluator, n: int) -> list[Arch]:

@@ -53,13 +53,15 @@ class Evaluator:
     when any objective is expensive). `resume` records are reused instead of re-evaluated, but still count as
     spent when the search asks for them again, so a seeded search resumed from its log retraces its steps and
     then goes on. `on_record(record)` is called for each newly evaluated arch; `chunk` archs are evaluated
-    together (1: each record is reported the moment it is known).
+    together (1: each record is reported the moment it is known). `admissible(arch)`, where given, rules
+    archs out of the problem (say, the archs a benchmark table does not hold): algorithms never propose
+    them, and asking to evaluate one is an error.
     """
 
     def __init__(self, space: SearchSpace, objectives: Sequence[Objective], constraints: Sequence[Constraint] = (),
                  budget: int | None = None, resume: Iterable[EvaluationRecord] = (),
                  on_record: Callable[[EvaluationRecord], None] | None = None, chunk: int = 1,
-                 normalization: Normalization | None = None):
+                 normalization: Normalization | None = None, admissible: Callable[[Arch], bool] | None = None):
         if not objectives:
             raise SearchError("a search needs at least one objective")
         names = [o.name for o in objectives]
@@ -74,6 +76,7 @@ class Evaluator:
         self.on_record = on_record
         self.chunk = max(1, int(chunk))
         self.normalization = normalization
+        self.admissible = admissible
         self._cache: dict[str, EvaluationRecord] = {r.key: r for r in resume}
         self.records: list[EvaluationRecord] = []
         self._seen: dict[str, EvaluationRecord] = {}
@@ -97,6 +100,10 @@ class Evaluator:
     def is_evaluated(self, arch: Arch) -> bool:
         return arch.key in self._seen
 
+    def admits(self, arch: Arch) -> bool:
+        """Whether `arch` belongs to the problem (always, unless the evaluator was given `admissible`)."""
+        return self.admissible is None or bool(self.admissible(arch))
+
     @property
     def seen_keys(self) -> set[str]:
         return set(self._seen)
@@ -106,6 +113,10 @@ class Evaluator:
         """Records for `archs` (in order), evaluating those not yet evaluated. Raises BudgetExhausted if the
         new ones exceed the remaining budget: callers trim their batches to `remaining`."""
         archs = [self.space.validate(a) for a in archs]
+        ruled_out = [a for a in archs if not self.admits(a)]
+        if ruled_out:
+            raise SearchError(f"arch {ruled_out[0].key} is not admissible in this problem; propose only archs "
+                              "for which evaluator.admits(arch) holds")
         new: list[Arch] = []
         new_keys: set[str] = set()
         for a in archs:

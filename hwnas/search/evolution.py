@@ -113,7 +113,7 @@ def constrained_evolution(evaluator: Evaluator, objective: str | None = None, se
             child = _feasible_child(maker, evaluator.constraints, max_tries)
             if child is None:
                 return None
-            if child.key not in taken:
+            if child.key not in taken and evaluator.admits(child):
                 return child
         return None
 

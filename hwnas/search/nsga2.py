@@ -149,13 +149,21 @@ def nsga2_search(evaluator: Evaluator, pop_size: int = 50, seed: int = 0,
         if pop is None or len(pop) == 0:
             break
         archs = decode_rows(space, pop.get("X"))
-        n = min(len(archs), evaluator.remaining)
-        pop, archs = pop[:n], archs[:n]
-        records = evaluator.evaluate(archs)
-        _tell(algorithm, problem, pop, evaluator.F(records), evaluator.G(records))
+        ok = np.array([evaluator.admits(a) for a in archs], dtype=bool)
+        n = int(np.searchsorted(np.cumsum(ok), evaluator.remaining, side="right"))  # admissible ones fit
+        pop, archs, ok = pop[:n], archs[:n], ok[:n]
+        # an arch outside the problem costs nothing and scores worst on everything, so selection drops it
+        F = np.full((n, problem.n_obj), _RULED_OUT)
+        G = np.full((n, problem.n_ieq_constr), _RULED_OUT)
+        records = evaluator.evaluate([a for a, k in zip(archs, ok) if k])
+        F[ok], G[ok] = evaluator.F(records), evaluator.G(records)
+        _tell(algorithm, problem, pop, F, G)
         if progress is not None:
             progress(evaluator)
     return evaluator
+
+
+_RULED_OUT = 1e30
 
 
 class _LiveKeys(Collection[str]):

@@ -11,7 +11,8 @@ from pymoo.util.nds.non_dominated_sorting import NonDominatedSorting
 
 from hwnas.errors import SearchError
 
-__all__ = ["Normalization", "pareto_mask", "nondominated_ranks", "hypervolume", "hypervolume_2d"]
+__all__ = ["Normalization", "pareto_mask", "nondominated_ranks", "hypervolume", "hypervolume_2d",
+           "hypervolume_gains"]
 
 
 @dataclass(frozen=True)
@@ -95,3 +96,39 @@ def hypervolume(F: np.ndarray, normalization: Normalization) -> float:
 
     P = P[np.all(P < ref, axis=1)]
     return float(HV(ref_point=ref)(P)) if len(P) else 0.0
+
+
+def hypervolume_gains(front: np.ndarray, points: np.ndarray, ref: Sequence[float]) -> np.ndarray:
+    """Hypervolume each row of `points` would add, alone, to the region dominated by `front` (both already
+    normalised, minimisation) and bounded by `ref`. Vectorised in 2-D; one hypervolume per point otherwise."""
+    front = np.atleast_2d(np.asarray(front, dtype=float)).reshape(-1, np.shape(points)[-1])
+    points = np.atleast_2d(np.asarray(points, dtype=float))
+    ref = np.asarray(ref, dtype=float)
+    if points.shape[1] != 2:
+        from pymoo.indicators.hv import HV
+
+        def hv(P: np.ndarray) -> float:
+            P = P[np.all(P < ref, axis=1)]
+            return float(HV(ref_point=ref)(P)) if len(P) else 0.0
+
+        base = hv(front)
+        return np.array([hv(np.vstack([front, p[None, :]])) - base for p in points])
+    # 2-D: the dominated region's upper edge h(x) is a staircase; a point p adds the area between
+    # max(p1, .) and min(h(x), r1) for x in [p0, r0]
+    F = front[(front[:, 0] < ref[0]) & (front[:, 1] < ref[1])]
+    F = F[np.lexsort((F[:, 1], F[:, 0]))]
+    xs, hs, best = [], [], ref[1]
+    for x, y in F:
+        if y < best:
+            xs.append(x)
+            hs.append(y)
+            best = y
+    edges = np.array([*xs, ref[0]])  # h is ref[1] left of edges[0], hs[i] on [edges[i], edges[i + 1])
+    starts = np.concatenate([[-np.inf], edges[:-1]])
+    ends = edges
+    heights = np.concatenate([[ref[1]], hs])
+    lo = np.maximum(points[:, :1], starts[None, :])
+    width = np.clip(ends[None, :] - lo, 0.0, None)
+    depth = np.clip(heights[None, :] - points[:, 1:2], 0.0, None)
+    gains = (width * depth).sum(axis=1)
+    return np.where((points[:, 0] < ref[0]) & (points[:, 1] < ref[1]), gains, 0.0)

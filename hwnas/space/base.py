@@ -153,6 +153,12 @@ class SearchSpace(ABC):
         """Learnable parameters of the extracted network, in millions."""
         return sum(self.op_params(op) for op in self.operators(arch)) / 1e6
 
+    def effective(self, arch: Arch) -> Arch:
+        """The arch with every choice that cannot change the network's output canonicalised away (the same
+        network as far as its output, and a compiled graph's work, go). Predictors learn on it. Default: the
+        arch itself, for spaces whose `validate` canonicalises already."""
+        return self.validate(arch)
+
     def validate_many(self, objs: Iterable[Any]) -> list[Arch]:
         return [self.validate(o) for o in objs]
 

@@ -124,3 +124,16 @@ def test_objectives_need_distinct_names(nb201_problem, nb201_table):
     objectives, _, _ = nb201_problem
     with pytest.raises(SearchError, match="distinct"):
         Evaluator(nb201_table.space, [objectives[0], objectives[0]])
+
+
+@pytest.mark.parametrize("algorithm", [accelerated_search, nsga2_search, random_search, constrained_evolution])
+def test_algorithms_never_propose_an_inadmissible_arch(nb201_table, nb201_problem, algorithm):
+    objectives, norm, _ = nb201_problem
+    wrapped, counters = _counted(objectives)
+    banned = {a.key for a in nb201_table.archs if a.ops[0] == 3}  # a fifth of the space ruled out
+    ev = Evaluator(nb201_table.space, wrapped, budget=40, normalization=norm,
+                   admissible=lambda a: a.key not in banned)
+    algorithm(ev, seed=1)
+    assert ev.spent == 40 and not banned & set(counters[0].calls)
+    with pytest.raises(SearchError, match="not admissible"):
+        ev.evaluate([next(a for a in nb201_table.archs if a.key in banned)])

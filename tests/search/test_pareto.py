@@ -43,3 +43,21 @@ def test_hypervolume_three_objectives_uses_pymoo():
     F = rng.random((25, 3))
     norm = Normalization((0.0, 0.0, 0.0), (1.0, 1.0, 1.0))
     assert np.isclose(hypervolume(F, norm), HV(ref_point=np.ones(3))(F))
+
+
+def test_hypervolume_gains_match_recomputing_the_hypervolume():
+    from hwnas.search.pareto import hypervolume_gains
+
+    rng = np.random.default_rng(2)
+    for dims in (2, 2, 2, 3):
+        for n_front in (0, 1, 7):
+            front = rng.random((n_front, dims)) * 1.2  # some beyond the reference
+            points = rng.random((25, dims)) * 1.2
+            ref = np.ones(dims)
+            base = HV(ref_point=ref)(front[np.all(front < ref, axis=1)]) if n_front else 0.0
+            want = []
+            for p in points:
+                P = np.vstack([front, p[None, :]])
+                P = P[np.all(P < ref, axis=1)]
+                want.append((HV(ref_point=ref)(P) if len(P) else 0.0) - base)
+            assert np.allclose(hypervolume_gains(front, points, ref), want)

@@ -8,6 +8,7 @@ import pytest
 
 from hwnas import space as spaces
 from hwnas.errors import InvalidArchError, SpaceError
+from hwnas.space.nasbench201 import EDGES
 
 DATA = Path(__file__).resolve().parents[2] / ".." / "shared" / "data" / "nasbench201"
 INDEX = DATA / "nb201_arch_index.csv"
@@ -80,3 +81,23 @@ def test_bad_strings_name_the_problem(sp):
         sp.validate("|conv_5x5~0|+|nor_conv_3x3~0|avg_pool_3x3~1|+|skip_connect~0|nor_conv_3x3~1|skip_connect~2|")
     with pytest.raises(InvalidArchError, match="edge 2 op is 9"):
         sp.validate([1, 1, 9, 1, 1, 1])
+
+
+def test_effective_drops_exactly_the_edges_that_cannot_reach_the_output(sp):
+    # node 2 feeds nothing (2->3 is none), so both edges into it are dead; 1->3 and 0->3 stay
+    arch = sp.validate("|nor_conv_3x3~0|+|nor_conv_1x1~0|avg_pool_3x3~1|+|skip_connect~0|nor_conv_3x3~1|none~2|")
+    assert sp.effective(arch).arch_str == "|nor_conv_3x3~0|+|none~0|none~1|+|skip_connect~0|nor_conv_3x3~1|none~2|"
+    # every edge on some input-to-output path is kept
+    full = sp.validate("|nor_conv_3x3~0|+|nor_conv_1x1~0|avg_pool_3x3~1|+"
+                       "|skip_connect~0|nor_conv_3x3~1|skip_connect~2|")
+    assert sp.effective(full) == full
+    # brute force over random archs: an edge is live iff a chain of non-none edges leads from it to node 3
+    rng = np.random.default_rng(0)
+    for a in sp.sample(rng, 300):
+        eff = sp.effective(a)
+        for i, (to, _) in enumerate(EDGES):
+            reaches = to == 3 or any(a.ops[j] != 0 and f == to and (t == 3 or any(
+                a.ops[k] != 0 and ff == t and tt == 3 for k, (tt, ff) in enumerate(EDGES)))
+                for j, (t, f) in enumerate(EDGES))
+            assert eff.ops[i] == (a.ops[i] if reaches else 0)
+        assert sp.effective(eff) == eff
