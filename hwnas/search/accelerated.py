@@ -108,15 +108,19 @@ def accelerated_search(evaluator: Evaluator, seed: int = 0, n_init: int = 20, ba
 def _candidate_pool(evaluator: Evaluator, seeds: list[Arch], rng: np.random.Generator, n_mutants: int,
                     n_random: int) -> list[Arch]:
     """New archs to choose from: `seeds` (the inner search's archs and the elite), `n_mutants` mutations
-    of each, and `n_random` uniform samples; each once, none validated before."""
+    of each, and `n_random` uniform samples. One arch per effective form (`space.effective`), and none whose
+    effective form was validated before: an arch that computes the same network as a validated one would
+    spend an expensive evaluation to learn nothing new."""
     space = evaluator.space
     archs = list(seeds)
     archs += [space.mutate(a, rng) for a in seeds for _ in range(n_mutants)]
     archs += space.sample(rng, n_random)
     out: dict[str, Arch] = {}
+    done = {space.effective(r.arch).key for r in evaluator.records}
     for a in archs:
-        if a.key not in out and not evaluator.is_evaluated(a) and evaluator.admits(a):
-            out[a.key] = a
+        k = space.effective(a).key
+        if k not in out and k not in done and evaluator.admits(a):
+            out[k] = a
     return list(out.values())
 
 

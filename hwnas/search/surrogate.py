@@ -91,10 +91,13 @@ class BootstrapEnsemble:
 
     has_std = True
 
-    def __init__(self, space: SearchSpace, n_members: int = 16, seed: int = 0, trees: int = 0):
+    def __init__(self, space: SearchSpace, n_members: int = 16, seed: int = 0, trees: int = 0, ridge: bool = True):
+        if not (ridge or trees):
+            raise ValueError("a member needs a ridge regression or trees (trees > 0)")
         self.features = ArchFeatures(space)
         self.n_members = n_members
         self.trees = trees
+        self.ridge = ridge
         self.seed = seed
 
     def fit(self, archs: Sequence[Arch], y: np.ndarray) -> BootstrapEnsemble:
@@ -108,7 +111,7 @@ class BootstrapEnsemble:
         self.members_ = []
         for _ in range(self.n_members):
             idx = rng.integers(0, len(y), len(y))
-            member = [Ridge(alpha=alpha).fit(X[idx], y[idx])]
+            member = [Ridge(alpha=alpha).fit(X[idx], y[idx])] if self.ridge else []
             if self.trees:
                 member.append(ExtraTreesRegressor(n_estimators=self.trees, random_state=int(rng.integers(1 << 31)),
                                                   n_jobs=1).fit(X[idx], y[idx]))

@@ -137,3 +137,21 @@ def test_algorithms_never_propose_an_inadmissible_arch(nb201_table, nb201_proble
     assert ev.spent == 40 and not banned & set(counters[0].calls)
     with pytest.raises(SearchError, match="not admissible"):
         ev.evaluate([next(a for a in nb201_table.archs if a.key in banned)])
+
+
+def test_candidate_pool_holds_one_arch_per_network_and_none_already_validated(nb201_table, nb201_problem):
+    from hwnas.search.accelerated import _candidate_pool
+
+    objectives, norm, _ = nb201_problem
+    space = nb201_table.space
+    ev = Evaluator(space, objectives, budget=30, normalization=norm, admissible=nb201_table.__contains__)
+    ev.evaluate(space.sample(np.random.default_rng(3), 30))
+    seeds = [r.arch for r in ev.records]
+    pool = _candidate_pool(ev, seeds, np.random.default_rng(4), n_mutants=10, n_random=300)
+    networks = [space.effective(a).key for a in pool]
+    assert len(pool) > 100 and len(set(networks)) == len(networks)
+    assert not set(networks) & {space.effective(a).key for a in seeds}
+    assert all(a in nb201_table for a in pool)
+    # NB201 has many archs computing one network (dead edges): the raw samples hold such twins, the pool none
+    raw = seeds + [space.mutate(a, np.random.default_rng(4)) for a in seeds for _ in range(10)]
+    assert len({space.effective(a).key for a in raw}) < len({a.key for a in raw})
