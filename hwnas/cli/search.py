@@ -173,7 +173,8 @@ def search(
         f"hwnas search ... --out {out_dir}"
     outcome = run_with_progress(built, out_dir, evals, algorithm, seed, hint)
     if outcome.resumed:
-        console.print(f"resumed: {outcome.resumed} evaluations taken from {outcome.run.evaluated_path}")
+        console.print(f"resumed: {outcome.resumed} evaluations taken from {outcome.run.evaluated_path}",
+                      soft_wrap=True, markup=False, highlight=False)
     print_front(outcome.front, f"front: {len(outcome.front)} models after {outcome.evaluator.spent} evaluations")
     out.print(f"results in {out_dir} (front.csv, report.html); deploy with "
               f"`hwnas deploy {out_dir} --device {devices[0]} --format tflite,onnx`", soft_wrap=True, markup=False)

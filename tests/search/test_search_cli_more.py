@@ -140,5 +140,6 @@ def test_ctrl_c_keeps_whole_records_says_how_to_resume_and_resumes(setup, cli, t
     keys = [r["key"] for r in after]
     assert len(keys) == evals == len(set(keys))  # exactly the budget, no arch evaluated twice
     assert after[:len(before)] == before  # the interrupted run's records are kept, in order
-    assert f"resumed: {len(before)} evaluations" in err.replace("\n", " ")
+    # one whole line, so the path in it can be copied
+    assert f"resumed: {len(before)} evaluations taken from {log}" in err.splitlines(), err
     assert json.loads((out / "front.json").read_text())["evaluations"] == evals
