@@ -8,7 +8,6 @@ import shutil
 import subprocess
 import sys
 import tempfile
-import time
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -29,37 +28,22 @@ class ProcessLineStream(LineStream):
                                          stdout=subprocess.PIPE, stderr=subprocess.PIPE)
         except OSError as exc:
             raise TransportError(f"cannot start {argv[0]}: {exc}") from None
-        self.buffer = b""
-        self.err = b""
-        self.eof = False
+        super().__init__()
+        self._open = [self.proc.stdout.fileno(), self.proc.stderr.fileno()]
 
-    def readline(self, timeout_s: float) -> str | None:
-        deadline = time.monotonic() + timeout_s
+    def _read(self, timeout_s: float) -> bytes | None:
         out_fd, err_fd = self.proc.stdout.fileno(), self.proc.stderr.fileno()
-        open_fds = [out_fd, err_fd]
-        while b"\n" not in self.buffer:
-            if self.eof:
-                line, self.buffer = self.buffer, b""
-                return line.decode(errors="replace")
-            left = deadline - time.monotonic()
-            if left <= 0:
-                return None
-            ready, _, _ = select.select(open_fds, [], [], left)
-            for fd in ready:
-                chunk = os.read(fd, 65536)
-                if fd == err_fd:
-                    self.err = (self.err + chunk)[-4096:]
-                    if not chunk:
-                        open_fds.remove(err_fd)
-                elif chunk:
-                    self.buffer += chunk
-                else:
-                    self.eof = True
-        line, self.buffer = self.buffer.split(b"\n", 1)
-        return line.decode(errors="replace") + "\n"
-
-    def stderr_tail(self) -> str:
-        return self.err.decode(errors="replace")
+        ready, _, _ = select.select(self._open, [], [], timeout_s)
+        chunk = None
+        for fd in ready:
+            data = os.read(fd, 65536)
+            if fd == err_fd:
+                self._keep_stderr(data)
+                if not data:
+                    self._open.remove(err_fd)
+            elif fd == out_fd:
+                chunk = data
+        return chunk
 
     def close(self) -> None:
         if self.proc.poll() is None:

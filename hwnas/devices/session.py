@@ -40,13 +40,41 @@ def runner_sha256() -> str:
 
 
 class LineStream:
-    """Lines from a running command. `readline(timeout_s)`: a line, None on timeout, '' at the end."""
+    """Lines from a running command. `readline(timeout_s)`: a line, None on timeout, '' at the end.
 
-    def readline(self, timeout_s: float) -> str | None:  # pragma: no cover - interface
+    Subclasses give `_read(timeout_s)`: the next chunk of stdout, b"" at its end, None when nothing came in
+    time; they keep the last 4 KiB of stderr with `_keep_stderr`."""
+
+    def __init__(self) -> None:
+        self.buffer = b""
+        self.err = b""
+        self.eof = False
+
+    def readline(self, timeout_s: float) -> str | None:
+        deadline = time.monotonic() + timeout_s
+        while b"\n" not in self.buffer:
+            if self.eof:
+                line, self.buffer = self.buffer, b""
+                return line.decode(errors="replace")
+            left = deadline - time.monotonic()
+            if left <= 0:
+                return None
+            chunk = self._read(left)
+            if chunk:
+                self.buffer += chunk
+            elif chunk is not None:
+                self.eof = True
+        line, self.buffer = self.buffer.split(b"\n", 1)
+        return line.decode(errors="replace") + "\n"
+
+    def _read(self, timeout_s: float) -> bytes | None:  # pragma: no cover - interface
         raise NotImplementedError
 
+    def _keep_stderr(self, chunk: bytes) -> None:
+        self.err = (self.err + chunk)[-4096:]
+
     def stderr_tail(self) -> str:
-        return ""
+        return self.err.decode(errors="replace")
 
     def close(self) -> None:
         pass

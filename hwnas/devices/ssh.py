@@ -249,41 +249,27 @@ class SshDevice(RunnerDevice):
 
 class ChannelLineStream(LineStream):
     def __init__(self, channel: Any):
+        super().__init__()
         self.channel = channel
-        self.buffer = b""
-        self.err = b""
-        self.eof = False
 
-    def readline(self, timeout_s: float) -> str | None:
-        deadline = time.monotonic() + timeout_s
-        while b"\n" not in self.buffer:
-            if self.eof:
-                line, self.buffer = self.buffer, b""
-                return line.decode(errors="replace")
-            left = deadline - time.monotonic()
-            if left <= 0:
-                return None
+    def _read(self, timeout_s: float) -> bytes | None:
+        self._drain_stderr()
+        self.channel.settimeout(min(timeout_s, 0.5))
+        try:
+            chunk = self.channel.recv(65536)
+        except TimeoutError:
+            if not self.channel.get_transport() or not self.channel.get_transport().is_active():
+                raise TransportError("the SSH connection dropped") from None
+            return None
+        except _link_errors() as exc:
+            raise TransportError(f"the SSH connection dropped: {exc}") from None
+        if not chunk:
             self._drain_stderr()
-            self.channel.settimeout(min(left, 0.5))
-            try:
-                chunk = self.channel.recv(65536)
-            except TimeoutError:
-                if not self.channel.get_transport() or not self.channel.get_transport().is_active():
-                    raise TransportError("the SSH connection dropped") from None
-                continue
-            except _link_errors() as exc:
-                raise TransportError(f"the SSH connection dropped: {exc}") from None
-            if chunk:
-                self.buffer += chunk
-            else:
-                self._drain_stderr()
-                self.eof = True
-        line, self.buffer = self.buffer.split(b"\n", 1)
-        return line.decode(errors="replace") + "\n"
+        return chunk
 
     def _drain_stderr(self) -> None:
         while self.channel.recv_stderr_ready():
-            self.err = (self.err + self.channel.recv_stderr(65536))[-4096:]
+            self._keep_stderr(self.channel.recv_stderr(65536))
 
     def exit_code(self) -> int:
         if self.channel.exit_status_ready():
