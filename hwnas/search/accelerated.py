@@ -58,14 +58,14 @@ def accelerated_search(evaluator: Evaluator, seed: int = 0, n_init: int = 20, ba
         records = evaluator.records
         archs = [r.arch for r in records]
         models = {}
-        for obj in evaluator._all:
+        for obj in evaluator.quantities:
             if obj.expensive:
                 y = np.array([r.values[obj.name] for r in records])
                 models[obj.name] = make(space, obj.name, seed + round_).fit(archs, y)
 
         def fitness(cands: list[Arch], models: dict = models) -> tuple[np.ndarray, np.ndarray]:
             vals = {}
-            for o in evaluator._all:
+            for o in evaluator.quantities:
                 if o.name not in models:
                     vals[o.name] = o.evaluate(cands)
                 elif optimism and getattr(models[o.name], "has_std", False):
@@ -131,7 +131,7 @@ def _select_thompson(evaluator: Evaluator, models: dict, pool: list[Arch], k: in
     the mean predictions of the picks before it). Picks no draw credits with any gain fall back to the mean
     predictions' rank and crowding order."""
     samples: dict[str, np.ndarray] = {}
-    for o in evaluator._all:
+    for o in evaluator.quantities:
         model = models.get(o.name)
         if model is None:
             samples[o.name] = np.asarray(o.evaluate(pool), dtype=float)[None, :]

@@ -84,6 +84,11 @@ class Evaluator:
         self._front_F = np.zeros((0, len(self.objectives)))
         self.n_computed = 0  # archs evaluated in this process (not taken from `resume`)
 
+    @property
+    def quantities(self) -> list[Objective]:
+        """Everything computed per arch: the objectives, then what only constraints refer to."""
+        return list(self._all)
+
     # --------------------------------------------------------------- budget
     @property
     def expensive(self) -> bool:
