@@ -3,6 +3,7 @@ validated so far: bootstrap ensembles whose members the loop samples from (Thomp
 
 from __future__ import annotations
 
+import warnings
 import weakref
 from collections.abc import Callable, Sequence
 from typing import Any
@@ -84,20 +85,23 @@ class ArchFeatures:
 
 
 class BootstrapEnsemble:
-    """Ridge regressions on `ArchFeatures`, each fitted on a bootstrap resample of the validated archs (the
-    penalty chosen once by cross-validation on all of them). The members' spread is the uncertainty: the
-    loop draws one member per pick (Thompson sampling), so it tries archs the members disagree on as well as
-    those they agree are good."""
+    """Members on `ArchFeatures`, each fitted on a bootstrap resample of the validated archs: a ridge
+    regression (the penalty chosen once by cross-validation on all of them), `trees` extra trees, or the mean
+    of both. Targets are Yeo-Johnson transformed unless `power_transform=False`. The members' spread is the
+    uncertainty: the loop draws one member per pick (Thompson sampling), so it tries archs the members disagree
+    on as well as those they agree are good."""
 
     has_std = True
 
-    def __init__(self, space: SearchSpace, n_members: int = 16, seed: int = 0, trees: int = 0, ridge: bool = True):
+    def __init__(self, space: SearchSpace, n_members: int = 16, seed: int = 0, trees: int = 0, ridge: bool = True,
+                 power_transform: bool = True):
         if not (ridge or trees):
             raise ValueError("a member needs a ridge regression or trees (trees > 0)")
         self.features = ArchFeatures(space)
         self.n_members = n_members
         self.trees = trees
         self.ridge = ridge
+        self.power_transform = power_transform
         self.seed = seed
 
     def fit(self, archs: Sequence[Arch], y: np.ndarray) -> BootstrapEnsemble:
@@ -106,6 +110,16 @@ class BootstrapEnsemble:
 
         X = self.features.fit(archs)(archs)
         y = np.asarray(y, dtype=float)
+        self.target_ = None
+        if self.power_transform and np.ptp(y) > 0:
+            # Yeo-Johnson towards a Gaussian target (as HEBO does): a long tail of failed archs in top-1 or of
+            # slow ones in latency no longer dominates the squared error that ridge and the trees minimise
+            from sklearn.preprocessing import PowerTransformer
+
+            self.target_ = PowerTransformer(method="yeo-johnson").fit(y[:, None])
+            self.y_range_ = (float(y.min()), float(y.max()))
+            y = self.target_.transform(y[:, None]).ravel()
+            self.t_range_ = (float(y.min()), float(y.max()))
         alpha = float(RidgeCV(alphas=np.logspace(-3, 3, 13)).fit(X, y).alpha_)
         rng = np.random.default_rng(self.seed)
         self.members_ = []
@@ -121,7 +135,20 @@ class BootstrapEnsemble:
     def predict_members(self, archs: Sequence[Arch]) -> np.ndarray:
         """(n_members, n) predictions, one row per member."""
         X = self.features(archs)
-        return np.stack([np.mean([m.predict(X) for m in member], axis=0) for member in self.members_])
+        P = np.stack([np.mean([m.predict(X) for m in member], axis=0) for member in self.members_])
+        return self._untransform(P) if self.target_ is not None else P
+
+    def _untransform(self, P: np.ndarray) -> np.ndarray:
+        """Back to the objective's units. Predictions may reach one standard deviation past the values seen;
+        where the inverse transform has no value that far out, the nearest value seen stands in."""
+        lo, hi = self.t_range_
+        Z = np.clip(P, lo - 1.0, hi + 1.0)
+        with np.errstate(invalid="ignore", over="ignore"), warnings.catch_warnings():
+            warnings.simplefilter("ignore", UserWarning)  # sklearn warns of the NaNs handled below
+            Y = self.target_.inverse_transform(Z.reshape(-1, 1)).reshape(P.shape)
+        bad = ~np.isfinite(Y)
+        Y[bad] = np.where(Z[bad] > (lo + hi) / 2, self.y_range_[1], self.y_range_[0])
+        return Y
 
     def predict(self, archs: Sequence[Arch], return_std: bool = False) -> np.ndarray | tuple[np.ndarray, np.ndarray]:
         P = self.predict_members(archs)

@@ -1,0 +1,40 @@
+"""The accelerated loop's surrogates on NAS-Bench-201's measured data."""
+
+import numpy as np
+import pytest
+from scipy.stats import spearmanr
+
+from hwnas.search.surrogate import BootstrapEnsemble, default_surrogate
+
+COLUMNS = ("cifar10_test_acc", "cifar10_raspi4_latency_ms")
+
+
+@pytest.mark.parametrize("column", COLUMNS)
+def test_ensemble_ranks_held_out_archs_and_its_members_disagree(nb201_table, column):
+    rng = np.random.default_rng(0)
+    idx = rng.permutation(len(nb201_table.archs))
+    train = [nb201_table.archs[i] for i in idx[:100]]
+    test = [nb201_table.archs[i] for i in idx[100:1100]]
+    model = default_surrogate(nb201_table.space, column, seed=0).fit(train, nb201_table.lookup(train, column))
+    members = model.predict_members(test)
+    assert members.shape == (12, len(test)) and np.isfinite(members).all()
+    assert spearmanr(model.predict(test), nb201_table.lookup(test, column))[0] > 0.6
+    mean, std = model.predict(test, return_std=True)
+    assert np.allclose(mean, members.mean(axis=0)) and (std > 0).mean() > 0.9  # bootstrap members differ
+
+
+@pytest.mark.parametrize("power_transform", [True, False])
+def test_predictions_stay_finite_and_in_units_for_a_heavy_tailed_target(nb201_table, power_transform):
+    rng = np.random.default_rng(1)
+    archs = [nb201_table.archs[i] for i in rng.choice(len(nb201_table.archs), 60, replace=False)]
+    y = np.exp(3 * nb201_table.space.encode(archs, "ordinal")[:, 0] + rng.normal(0, 0.1, 60))  # 1 .. ~e^12
+    model = BootstrapEnsemble(nb201_table.space, n_members=6, trees=10, power_transform=power_transform)
+    P = model.fit(archs, y).predict_members(nb201_table.archs[:3000])
+    assert np.isfinite(P).all()
+    if power_transform:  # back in the target's units: within the seen range widened by the transform's margin
+        assert P.min() > 0 and P.max() < 10 * y.max()
+
+
+def test_an_ensemble_needs_ridge_or_trees(nb201_table):
+    with pytest.raises(ValueError, match="ridge regression or trees"):
+        BootstrapEnsemble(nb201_table.space, ridge=False, trees=0)
