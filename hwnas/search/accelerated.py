@@ -155,23 +155,23 @@ def _select_thompson(evaluator: Evaluator, models: dict, pool: list[Arch], k: in
         np.vstack([validated, F_mean]), reference=[1.1] * F_mean.shape[1])
     current = norm.apply(validated[ok]) if ok.any() else np.zeros((0, F_mean.shape[1]))
     fallback = [int(i) for i in _order_by_rank(F_mean, G_mean)]
-    taken: set[int] = set()
+    taken: list[int] = []
     offset = int(rng.integers(n_draws))
     for j in range(k):
         F, G = matrices(offset + j)
         feasible = np.all(G <= 0, axis=1) if G.size else np.ones(len(pool), dtype=bool)
-        feasible[list(taken)] = False
+        feasible[taken] = False
         gains = np.zeros(len(pool))
         if feasible.any():
             gains[feasible] = hypervolume_gains(current, norm.apply(F[feasible]), norm.ref_point)
         pick = int(np.argmax(gains)) if gains.max() > 0 else next((i for i in fallback if i not in taken), None)
         if pick is None:
             break
-        taken.add(pick)
+        taken.append(pick)
         if not G_mean.size or np.all(G_mean[pick] <= 0):
             pts = np.vstack([current, norm.apply(F_mean[pick:pick + 1])])
             current = pts[pareto_mask(pts)]
-    return [pool[i] for i in sorted(taken, key=list(taken).index)]
+    return [pool[i] for i in taken]
 
 
 def _elite(evaluator: Evaluator, n: int) -> list[Arch]:
