@@ -25,8 +25,6 @@ class EncodedRegressor:
         self.encoding = encoding
 
     def fit(self, archs: Sequence[Arch], y: np.ndarray) -> EncodedRegressor:
-        import warnings
-
         from sklearn.exceptions import ConvergenceWarning
 
         with warnings.catch_warnings():  # a kernel bound reached on a few samples is expected, not news

@@ -38,3 +38,24 @@ def test_predictions_stay_finite_and_in_units_for_a_heavy_tailed_target(nb201_ta
 def test_an_ensemble_needs_ridge_or_trees(nb201_table):
     with pytest.raises(ValueError, match="ridge regression or trees"):
         BootstrapEnsemble(nb201_table.space, ridge=False, trees=0)
+
+
+@pytest.mark.parametrize("select", ["thompson", "hv"])
+def test_the_loop_takes_any_regressor_as_its_surrogate(nb201_table, nb201_problem, select):
+    from sklearn.gaussian_process import GaussianProcessRegressor
+
+    from hwnas.search import Evaluator, accelerated_search
+    from hwnas.search.surrogate import EncodedRegressor
+
+    objectives, norm, _ = nb201_problem
+    fitted = []
+
+    def factory(space, objective, seed):
+        fitted.append(objective)
+        return EncodedRegressor(space, GaussianProcessRegressor(normalize_y=True, random_state=seed))
+
+    ev = Evaluator(nb201_table.space, objectives, budget=35, normalization=norm, admissible=nb201_table.__contains__)
+    accelerated_search(ev, seed=2, surrogate=factory, select=select, optimism=1.0)
+    keys = [r.key for r in ev.records]
+    assert ev.spent == 35 and len(set(keys)) == 35
+    assert set(fitted) == {o.name for o in objectives} and len(fitted) >= 2 * 3  # refitted every round
