@@ -105,14 +105,10 @@ def hypervolume_gains(front: np.ndarray, points: np.ndarray, ref: Sequence[float
     points = np.atleast_2d(np.asarray(points, dtype=float))
     ref = np.asarray(ref, dtype=float)
     if points.shape[1] != 2:
-        from pymoo.indicators.hv import HV
-
-        def hv(P: np.ndarray) -> float:
-            P = P[np.all(P < ref, axis=1)]
-            return float(HV(ref_point=ref)(P)) if len(P) else 0.0
-
-        base = hv(front)
-        return np.array([hv(np.vstack([front, p[None, :]])) - base for p in points])
+        d = points.shape[1]
+        as_is = Normalization((0.0,) * d, (1.0,) * d, tuple(ref))  # the points are normalised already
+        base = hypervolume(front, as_is)
+        return np.array([hypervolume(np.vstack([front, p[None, :]]), as_is) - base for p in points])
     # 2-D: the dominated region's upper edge h(x) is a staircase; a point p adds the area between
     # max(p1, .) and min(h(x), r1) for x in [p0, r0]
     F = front[(front[:, 0] < ref[0]) & (front[:, 1] < ref[1])]
