@@ -13,7 +13,7 @@ from pymoo.operators.survival.rank_and_crowding.metrics import calc_crowding_dis
 from hwnas.search.evaluator import Evaluator
 from hwnas.search.nsga2 import run_nsga2
 from hwnas.search.pareto import Normalization, hypervolume, hypervolume_gains, nondominated_ranks, pareto_mask
-from hwnas.search.random_search import sample_new
+from hwnas.search.random_search import sample_new, sample_spread
 from hwnas.search.surrogate import SurrogateFactory, default_surrogate
 from hwnas.space import Arch
 
@@ -22,7 +22,8 @@ __all__ = ["accelerated_search"]
 
 def accelerated_search(evaluator: Evaluator, seed: int = 0, n_init: int = 20, batch: int = 5,
                        inner_pop: int = 20, inner_gens: int = 5, select: str = "thompson", optimism: float = 0.0,
-                       n_mutants: int = 10, n_random: int = 500, surrogate: SurrogateFactory | None = None,
+                       n_mutants: int = 10, n_random: int = 500, n_spread: int = 100,
+                       surrogate: SurrogateFactory | None = None,
                        progress: Callable[[Evaluator], None] | None = None) -> Evaluator:
     """Run the loop until the evaluator's budget is spent.
 
@@ -30,9 +31,10 @@ def accelerated_search(evaluator: Evaluator, seed: int = 0, n_init: int = 20, ba
     one-hot encoding plus FLOPs and params) and runs an inner NSGA-II on the surrogates' mean for
     `inner_gens` generations, starting from the best validated archs. `select` picks the `batch` archs to
     validate next:
-    - "thompson" (default): from a pool of the inner search's archs, `n_mutants` mutations of each of them
-      and of the elite, and `n_random` random archs, each pick draws one ensemble member and takes the arch
-      whose drawn objectives add the most hypervolume to the validated front. The members' disagreement makes
+    - "thompson" (default): from a pool of the inner search's archs, the elite, `n_spread` archs spread
+      over the FLOPs range, `n_mutants` mutations of each of those, and `n_random` random archs, each pick
+      draws one ensemble member and takes the arch whose drawn objectives add the most hypervolume to the
+      validated front. The members' disagreement makes
       it try archs the surrogates are unsure of, not only those their mean likes.
     - "hv": greedily the inner front's archs whose mean predictions add the most hypervolume;
     - "front": the inner front by rank and crowding distance, as LINAS does.
@@ -46,8 +48,8 @@ def accelerated_search(evaluator: Evaluator, seed: int = 0, n_init: int = 20, ba
     constraints = evaluator.constraints
     n_obj, n_con = len(objectives), len(constraints)
 
-    first = sample_new(space, rng, min(n_init, evaluator.remaining), evaluator.seen_keys,
-                       admissible=evaluator.admissible)
+    first = sample_spread(space, rng, min(n_init, evaluator.remaining), evaluator.seen_keys,
+                          admissible=evaluator.admissible)
     if first:
         evaluator.evaluate(first)
         if progress is not None:
@@ -86,7 +88,7 @@ def accelerated_search(evaluator: Evaluator, seed: int = 0, n_init: int = 20, ba
         F, G = F[new], G[new]
         k = min(batch, evaluator.remaining)
         if select == "thompson":
-            pool = _candidate_pool(evaluator, cands + elite, rng, n_mutants, n_random)
+            pool = _candidate_pool(evaluator, cands + elite, rng, n_mutants, n_random, n_spread)
             chosen = _select_thompson(evaluator, models, pool, k, rng) if pool else []
         elif cands:
             order = (_select_hv(evaluator, F, G, k) if select == "hv" and n_obj >= 2
@@ -106,21 +108,28 @@ def accelerated_search(evaluator: Evaluator, seed: int = 0, n_init: int = 20, ba
 
 
 def _candidate_pool(evaluator: Evaluator, seeds: list[Arch], rng: np.random.Generator, n_mutants: int,
-                    n_random: int) -> list[Arch]:
-    """New archs to choose from: `seeds` (the inner search's archs and the elite), `n_mutants` mutations
-    of each, and `n_random` uniform samples. One arch per effective form (`space.effective`), and none whose
-    effective form was validated before: an arch that computes the same network as a validated one would
-    spend an expensive evaluation to learn nothing new."""
+                    n_random: int, n_spread: int = 0) -> list[Arch]:
+    """New archs to choose from: `seeds` (the inner search's archs and the elite), `n_spread` archs spread
+    over the FLOPs range (`sample_spread`: the smallest and largest archs, which uniform samples rarely are),
+    `n_mutants` mutations of each of those, and `n_random` uniform samples. One arch per effective form
+    (`space.effective`), and none whose effective form was validated before: an arch that computes the same
+    network as a validated one would spend an expensive evaluation to learn nothing new. Each candidate is the
+    effective form itself where the problem admits it: the same network without the ops whose output is
+    never used, so never slower on a device that runs every op it is given."""
     space = evaluator.space
-    archs = list(seeds)
-    archs += [space.mutate(a, rng) for a in seeds for _ in range(n_mutants)]
+    done = {space.effective(r.arch).key for r in evaluator.records}
+    archs = list(seeds) + (sample_spread(space, rng, n_spread, done, admissible=evaluator.admissible)
+                           if n_spread else [])
+    archs += [space.mutate(a, rng) for a in archs for _ in range(n_mutants)]
     archs += space.sample(rng, n_random)
     out: dict[str, Arch] = {}
-    done = {space.effective(r.arch).key for r in evaluator.records}
     for a in archs:
-        k = space.effective(a).key
-        if k not in out and k not in done and evaluator.admits(a):
-            out[k] = a
+        e = space.effective(a)
+        if e.key not in out and e.key not in done:
+            if evaluator.admits(e):
+                out[e.key] = e
+            elif evaluator.admits(a):
+                out[e.key] = a
     return list(out.values())
 
 

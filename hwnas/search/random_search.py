@@ -9,7 +9,7 @@ import numpy as np
 from hwnas.search.evaluator import Evaluator
 from hwnas.space import Arch, SearchSpace
 
-__all__ = ["random_search", "sample_new"]
+__all__ = ["random_search", "sample_new", "sample_spread"]
 
 
 def sample_new(space: SearchSpace, rng: np.random.Generator, n: int, exclude: Collection[str],
@@ -27,6 +27,37 @@ def sample_new(space: SearchSpace, rng: np.random.Generator, n: int, exclude: Co
                 keys.add(a.key)
                 out.append(a)
     return out
+
+
+def sample_spread(space: SearchSpace, rng: np.random.Generator, n: int, exclude: Collection[str] = (),
+                  admissible: Callable[[Arch], bool] | None = None, oversample: int = 20) -> list[Arch]:
+    """Up to `n` new archs spread over the whole range of FLOPs, each in its effective form (`space.effective`).
+
+    Draws `n * oversample` random archs, splits their FLOPs range into `n` equal bins and takes one arch at
+    random from each non-empty bin, then fills up with random others. Uniform sampling piles archs up in the
+    middle of the range (most random cells and networks are mid-sized), while a front of accuracy against
+    latency also needs the smallest and the largest. The effective form is the cheapest way to compute the same
+    network (an op whose output is never used still costs time on a device that runs it). Archs whose key or
+    effective key is in `exclude`, or that `admissible` rejects, are never returned."""
+    found: dict[str, Arch] = {}
+    for a in space.sample(rng, max(n, 1) * oversample):
+        e = space.effective(a)
+        if admissible is not None and not admissible(e):
+            e = a  # the canonical form may lie outside the problem (e.g. not in a benchmark table)
+        if e.key in exclude or e.key in found or space.effective(e).key in exclude:
+            continue
+        if admissible is None or admissible(e):
+            found[e.key] = e
+    archs = list(found.values())
+    if len(archs) <= n:
+        return archs
+    flops = np.array([space.flops(a) for a in archs])
+    edges = np.linspace(flops.min(), flops.max(), n + 1)
+    bins = np.clip(np.searchsorted(edges, flops, side="right") - 1, 0, n - 1)
+    picked = [int(rng.choice(np.flatnonzero(bins == b))) for b in range(n) if (bins == b).any()]
+    rest = np.setdiff1d(np.arange(len(archs)), picked)
+    picked += [int(i) for i in rng.permutation(rest)[: n - len(picked)]]
+    return [archs[i] for i in picked]
 
 
 def random_search(evaluator: Evaluator, seed: int = 0, batch: int = 10,

@@ -152,6 +152,24 @@ def test_candidate_pool_holds_one_arch_per_network_and_none_already_validated(nb
     assert len(pool) > 100 and len(set(networks)) == len(networks)
     assert not set(networks) & {space.effective(a).key for a in seeds}
     assert all(a in nb201_table for a in pool)
+    # each candidate is its network's effective form (no ops whose output is never used) where the table has it
+    assert all(space.effective(a).key == a.key for a in pool if space.effective(a) in nb201_table)
     # NB201 has many archs computing one network (dead edges): the raw samples hold such twins, the pool none
     raw = seeds + [space.mutate(a, np.random.default_rng(4)) for a in seeds for _ in range(10)]
     assert len({space.effective(a).key for a in raw}) < len({a.key for a in raw})
+
+
+def test_sample_spread_covers_the_flops_range_with_new_effective_archs(nb201_table):
+    from hwnas.search.random_search import sample_new, sample_spread
+
+    space = nb201_table.space
+    table_flops = np.array([space.flops(space.effective(a)) for a in nb201_table.archs])
+    exclude = {a.key for a in space.sample(np.random.default_rng(9), 2000)}
+    for seed in range(5):
+        spread = sample_spread(space, np.random.default_rng(seed), 20, exclude, admissible=nb201_table.__contains__)
+        uniform = sample_new(space, np.random.default_rng(seed), 20, set(), admissible=nb201_table.__contains__)
+        assert len({a.key for a in spread}) == 20
+        assert all(a in nb201_table and space.effective(a).key == a.key and a.key not in exclude for a in spread)
+        flops = np.array([space.flops(a) for a in spread])
+        assert flops.max() >= np.percentile(table_flops, 95)
+        assert flops.std() > np.std([space.flops(space.effective(a)) for a in uniform])
