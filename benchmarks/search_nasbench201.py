@@ -4,14 +4,17 @@ The 341 degenerate archs are excluded, each objective is normalised to [0, 1] ov
 point is (1, 1), and the exhaustive front gives the best hypervolume. For each algorithm and seed, prints the
 number of expensive evaluations (table lookups) needed to reach 95%, 98% and 99% of it, and the medians.
 
-    python benchmarks/search_nasbench201.py [--seeds 10] [--budget 2000] [--devices raspi4,pixel3] [--latency-known]
+    python benchmarks/search_nasbench201.py [--seeds 20] [--budget 2000] [--devices raspi4,pixel3] [--latency-known]
+                                            [--jobs 2]
 """
 
 from __future__ import annotations
 
 import argparse
+import functools
 import statistics
 import time
+from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 
 import numpy as np
@@ -62,6 +65,7 @@ def evals_to_reach(history: list[tuple[int, float]], best: float) -> list[int | 
 
 
 def run_one(algo: str, table: Table, objectives, norm, best: float, seed: int, budget: int, opts: dict):
+    """Evaluations one seeded run of `algo` needed to reach each target (None where it did not)."""
     # the problem is the table's archs: no algorithm proposes a degenerate one (it would cost nothing)
     ev = Evaluator(table.space, objectives, budget=budget, normalization=norm, admissible=table.__contains__)
 
@@ -78,6 +82,19 @@ def run_one(algo: str, table: Table, objectives, norm, best: float, seed: int, b
     return evals_to_reach(ev.hv_history, best)
 
 
+_TABLE: Table | None = None
+
+
+def _load_table(data: Path) -> None:
+    global _TABLE
+    _TABLE = load(data)
+
+
+def _seed_job(algo: str, device: str, latency_known: bool, budget: int, opts: dict, seed: int):
+    objectives, norm, best, _ = problem(_TABLE, device, latency_known)
+    return run_one(algo, _TABLE, objectives, norm, best, seed, budget, opts)
+
+
 def median_or_more(values: list[int | None], budget: int) -> str:
     vals = [v if v is not None else budget + 1 for v in values]
     med = statistics.median(vals)
@@ -87,8 +104,10 @@ def median_or_more(values: list[int | None], budget: int) -> str:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--data", type=Path, default=DATA)
-    parser.add_argument("--seeds", type=int, default=10)
+    parser.add_argument("--seeds", type=int, default=20)
+    parser.add_argument("--first-seed", type=int, default=0, help="seeds run are first-seed .. first-seed+seeds-1")
     parser.add_argument("--budget", type=int, default=2000)
+    parser.add_argument("--jobs", type=int, default=1, help="seeds run in this many processes at once")
     parser.add_argument("--devices", default="raspi4,pixel3")
     parser.add_argument("--algos", default="accelerated,nsga2,random")
     parser.add_argument("--nsga2-pop", default="20,50,100", help="NSGA-II population sizes (one row each)")
@@ -114,14 +133,22 @@ def main() -> None:
                 algos.append((f"nsga2-p{pop}", "nsga2", {"nsga2": {"pop_size": int(pop)}}))
         else:
             algos.append((algo, algo, opts))
-    print(f"NAS-Bench-201, {len(table)} non-degenerate archs, budget {args.budget}, seeds 0..{args.seeds - 1}")
+    seeds = range(args.first_seed, args.first_seed + args.seeds)
+    print(f"NAS-Bench-201, {len(table)} non-degenerate archs, budget {args.budget}, "
+          f"seeds {seeds.start}..{seeds.stop - 1}")
     for device in args.devices.split(","):
         objectives, norm, best, n_front = problem(table, device, args.latency_known)
         print(f"\n## CIFAR-10 test error vs {device} latency: true front {n_front} archs, best HV {best:.4f}")
         print(f"{'algorithm':<12} {'95%':>6} {'98%':>6} {'99%':>6}   per-seed evals to 99%   time")
         for label, algo, algo_opts in algos:
             start = time.perf_counter()
-            hits = [run_one(algo, table, objectives, norm, best, s, args.budget, algo_opts) for s in range(args.seeds)]
+            if args.jobs > 1:  # each process loads the table once and builds its own objectives
+                job = functools.partial(_seed_job, algo, device, args.latency_known, args.budget, algo_opts)
+                with ProcessPoolExecutor(args.jobs, initializer=_load_table, initargs=(args.data.resolve(),)) as pool:
+                    hits = list(pool.map(job, seeds))
+            else:
+                hits = [run_one(algo, table, objectives, norm, best, s, args.budget, algo_opts)
+                        for s in seeds]
             med = [median_or_more([h[i] for h in hits], args.budget) for i in range(len(TARGETS))]
             per_seed = ",".join(str(h[-1]) if h[-1] is not None else "-" for h in hits)
             print(f"{label:<12} {med[0]:>6} {med[1]:>6} {med[2]:>6}   {per_seed}   "
