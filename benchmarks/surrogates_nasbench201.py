@@ -3,6 +3,8 @@
 Prints, for CIFAR-10 test error vs Raspberry Pi 4 and Pixel 3 latency:
 - how many archs, chosen with hindsight (greedy by hypervolume gain), reach 99% of the best hypervolume;
 - the best hypervolume left without the archs within a few points of top-1 of the front at their latency;
+- how noisy the measured latency is: the median error left by a linear fit on all archs, and how much slower an
+  arch with ops whose output is never used is than its effective form (the same network without them);
 and, for accuracy surrogates fitted on n random archs, Kendall tau over all archs and within the most accurate
 5%, on the encoding the accelerated loop uses (effective one-hot plus log FLOPs and params).
 
@@ -38,6 +40,24 @@ def surrogates(seed: int) -> dict:
     }
 
 
+def latency_noise(table, device: str) -> None:
+    from sklearn.linear_model import LinearRegression
+
+    space = table.space
+    lat = np.asarray(table.data[f"cifar10_{device}_latency_ms"])
+    effective = [space.effective(a) for a in table.archs]
+    X = space.encode(effective, "onehot")
+    fit = LinearRegression().fit(X, lat).predict(X)
+    print(f"  latency: a linear fit on the effective one-hot of all archs leaves "
+          f"{100 * np.median(np.abs(fit / lat - 1)):.1f}% median error")
+    row = {a.key: i for i, a in enumerate(table.archs)}
+    ratios = [lat[i] / lat[row[e.key]] for i, (a, e) in enumerate(zip(table.archs, effective, strict=True))
+              if e.key != a.key and e.key in row]
+    print(f"  {len(ratios)} archs have ops whose output is never used; each is slower than its effective form "
+          f"in {100 * np.mean(np.array(ratios) > 1):.0f}% of cases, by {100 * (np.median(ratios) - 1):.0f}% "
+          f"at the median")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--seeds", type=int, default=5)
@@ -64,6 +84,7 @@ def main() -> None:
             hv = hypervolume(F[keep][pareto_mask(F[keep])], norm) / best
             print(f"  without the {int((~keep).sum())} archs within {t} points of the best top-1 at their "
                   f"latency: at best {100 * hv:.2f}%")
+        latency_noise(table, device)
     features = ArchFeatures(table.space)
     X = features.fit(table.archs)(table.archs)
     top = acc >= np.quantile(acc, 0.95)

@@ -115,7 +115,8 @@ def _candidate_pool(evaluator: Evaluator, seeds: list[Arch], rng: np.random.Gene
     (`space.effective`), and none whose effective form was validated before: an arch that computes the same
     network as a validated one would spend an expensive evaluation to learn nothing new. Each candidate is the
     effective form itself where the problem admits it: the same network without the ops whose output is
-    never used, so never slower on a device that runs every op it is given."""
+    never used, which a device that runs every op it is given can only spend time on (on the NAS-Bench-201 device
+    tables such twins are slower than their effective form in 62-64% of cases, by 0-3% at the median)."""
     space = evaluator.space
     done = {space.effective(r.arch).key for r in evaluator.records}
     archs = list(seeds) + (sample_spread(space, rng, n_spread, done, admissible=evaluator.admissible)

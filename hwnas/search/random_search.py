@@ -36,8 +36,8 @@ def sample_spread(space: SearchSpace, rng: np.random.Generator, n: int, exclude:
     Draws `n * oversample` random archs, splits their FLOPs range into `n` equal bins and takes one arch at
     random from each non-empty bin, then fills up with random others. Uniform sampling piles archs up in the
     middle of the range (most random cells and networks are mid-sized), while a front of accuracy against
-    latency also needs the smallest and the largest. The effective form is the cheapest way to compute the same
-    network (an op whose output is never used still costs time on a device that runs it). Archs whose key or
+    latency also needs the smallest and the largest. The effective form computes the same network without the ops
+    whose output is never used (a device that runs them anyway can only spend time on them). Archs whose key or
     effective key is in `exclude`, or that `admissible` rejects, are never returned."""
     found: dict[str, Arch] = {}
     for a in space.sample(rng, max(n, 1) * oversample):
