@@ -13,7 +13,7 @@ from pymoo.operators.survival.rank_and_crowding.metrics import calc_crowding_dis
 from hwnas.search.evaluator import Evaluator
 from hwnas.search.nsga2 import run_nsga2
 from hwnas.search.pareto import Normalization, hypervolume, hypervolume_gains, nondominated_ranks, pareto_mask
-from hwnas.search.random_search import sample_new, sample_spread
+from hwnas.search.random_search import effective_candidate, sample_new, sample_spread
 from hwnas.search.surrogate import SurrogateFactory, default_surrogate
 from hwnas.space import Arch
 
@@ -34,8 +34,8 @@ def accelerated_search(evaluator: Evaluator, seed: int = 0, n_init: int = 20, ba
     - "thompson" (default): from a pool of the inner search's archs, the elite, `n_spread` archs spread
       over the FLOPs range, `n_mutants` mutations of each of those, and `n_random` random archs, each pick
       draws one ensemble member and takes the arch whose drawn objectives add the most hypervolume to the
-      validated front. The members' disagreement makes
-      it try archs the surrogates are unsure of, not only those their mean likes.
+      validated front. The members' disagreement makes it try archs the surrogates are unsure of, not only
+      those their mean likes.
     - "hv": greedily the inner front's archs whose mean predictions add the most hypervolume;
     - "front": the inner front by rank and crowding distance, as LINAS does.
     With `optimism` > 0 the inner search sees predictions shifted that many standard deviations towards
@@ -125,12 +125,11 @@ def _candidate_pool(evaluator: Evaluator, seeds: list[Arch], rng: np.random.Gene
     archs += space.sample(rng, n_random)
     out: dict[str, Arch] = {}
     for a in archs:
-        e = space.effective(a)
-        if e.key not in out and e.key not in done:
-            if evaluator.admits(e):
-                out[e.key] = e
-            elif evaluator.admits(a):
-                out[e.key] = a
+        key = space.effective(a).key
+        if key not in out and key not in done:
+            cand = effective_candidate(space, a, evaluator.admits)
+            if cand is not None:
+                out[key] = cand
     return list(out.values())
 
 

@@ -9,7 +9,7 @@ import numpy as np
 from hwnas.search.evaluator import Evaluator
 from hwnas.space import Arch, SearchSpace
 
-__all__ = ["random_search", "sample_new", "sample_spread"]
+__all__ = ["effective_candidate", "random_search", "sample_new", "sample_spread"]
 
 
 def sample_new(space: SearchSpace, rng: np.random.Generator, n: int, exclude: Collection[str],
@@ -29,6 +29,17 @@ def sample_new(space: SearchSpace, rng: np.random.Generator, n: int, exclude: Co
     return out
 
 
+def effective_candidate(space: SearchSpace, arch: Arch,
+                        admissible: Callable[[Arch], bool] | None = None) -> Arch | None:
+    """The arch to propose for `arch`'s network: its effective form (`space.effective`) where `admissible`
+    accepts it, else the arch itself where accepted (the canonical form may lie outside the problem, e.g. not in
+    a benchmark table), else None."""
+    for a in (space.effective(arch), arch):
+        if admissible is None or admissible(a):
+            return a
+    return None
+
+
 def sample_spread(space: SearchSpace, rng: np.random.Generator, n: int, exclude: Collection[str] = (),
                   admissible: Callable[[Arch], bool] | None = None, oversample: int = 20) -> list[Arch]:
     """Up to `n` new archs spread over the whole range of FLOPs, each in its effective form (`space.effective`).
@@ -41,13 +52,9 @@ def sample_spread(space: SearchSpace, rng: np.random.Generator, n: int, exclude:
     effective key is in `exclude`, or that `admissible` rejects, are never returned."""
     found: dict[str, Arch] = {}
     for a in space.sample(rng, max(n, 1) * oversample):
-        e = space.effective(a)
-        if admissible is not None and not admissible(e):
-            e = a  # the canonical form may lie outside the problem (e.g. not in a benchmark table)
-        if e.key in exclude or e.key in found or space.effective(e).key in exclude:
-            continue
-        if admissible is None or admissible(e):
-            found[e.key] = e
+        e = effective_candidate(space, a, admissible)
+        if e is not None and e.key not in exclude and space.effective(e).key not in exclude:
+            found.setdefault(space.effective(e).key, e)
     archs = list(found.values())
     if len(archs) <= n:
         return archs
