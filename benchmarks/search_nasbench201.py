@@ -121,7 +121,8 @@ def main() -> None:
                         help="latency is cheap and exact (an upper bound on a device predictor); only top-1 is "
                              "an expensive evaluation")
     args = parser.parse_args()
-    table = load(args.data.resolve())
+    global _TABLE
+    table = _TABLE = load(args.data.resolve())
     opts = {"accelerated": {"batch": args.batch, "n_init": args.n_init, "select": args.select,
                             "inner_pop": args.inner_pop, "inner_gens": args.inner_gens,
                             "surrogate": {"default": default_surrogate, "ridge": ridge_surrogate}[args.surrogate]},
@@ -137,18 +138,17 @@ def main() -> None:
     print(f"NAS-Bench-201, {len(table)} non-degenerate archs, budget {args.budget}, "
           f"seeds {seeds.start}..{seeds.stop - 1}")
     for device in args.devices.split(","):
-        objectives, norm, best, n_front = problem(table, device, args.latency_known)
+        _, _, best, n_front = problem(table, device, args.latency_known)
         print(f"\n## CIFAR-10 test error vs {device} latency: true front {n_front} archs, best HV {best:.4f}")
         print(f"{'algorithm':<12} {'95%':>6} {'98%':>6} {'99%':>6}   per-seed evals to 99%   time")
         for label, algo, algo_opts in algos:
             start = time.perf_counter()
+            job = functools.partial(_seed_job, algo, device, args.latency_known, args.budget, algo_opts)
             if args.jobs > 1:  # each process loads the table once and builds its own objectives
-                job = functools.partial(_seed_job, algo, device, args.latency_known, args.budget, algo_opts)
                 with ProcessPoolExecutor(args.jobs, initializer=_load_table, initargs=(args.data.resolve(),)) as pool:
                     hits = list(pool.map(job, seeds))
             else:
-                hits = [run_one(algo, table, objectives, norm, best, s, args.budget, algo_opts)
-                        for s in seeds]
+                hits = [job(s) for s in seeds]
             med = [median_or_more([h[i] for h in hits], args.budget) for i in range(len(TARGETS))]
             per_seed = ",".join(str(h[-1]) if h[-1] is not None else "-" for h in hits)
             print(f"{label:<12} {med[0]:>6} {med[1]:>6} {med[2]:>6}   {per_seed}   "
