@@ -87,6 +87,9 @@ _TABLE: Table | None = None
 
 def _load_table(data: Path) -> None:
     global _TABLE
+    from threadpoolctl import threadpool_limits
+
+    threadpool_limits(1)  # one BLAS thread per worker: --jobs N processes on N cores, not N x cores threads
     _TABLE = load(data)
 
 

@@ -46,40 +46,45 @@ class EncodedRegressor:
         return "return_std" in inspect.signature(self.estimator.predict).parameters
 
 
-_SIZE_CACHE: weakref.WeakKeyDictionary[SearchSpace, dict[str, tuple[float, float]]] = weakref.WeakKeyDictionary()
+_SIZE_CACHE: weakref.WeakKeyDictionary[SearchSpace, dict[str, np.ndarray]] = weakref.WeakKeyDictionary()
 
 
 class ArchFeatures:
-    """The one-hot encoding of each arch's effective form (`space.effective`: choices that cannot change the
-    output are canonicalised away) plus its log-FLOPs and log-params, standardised on the archs of the last
-    `fit`. FLOPs and params cost nothing to compute and carry much of what decides both accuracy and latency,
-    which a one-hot encoding alone has to learn from many samples."""
+    """The space's surrogate encoding of each arch (`space.surrogate_encoding`: by default the one-hot encoding
+    of its effective form, where choices that cannot change the output are canonicalised away) plus its
+    log-FLOPs, log-params and the space's structure descriptors (`space.descriptors`: on NAS-Bench-201 the
+    cell's op counts, depth, paths and whether it is residual), those standardised on the archs of the last
+    `fit`. They cost nothing to compute and carry much of what decides both accuracy and latency, which a
+    one-hot encoding alone has to learn from many samples."""
 
     def __init__(self, space: SearchSpace):
         self.space = space
         self._cache = _SIZE_CACHE.setdefault(space, {})  # shared by every surrogate of this space object
-        self.mean_ = np.zeros(2)
-        self.scale_ = np.ones(2)
+        self.mean_: np.ndarray | None = None
+        self.scale_: np.ndarray | None = None
 
-    def _size(self, archs: Sequence[Arch]) -> np.ndarray:
-        out = np.empty((len(archs), 2))
-        for i, a in enumerate(archs):
-            v = self._cache.get(a.key)
-            if v is None:
-                e = self.space.effective(a)
-                v = self._cache[a.key] = (np.log1p(self.space.flops(e)), np.log1p(self.space.params(e)))
-            out[i] = v
-        return out
+    def _numeric(self, archs: Sequence[Arch]) -> np.ndarray:
+        missing = [a for a in archs if a.key not in self._cache]
+        if missing:
+            effective = [self.space.effective(a) for a in missing]
+            extra = self.space.descriptors(missing)
+            for a, e, d in zip(missing, effective, extra, strict=True):
+                self._cache[a.key] = np.concatenate(
+                    [[np.log1p(self.space.flops(e)), np.log1p(self.space.params(e))], d])
+        return np.array([self._cache[a.key] for a in archs], dtype=float)
 
     def fit(self, archs: Sequence[Arch]) -> ArchFeatures:
-        size = self._size(archs)
-        self.mean_ = size.mean(axis=0)
-        self.scale_ = np.where(size.std(axis=0) > 0, size.std(axis=0), 1.0)
+        numeric = self._numeric(archs)
+        self.mean_ = numeric.mean(axis=0)
+        std = numeric.std(axis=0)
+        self.scale_ = np.where(std > 0, std, 1.0)
         return self
 
     def __call__(self, archs: Sequence[Arch]) -> np.ndarray:
-        size = (self._size(archs) - self.mean_) / self.scale_
-        return np.hstack([self.space.encode([self.space.effective(a) for a in archs], "onehot"), size])
+        numeric = self._numeric(archs)
+        if self.mean_ is not None:
+            numeric = (numeric - self.mean_) / self.scale_
+        return np.hstack([self.space.surrogate_encoding(archs), numeric])
 
 
 class BootstrapEnsemble:

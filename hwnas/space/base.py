@@ -159,6 +159,16 @@ class SearchSpace(ABC):
         arch itself, for spaces whose `validate` canonicalises already."""
         return self.validate(arch)
 
+    def surrogate_encoding(self, archs: Sequence[Arch]) -> np.ndarray:
+        """Binary features of each arch for the search's surrogates: by default the one-hot encoding of its
+        effective form. A space that knows which choices matter to accuracy says so here."""
+        return self.encode([self.effective(a) for a in archs], "onehot")
+
+    def descriptors(self, archs: Sequence[Arch]) -> np.ndarray:
+        """(n, k) numbers describing each arch's structure (counts, depths) that surrogates use besides FLOPs
+        and params, standardised by them. Default: none (k = 0)."""
+        return np.zeros((len(archs), 0))
+
     def validate_many(self, objs: Iterable[Any]) -> list[Arch]:
         return [self.validate(o) for o in objs]
 

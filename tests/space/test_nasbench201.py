@@ -8,7 +8,7 @@ import pytest
 
 from hwnas import space as spaces
 from hwnas.errors import InvalidArchError, SpaceError
-from hwnas.space.nasbench201 import EDGES
+from hwnas.space.nasbench201 import EDGES, PATHS
 
 DATA = Path(__file__).resolve().parents[2] / ".." / "shared" / "data" / "nasbench201"
 INDEX = DATA / "nb201_arch_index.csv"
@@ -101,3 +101,29 @@ def test_effective_drops_exactly_the_edges_that_cannot_reach_the_output(sp):
                 for j, (t, f) in enumerate(EDGES))
             assert eff.ops[i] == (a.ops[i] if reaches else 0)
         assert sp.effective(eff) == eff
+
+
+def test_live_also_drops_ops_fed_only_by_an_unreached_node(sp):
+    # node 1 gets nothing from the input (0->1 is none), so 1->2 and 1->3 carry only zeros
+    arch = sp.validate("|none~0|+|nor_conv_3x3~0|skip_connect~1|+|skip_connect~0|nor_conv_1x1~1|nor_conv_3x3~2|")
+    assert sp.live(arch).arch_str == "|none~0|+|nor_conv_3x3~0|none~1|+|skip_connect~0|none~1|nor_conv_3x3~2|"
+    # effective keeps them (a compiled graph runs them), live drops them
+    assert sp.effective(arch) == arch
+    rng = np.random.default_rng(1)
+    for a in sp.sample(rng, 300):
+        live = sp.live(a)
+        assert sp.live(live) == live and sp.is_degenerate(live) == sp.is_degenerate(a)
+        # an edge is live iff it lies on some input-to-output path of non-none edges
+        on_path = {e for path in PATHS if all(a.ops[i] for i in path) for e in path}
+        assert all(live.ops[i] == (a.ops[i] if i in on_path else 0) for i in range(len(EDGES)))
+
+
+def test_descriptors_count_the_live_cell(sp):
+    full = sp.validate("|nor_conv_3x3~0|+|nor_conv_3x3~0|nor_conv_3x3~1|+"
+                       "|nor_conv_3x3~0|nor_conv_3x3~1|nor_conv_3x3~2|")
+    residual = sp.validate("|nor_conv_3x3~0|+|none~0|avg_pool_3x3~1|+|skip_connect~0|nor_conv_1x1~1|none~2|")
+    # columns: skip, 1x1, 3x3, pool counts; most convs on one path; paths; direct input-output skip
+    d = sp.descriptors([full, residual])
+    assert d.tolist() == [[0, 0, 6, 0, 3, 4, 0], [1, 1, 1, 0, 2, 2, 1]]
+    # the dead 0->2, 1->2 ops of `residual` count for nothing
+    assert sp.surrogate_encoding([residual]).tolist() == sp.encode([sp.live(residual)]).tolist()
