@@ -6,7 +6,8 @@ Prints, for CIFAR-10 test error vs Raspberry Pi 4 and Pixel 3 latency:
 - how noisy the measured latency is: the median error left by a linear fit on all archs, and how much slower an
   arch with ops whose output is never used is than its effective form (the same network without them);
 and, for accuracy surrogates fitted on n random archs, Kendall tau over all archs and within the most accurate
-5%, on the encoding the accelerated loop uses (effective one-hot plus log FLOPs and params).
+5%, on the features the accelerated loop uses (`ArchFeatures`: the live-cell one-hot, log FLOPs and params, and
+the cell's structure descriptors).
 
     python benchmarks/surrogates_nasbench201.py [--seeds 5] [--n 50,100]
 """

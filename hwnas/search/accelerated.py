@@ -27,8 +27,8 @@ def accelerated_search(evaluator: Evaluator, seed: int = 0, n_init: int = 20, ba
                        progress: Callable[[Evaluator], None] | None = None) -> Evaluator:
     """Run the loop until the evaluator's budget is spent.
 
-    Each round refits one surrogate per expensive objective (default: a bootstrap ensemble on the effective
-    one-hot encoding plus FLOPs and params) and runs an inner NSGA-II on the surrogates' mean for
+    Each round refits one surrogate per expensive objective (default: a bootstrap ensemble on the space's
+    surrogate features, `ArchFeatures`) and runs an inner NSGA-II on the surrogates' mean for
     `inner_gens` generations, starting from the best validated archs. `select` picks the `batch` archs to
     validate next:
     - "thompson" (default): from a pool of the inner search's archs, the elite, `n_spread` archs spread
