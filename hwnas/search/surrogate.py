@@ -46,7 +46,7 @@ class EncodedRegressor:
         return "return_std" in inspect.signature(self.estimator.predict).parameters
 
 
-_SIZE_CACHE: weakref.WeakKeyDictionary[SearchSpace, dict[str, np.ndarray]] = weakref.WeakKeyDictionary()
+_NUMERIC_CACHE: weakref.WeakKeyDictionary[SearchSpace, dict[str, np.ndarray]] = weakref.WeakKeyDictionary()
 
 
 class ArchFeatures:
@@ -59,7 +59,7 @@ class ArchFeatures:
 
     def __init__(self, space: SearchSpace):
         self.space = space
-        self._cache = _SIZE_CACHE.setdefault(space, {})  # shared by every surrogate of this space object
+        self._cache = _NUMERIC_CACHE.setdefault(space, {})  # shared by every surrogate of this space object
         self.mean_: np.ndarray | None = None
         self.scale_: np.ndarray | None = None
 
