@@ -51,10 +51,10 @@ def problem(table: Table, device: str, latency_known: bool = False, latency_fitt
     acc = table.objective("cifar10_test_acc", direction="max", name="top1")
     # latency_known: latency is a cheap objective (as after `hwnas profile` + `hwnas fit`, here exact); only
     # top-1 costs an evaluation. Archs off the table (degenerate) get the worst latency when a search asks.
-    lat = table.objective(f"cifar10_{device}_latency_ms", name=f"latency_ms[{device}]",
-                          expensive=not latency_known, missing="worst" if latency_known else "error")
-    if latency_fitted:
-        lat = fitted_latency(table, device, latency_fitted)
+    # latency_fitted: latency is cheap, from a predictor fitted on that many measured archs.
+    lat = (fitted_latency(table, device, latency_fitted) if latency_fitted else
+           table.objective(f"cifar10_{device}_latency_ms", name=f"latency_ms[{device}]",
+                           expensive=not latency_known, missing="worst" if latency_known else "error"))
     a_lo, a_hi = table.bounds("cifar10_test_acc")
     l_lo, l_hi = table.bounds(f"cifar10_{device}_latency_ms")
     norm = Normalization((-a_hi, l_lo), (-a_lo, l_hi), (1.0, 1.0))
@@ -99,7 +99,8 @@ def evals_to_reach(history: list[tuple[int, float]], best: float) -> list[int | 
 def run_one(algo: str, table: Table, objectives, norm, best: float, seed: int, budget: int, opts: dict,
             measured_hv=None):
     """Evaluations one seeded run of `algo` needed to reach each target (None where it did not). With
-    `measured_hv(evaluator, records)`, the hypervolume after each batch is that, not the one of the searched values."""
+    `measured_hv(evaluator, records)`, the hypervolume after each evaluation is that of the records so far, not
+    the one of the values the search saw."""
     # the problem is the table's archs: no algorithm proposes a degenerate one (it would cost nothing)
     ev = Evaluator(table.space, objectives, budget=budget, normalization=norm, admissible=table.__contains__)
     history: list[tuple[int, float]] = []
