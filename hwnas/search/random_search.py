@@ -53,8 +53,9 @@ def sample_spread(space: SearchSpace, rng: np.random.Generator, n: int, exclude:
     found: dict[str, Arch] = {}
     for a in space.sample(rng, max(n, 1) * oversample):
         e = effective_candidate(space, a, admissible)
-        if e is not None and e.key not in exclude and space.effective(e).key not in exclude:
-            found.setdefault(space.effective(e).key, e)
+        network = space.effective(e).key if e is not None else None
+        if network is not None and e.key not in exclude and network not in exclude:
+            found.setdefault(network, e)
     archs = list(found.values())
     if len(archs) <= n:
         return archs

@@ -46,7 +46,8 @@ class EncodedRegressor:
         return "return_std" in inspect.signature(self.estimator.predict).parameters
 
 
-_NUMERIC_CACHE: weakref.WeakKeyDictionary[SearchSpace, dict[str, np.ndarray]] = weakref.WeakKeyDictionary()
+_Rows = tuple[np.ndarray, np.ndarray]
+_ROW_CACHE: weakref.WeakKeyDictionary[SearchSpace, dict[str, _Rows]] = weakref.WeakKeyDictionary()
 
 
 class ArchFeatures:
@@ -59,32 +60,37 @@ class ArchFeatures:
 
     def __init__(self, space: SearchSpace):
         self.space = space
-        self._cache = _NUMERIC_CACHE.setdefault(space, {})  # shared by every surrogate of this space object
+        self._cache = _ROW_CACHE.setdefault(space, {})  # shared by every surrogate of this space object
         self.mean_: np.ndarray | None = None
         self.scale_: np.ndarray | None = None
 
-    def _numeric(self, archs: Sequence[Arch]) -> np.ndarray:
+    def _rows(self, archs: Sequence[Arch]) -> tuple[np.ndarray, np.ndarray]:
+        """(encoding, numeric) rows, computed once per arch: the pool the loop predicts on is mostly the same
+        archs round after round."""
         missing = [a for a in archs if a.key not in self._cache]
         if missing:
-            effective = [self.space.effective(a) for a in missing]
+            encoding = self.space.surrogate_encoding(missing)
             extra = self.space.descriptors(missing)
-            for a, e, d in zip(missing, effective, extra, strict=True):
-                self._cache[a.key] = np.concatenate(
-                    [[np.log1p(self.space.flops(e)), np.log1p(self.space.params(e))], d])
-        return np.array([self._cache[a.key] for a in archs], dtype=float)
+            for a, enc, d in zip(missing, encoding, extra, strict=True):
+                e = self.space.effective(a)
+                self._cache[a.key] = (enc, np.concatenate(
+                    [[np.log1p(self.space.flops(e)), np.log1p(self.space.params(e))], d]))
+        rows = [self._cache[a.key] for a in archs]
+        return (np.array([r[0] for r in rows], dtype=float).reshape(len(archs), -1),
+                np.array([r[1] for r in rows], dtype=float).reshape(len(archs), -1))
 
     def fit(self, archs: Sequence[Arch]) -> ArchFeatures:
-        numeric = self._numeric(archs)
+        numeric = self._rows(archs)[1]
         self.mean_ = numeric.mean(axis=0)
         std = numeric.std(axis=0)
         self.scale_ = np.where(std > 0, std, 1.0)
         return self
 
     def __call__(self, archs: Sequence[Arch]) -> np.ndarray:
-        numeric = self._numeric(archs)
+        encoding, numeric = self._rows(archs)
         if self.mean_ is not None:
             numeric = (numeric - self.mean_) / self.scale_
-        return np.hstack([self.space.surrogate_encoding(archs), numeric])
+        return np.hstack([encoding, numeric])
 
 
 class BootstrapEnsemble:
