@@ -12,8 +12,8 @@ import numpy as np
 
 from hwnas.space import Arch, SearchSpace
 
-__all__ = ["ArchFeatures", "BootstrapEnsemble", "EncodedRegressor", "SurrogateFactory", "default_surrogate",
-           "ridge_surrogate"]
+__all__ = ["ArchFeatures", "BootstrapEnsemble", "EncodedRegressor", "OperatorCounts", "SurrogateFactory",
+           "additive_surrogate", "default_surrogate", "ridge_surrogate"]
 
 
 class EncodedRegressor:
@@ -93,6 +93,46 @@ class ArchFeatures:
         return np.hstack([encoding, numeric])
 
 
+_COUNT_CACHE: weakref.WeakKeyDictionary[SearchSpace, dict[str, dict[str, int]]] = weakref.WeakKeyDictionary()
+
+
+class OperatorCounts:
+    """How many times an arch's effective form runs each operator (`space.operators`: the entries of a
+    device's latency table), one column per operator seen at `fit`. A linear model on these is a latency lookup
+    table whose entries are fitted from whole-network measurements, as nn-Meter's kernel sums are: latency is
+    close to additive over the operators a network runs, and a model with a handful of such terms learns it
+    from a few dozen measurements where one over every choice of every position needs hundreds."""
+
+    def __init__(self, space: SearchSpace):
+        self.space = space
+        self._cache = _COUNT_CACHE.setdefault(space, {})
+        self.columns_: dict[str, int] = {}
+
+    def _counts(self, archs: Sequence[Arch]) -> list[dict[str, int]]:
+        for a in archs:
+            if a.key not in self._cache:
+                counts: dict[str, int] = {}
+                for op in self.space.operators(self.space.effective(a)):
+                    counts[op.key] = counts.get(op.key, 0) + 1
+                self._cache[a.key] = counts
+        return [self._cache[a.key] for a in archs]
+
+    def fit(self, archs: Sequence[Arch]) -> OperatorCounts:
+        seen = sorted({k for c in self._counts(archs) for k in c})
+        self.columns_ = {k: i for i, k in enumerate(seen)}
+        return self
+
+    def __call__(self, archs: Sequence[Arch]) -> np.ndarray:
+        """Operators not seen at `fit` have no column: the model has no estimate of their cost to add."""
+        X = np.zeros((len(archs), len(self.columns_)))
+        for i, counts in enumerate(self._counts(archs)):
+            for k, n in counts.items():
+                j = self.columns_.get(k)
+                if j is not None:
+                    X[i, j] = n
+        return X
+
+
 class BootstrapEnsemble:
     """Members on `ArchFeatures`, each fitted on a bootstrap resample of the validated archs: a ridge
     regression (the penalty chosen once by cross-validation on all of them), `trees` extra trees, or the mean
@@ -103,10 +143,10 @@ class BootstrapEnsemble:
     has_std = True
 
     def __init__(self, space: SearchSpace, n_members: int = 16, seed: int = 0, trees: int = 0, ridge: bool = True,
-                 power_transform: bool = True):
+                 power_transform: bool = True, features: ArchFeatures | OperatorCounts | None = None):
         if not (ridge or trees):
             raise ValueError("a member needs a ridge regression or trees (trees > 0)")
-        self.features = ArchFeatures(space)
+        self.features = features if features is not None else ArchFeatures(space)
         self.n_members = n_members
         self.trees = trees
         self.ridge = ridge
@@ -173,6 +213,11 @@ def default_surrogate(space: SearchSpace, objective: str, seed: int) -> Bootstra
     decide which archs are the most accurate). On NAS-Bench-201 the trees find the most accurate archs
     where ridge alone does not."""
     return BootstrapEnsemble(space, n_members=12, seed=seed, trees=25)
+
+
+def additive_surrogate(space: SearchSpace, objective: str, seed: int) -> BootstrapEnsemble:
+    """Bootstrap ridge members on `OperatorCounts`, untransformed target: a fitted latency lookup table."""
+    return BootstrapEnsemble(space, n_members=12, seed=seed, power_transform=False, features=OperatorCounts(space))
 
 
 def ridge_surrogate(space: SearchSpace, objective: str, seed: int) -> BootstrapEnsemble:
