@@ -126,6 +126,7 @@ def shortfall_by_latency(table, device: str, evals: int, seeds=range(20)) -> Non
     lo, hi = table.bounds(f"cifar10_{device}_latency_ms")
     ms = lo + grid * (hi - lo)
     edges = BANDS_MS[device]
+    masks = [(ms >= a) & (ms < b) & (ms >= lat.min()) for a, b in zip(edges, edges[1:], strict=False)]
     a_lo, a_hi = table.bounds("cifar10_test_acc")
     rows, points = [], []
     for seed in seeds:
@@ -133,7 +134,6 @@ def shortfall_by_latency(table, device: str, evals: int, seeds=range(20)) -> Non
         accelerated_search(ev, seed=seed)
         found = norm.apply(ev.F(ev.records))
         gap = _attainment(found[pareto_mask(found)], grid) - true
-        masks = [(ms >= a) & (ms < b) & (ms >= lat.min()) for a, b in zip(edges, edges[1:], strict=False)]
         rows.append([gap[m].sum() * (grid[1] - grid[0]) / best * 100 for m in masks])
         points.append([gap[m].mean() * (a_hi - a_lo) if m.any() else 0.0 for m in masks])
     rows, points = np.array(rows), np.array(points)
