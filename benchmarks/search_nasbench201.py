@@ -9,7 +9,9 @@ number of expensive evaluations (table lookups) needed to reach 95%, 98% and 99%
 
 With --latency-known only top-1 costs an evaluation and latency is exact; with --latency-fitted N latency comes
 from a linear predictor fitted on N measured archs (hwnas's own setting: a fitted device predictor), and the
-hypervolume counted is that of the search's front at its archs' measured latency.
+hypervolume counted is that of the search's front at its archs' measured latency. With --surrogate
+hindsight-top1, hindsight-latency or hindsight-both the loop's surrogate for that objective is replaced by
+out-of-fold predictions of a model fitted on the whole table: how far better surrogates could take the loop.
 """
 
 from __future__ import annotations
@@ -127,9 +129,72 @@ def additive_latency(space, objective: str, seed: int):
     return (additive_surrogate if objective.startswith("latency") else default_surrogate)(space, objective, seed)
 
 
-SURROGATES = {"default": default_surrogate, "ridge": ridge_surrogate, "additive-latency": additive_latency}
-
 _TABLE: Table | None = None
+_HINDSIGHT: dict[tuple[str, int], dict[str, float]] = {}
+
+
+def _column(objective: str) -> str:
+    return "cifar10_test_acc" if objective == "top1" else f"cifar10_{objective[len('latency_ms['):-1]}_latency_ms"
+
+
+def hindsight_predictions(objective: str, n_archs: int = 0) -> dict[str, float]:
+    """Predictions for every arch of the table, by key, from a model that never saw that arch: latency from a
+    linear model on the effective one-hot, top-1 from xgboost on the loop's features (`ArchFeatures`). With
+    `n_archs` 0 they are out-of-fold over the whole table (5 folds: each model knows the trends of 12,000 archs,
+    not the arch's own noise); otherwise the model is fitted on `n_archs` random archs (the same draw for every
+    seed), which get out-of-fold predictions among themselves."""
+    if (objective, n_archs) not in _HINDSIGHT:
+        import xgboost as xgb
+        from sklearn.base import clone
+        from sklearn.linear_model import LinearRegression
+        from sklearn.model_selection import KFold, cross_val_predict
+
+        from hwnas.search.surrogate import ArchFeatures
+
+        table, space = _TABLE, _TABLE.space
+        if objective == "top1":
+            X = ArchFeatures(space).fit(table.archs)(table.archs)
+            model = xgb.XGBRegressor(n_estimators=600, max_depth=6, learning_rate=0.05, n_jobs=1)
+        else:
+            X, model = space.encode([space.effective(a) for a in table.archs], "onehot"), LinearRegression()
+        y = table.data[_column(objective)]
+        folds = KFold(5, shuffle=True, random_state=0)
+        if n_archs:
+            train = np.random.default_rng(2026).choice(len(table), n_archs, replace=False)
+            pred = clone(model).fit(X[train], y[train]).predict(X)
+            pred[train] = cross_val_predict(model, X[train], y[train], cv=folds)
+        else:
+            pred = cross_val_predict(model, X, y, cv=folds)
+        _HINDSIGHT[objective, n_archs] = dict(zip((a.key for a in table.archs), pred.tolist(), strict=True))
+    return _HINDSIGHT[objective, n_archs]
+
+
+class HindsightSurrogate:
+    """A fixed surrogate that ignores what the loop validated and returns `hindsight_predictions`: a bound on
+    what a better surrogate could buy, not a search anyone can run. Archs off the table (degenerate) get the
+    table's worst value."""
+
+    def __init__(self, objective: str, n_archs: int = 0):
+        self.values = hindsight_predictions(objective, n_archs)
+        column = _TABLE.data[_column(objective)]
+        self.worst = float(column.min() if objective == "top1" else column.max())
+
+    def fit(self, archs, y) -> HindsightSurrogate:
+        return self
+
+    def predict(self, archs) -> np.ndarray:
+        return np.array([self.values.get(a.key, self.worst) for a in archs])
+
+
+def hindsight(which: str, n_archs: int, space, objective: str, seed: int):
+    """`HindsightSurrogate` for top-1 (`which` "top1"), latency ("latency") or both; the default for the rest."""
+    if which == "both" or objective.startswith(which):
+        return HindsightSurrogate(objective, n_archs)
+    return default_surrogate(space, objective, seed)
+
+
+SURROGATES = {"default": default_surrogate, "ridge": ridge_surrogate, "additive-latency": additive_latency,
+              **{f"hindsight-{w}": functools.partial(hindsight, w, 0) for w in ("top1", "latency", "both")}}
 
 
 def _load_table(data: Path) -> None:
@@ -170,7 +235,12 @@ def main() -> None:
     parser.add_argument("--select", default="thompson", choices=["thompson", "hv", "front"])
     parser.add_argument("--surrogate", default="default", choices=sorted(SURROGATES),
                         help="additive-latency: the default for top-1, the fitted lookup table plus trees "
-                             "(additive_surrogate) for an expensive latency")
+                             "(additive_surrogate) for an expensive latency; hindsight-*: out-of-fold predictions "
+                             "of models fitted on the whole table, for top-1, latency or both (a bound, not a "
+                             "search)")
+    parser.add_argument("--hindsight-archs", type=int, default=0, metavar="N",
+                        help="with --surrogate hindsight-*: fit the hindsight model on N random archs instead of "
+                             "the whole table")
     parser.add_argument("--latency-fitted", type=int, default=0, metavar="N",
                         help="latency is cheap and predicted by a linear model fitted on N measured archs; the "
                              "hypervolume is the search front's at measured latency")
@@ -182,7 +252,9 @@ def main() -> None:
     table = _TABLE = load(args.data.resolve())
     opts = {"accelerated": {"batch": args.batch, "n_init": args.n_init, "select": args.select,
                             "inner_pop": args.inner_pop, "inner_gens": args.inner_gens,
-                            "surrogate": SURROGATES[args.surrogate]},
+                            "surrogate": (functools.partial(hindsight, args.surrogate.split("-")[1],
+                                                            args.hindsight_archs)
+                                          if args.surrogate.startswith("hindsight") else SURROGATES[args.surrogate])},
             "random": {"batch": 10}}
     algos = []
     for algo in args.algos.split(","):
