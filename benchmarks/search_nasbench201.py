@@ -186,7 +186,7 @@ class HindsightSurrogate:
         return np.array([self.values.get(a.key, self.worst) for a in archs])
 
 
-def hindsight(which: str, n_archs: int, space, objective: str, seed: int):
+def hindsight(which: str, space, objective: str, seed: int, n_archs: int = 0):
     """`HindsightSurrogate` for top-1 (`which` "top1"), latency ("latency") or both; the default for the rest."""
     if which == "both" or objective.startswith(which):
         return HindsightSurrogate(objective, n_archs)
@@ -194,7 +194,7 @@ def hindsight(which: str, n_archs: int, space, objective: str, seed: int):
 
 
 SURROGATES = {"default": default_surrogate, "ridge": ridge_surrogate, "additive-latency": additive_latency,
-              **{f"hindsight-{w}": functools.partial(hindsight, w, 0) for w in ("top1", "latency", "both")}}
+              **{f"hindsight-{w}": functools.partial(hindsight, w) for w in ("top1", "latency", "both")}}
 
 
 def _load_table(data: Path) -> None:
@@ -249,12 +249,15 @@ def main() -> None:
                              "an expensive evaluation")
     args = parser.parse_args()
     global _TABLE
+    surrogate = SURROGATES[args.surrogate]
+    if args.hindsight_archs:
+        if not args.surrogate.startswith("hindsight"):
+            parser.error("--hindsight-archs needs --surrogate hindsight-top1, hindsight-latency or hindsight-both")
+        surrogate = functools.partial(surrogate, n_archs=args.hindsight_archs)
     table = _TABLE = load(args.data.resolve())
     opts = {"accelerated": {"batch": args.batch, "n_init": args.n_init, "select": args.select,
                             "inner_pop": args.inner_pop, "inner_gens": args.inner_gens,
-                            "surrogate": (functools.partial(hindsight, args.surrogate.split("-")[1],
-                                                            args.hindsight_archs)
-                                          if args.surrogate.startswith("hindsight") else SURROGATES[args.surrogate])},
+                            "surrogate": surrogate},
             "random": {"batch": 10}}
     algos = []
     for algo in args.algos.split(","):
