@@ -102,8 +102,33 @@ def build_search(ws: Workspace, space_name: str, supernet_path: Path, data_spec:
             "constraints": constraints, "settings": settings, "predictors": predictors}
 
 
+# settings that decide a run's top-1 values: another run's carry over only where all of them match
+TOP1_KEYS = ("supernet_sha256", "data", "limit", "bn_calibration_images")
+
+
+def load_reused(runs: list[Path], built: dict[str, Any]) -> list[Any]:
+    """The evaluations of earlier runs on the same supernet and data (`--reuse`), to take without spending
+    the budget: top-1 does not depend on the device, so a search for a second device starts from them."""
+    from hwnas.search.runfolder import RunFolder
+
+    settings = built["settings"]
+    records = []
+    for path in runs:
+        run = RunFolder(path)
+        old = run.read_settings()
+        for key in TOP1_KEYS:
+            if old.get(key) != settings.get(key):
+                raise SearchError(f"--reuse {path}: that run measured top-1 with another {key} ({old.get(key)!r}, "
+                                  f"here {settings.get(key)!r}); reuse only runs of the same supernet, data and "
+                                  "--limit")
+        for rec in run.load_records(built["space"]):
+            rec.extra = {**rec.extra, "reused_from": str(path)}
+            records.append(rec)
+    return records
+
+
 def run_with_progress(built: dict[str, Any], out_dir: Path, evals: int, algorithm: str, seed: int,
-                      resume_hint: str, options: dict[str, Any] | None = None) -> Any:
+                      resume_hint: str, options: dict[str, Any] | None = None, reuse: list[Any] | None = None) -> Any:
     """run_search with a rich progress bar; Ctrl-C keeps the evaluations and prints how to resume."""
     from hwnas.search.session import run_search
 
@@ -119,7 +144,7 @@ def run_with_progress(built: dict[str, Any], out_dir: Path, evals: int, algorith
         try:
             return run_search(built["space"], built["objectives"], out_dir, evals, built["constraints"],
                               algorithm=algorithm, seed=seed, settings=built["settings"],
-                              progress=on_progress, on_record=on_record, options=options)
+                              progress=on_progress, on_record=on_record, options=options, reuse=reuse or ())
         except KeyboardInterrupt:
             bar.stop()
             # soft_wrap: a hard-wrapped command (or path) breaks when copied; markup off: paths may hold [ ]
@@ -156,6 +181,9 @@ def search(
     algorithm: Annotated[str, typer.Option("--algorithm",
                                            help="accelerated, nsga2, random or evolution.")] = "accelerated",
     limit: Annotated[int | None, typer.Option("--limit", min=1, help="Images per top-1 evaluation.")] = None,
+    reuse: Annotated[list[Path] | None, typer.Option(
+        "--reuse", help="An earlier run folder on the same supernet and data whose top-1 evaluations this search "
+                        "takes without spending --evals (repeatable).")] = None,
     seed: SeedOpt = 0,
     ws: WorkspaceOpt = None,
 ) -> None:
@@ -169,9 +197,15 @@ def search(
     budgets = parse_budgets(latency_ms, devices)
     out_dir = out_dir or wsp.runs_dir / time.strftime("%Y%m%d-%H%M%S")
     built = build_search(wsp, space_name, supernet, data, devices, budgets, limit)
+    reused = load_reused(reuse or [], built)
+    if reuse:
+        built["settings"]["reuse"] = [str(p.resolve()) for p in reuse]
     hint = " ".join(shlex.quote(a) for a in ["hwnas", *sys.argv[1:]]) if sys.argv[1:2] == ["search"] else \
         f"hwnas search ... --out {out_dir}"
-    outcome = run_with_progress(built, out_dir, evals, algorithm, seed, hint)
+    outcome = run_with_progress(built, out_dir, evals, algorithm, seed, hint, reuse=reused)
+    if outcome.reused:
+        console.print(f"reused: {outcome.reused} top-1 evaluations from {', '.join(map(str, reuse or []))}",
+                      soft_wrap=True, markup=False, highlight=False)
     if outcome.resumed:
         console.print(f"resumed: {outcome.resumed} evaluations taken from {outcome.run.evaluated_path}",
                       soft_wrap=True, markup=False, highlight=False)

@@ -48,8 +48,9 @@ def accelerated_search(evaluator: Evaluator, seed: int = 0, n_init: int = 20, ba
     constraints = evaluator.constraints
     n_obj, n_con = len(objectives), len(constraints)
 
-    first = sample_spread(space, rng, min(n_init, evaluator.remaining), evaluator.seen_keys,
-                          admissible=evaluator.admissible)
+    # records reused from another search stand in for as many of the initial archs
+    n_first = min(max(0, n_init - len(evaluator.records)), evaluator.remaining)
+    first = sample_spread(space, rng, n_first, evaluator.seen_keys, admissible=evaluator.admissible) if n_first else []
     if first:
         evaluator.evaluate(first)
         if progress is not None:

@@ -83,6 +83,7 @@ class Evaluator:
         self.hv_history: list[tuple[int, float]] = []
         self._front_F = np.zeros((0, len(self.objectives)))
         self.n_computed = 0  # archs evaluated in this process (not taken from `resume`)
+        self.n_reused = 0  # records another search measured, taken by `reuse` without spending the budget
 
     @property
     def quantities(self) -> list[Objective]:
@@ -96,7 +97,7 @@ class Evaluator:
 
     @property
     def spent(self) -> int:
-        return len(self.records)
+        return len(self.records) - self.n_reused
 
     @property
     def remaining(self) -> int:
@@ -143,6 +144,27 @@ class Evaluator:
             self._compute(pending)
         return [self._seen[a.key] for a in archs]
 
+    def reuse(self, records: Iterable[EvaluationRecord]) -> int:
+        """Take records another search measured (say, top-1 of the same supernet on the same data, searched for
+        another device) as evaluated, without spending the budget: their archs are not evaluated again, the
+        predictor-accelerated loop learns from them, and they count in the front. Each record holds a value for
+        every quantity this evaluator computes; reused records get index 0. Call before the search evaluates
+        anything. Archs this search evaluated itself (its `resume` records) keep their own record. Returns how
+        many were taken."""
+        if self.spent:
+            raise SearchError("reuse records before the search evaluates any arch")
+        taken = 0
+        for rec in records:
+            if rec.key in self._seen or rec.key in self._cache:
+                continue
+            missing = [o.name for o in self._all if o.name not in rec.values]
+            if missing:
+                raise SearchError(f"a reused record of arch {rec.key} has no value for {missing[0]}")
+            self._accept(EvaluationRecord(rec.arch, {o.name: float(rec.values[o.name]) for o in self._all}, 0,
+                                          rec.time_s, dict(rec.extra)), computed=False, reused=True)
+            taken += 1
+        return taken
+
     def _compute(self, archs: list[Arch]) -> None:
         start = time.perf_counter()
         values = {o.name: o.evaluate(archs) for o in self._all}
@@ -151,9 +173,10 @@ class Evaluator:
             rec = EvaluationRecord(a, {n: float(v[i]) for n, v in values.items()}, 0, took)
             self._accept(rec, computed=True)
 
-    def _accept(self, rec: EvaluationRecord, computed: bool) -> None:
-        rec.index = len(self.records) + 1
+    def _accept(self, rec: EvaluationRecord, computed: bool, reused: bool = False) -> None:
+        rec.index = 0 if reused else self.spent + 1
         self.records.append(rec)
+        self.n_reused += reused
         self._seen[rec.key] = rec
         if computed:
             self.n_computed += 1

@@ -19,7 +19,7 @@ from hwnas.workspace import atomic_write_text
 __all__ = ["RunFolder", "RESUME_KEYS"]
 
 # settings that must match for a run folder to be resumed (the rest may change, e.g. --evals)
-RESUME_KEYS = ("space", "objectives", "constraints", "algorithm", "seed", "supernet_sha256", "data")
+RESUME_KEYS = ("space", "objectives", "constraints", "algorithm", "seed", "supernet_sha256", "data", "reuse")
 
 
 class RunFolder:
@@ -111,6 +111,8 @@ class RunFolder:
         rows = []
         for rec in sorted(front, key=lambda r: tuple(evaluator.F([r])[0])):
             row = {"key": rec.key, "arch": rec.arch.to_dict(), "eval": rec.index, "values": dict(rec.values)}
+            if "reused_from" in rec.extra:  # eval 0: measured by the run named, taken without an evaluation
+                row["reused_from"] = rec.extra["reused_from"]
             row.update((extra or {}).get(rec.key, {}))
             rows.append(row)
         doc = {"objectives": [o.describe() for o in evaluator.objectives],
@@ -137,6 +139,8 @@ class RunFolder:
 
 def _flat(row: dict[str, Any]) -> dict[str, Any]:
     out: dict[str, Any] = {"key": row["key"], "arch": json.dumps(row["arch"], separators=(",", ":"))}
+    if row.get("reused_from"):
+        out["reused_from"] = row["reused_from"]
     for name, value in row.get("values", {}).items():
         out[name] = value
     for name, value in (row.get("predicted") or {}).items():

@@ -61,3 +61,32 @@ def test_supernet_of_another_space_is_refused(setup, cli, tmp_path):
     argv[argv.index("ofa-mbv3")] = "nasbench201"
     code, _, err = cli(argv)
     assert code == 1 and "supernet of space 'ofa-mbv3', not 'nasbench201'" in err
+
+
+def test_search_for_a_second_device_reuses_the_first_runs_top1(setup, cli, tmp_path):
+    ws, ckpt, _ = setup
+    first = tmp_path / "cpu"
+    code, _, err = cli(_search(ws, ckpt, first, "--evals", "6", "--algorithm", "random"))
+    assert code == 0, err
+    measured = {json.loads(line)["key"]: json.loads(line)["values"]["top1"]
+                for line in (first / "evaluated.jsonl").read_text().splitlines()}
+    second = tmp_path / "cpu2"
+    argv = _search(ws, ckpt, second, "--evals", "3", "--reuse", str(first))
+    argv[argv.index("cpu")] = "cpu2"
+    code, _, err = cli(argv)
+    assert code == 0, err
+    assert f"reused: 6 top-1 evaluations from {first}" in err.splitlines(), err
+    own = [json.loads(line) for line in (second / "evaluated.jsonl").read_text().splitlines()]
+    assert len(own) == 3 and not {r["key"] for r in own} & set(measured)
+    doc = json.loads((second / "front.json").read_text())
+    assert doc["evaluations"] == 3
+    for row in doc["front"]:
+        if row["eval"] == 0:  # reused: the first run's top-1, latency predicted for cpu2
+            assert row["reused_from"] == str(first) and row["values"]["top1"] == measured[row["key"]]
+            assert row["values"]["latency_ms[cpu2]"] > 0
+    # a run whose top-1 was measured otherwise does not carry over
+    argv = _search(ws, ckpt, tmp_path / "other", "--evals", "2", "--reuse", str(first))
+    argv[argv.index("100")] = "50"
+    code, _, err = cli(argv)
+    assert code == 1 and "--reuse" in err and "another limit (100, here 50)" in err and err.count("\n") == 1
+    assert not (tmp_path / "other").exists()  # refused before anything is written

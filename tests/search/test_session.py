@@ -89,3 +89,31 @@ def test_constrained_front_holds_only_feasible_models(tmp_path, nb201_table):
     outcome = run_search(t.space, [acc, lat], tmp_path / "run", budget=40, algorithm="nsga2",
                          constraints=[Constraint(lat, upper=30.0)])
     assert outcome.front and all(r["values"]["latency_ms[raspi4]"] <= 30.0 for r in outcome.front)
+
+
+def test_reused_records_spend_no_budget_and_are_never_evaluated_again(tmp_path, nb201_table, nb201_problem):
+    objectives, norm, _ = nb201_problem
+    first = run_search(nb201_table.space, objectives, tmp_path / "a", budget=30, algorithm="random", seed=2,
+                       normalization=norm)
+    # the second search measures top-1 again only for archs the first did not: latency is recomputed from its
+    # objective, top-1 is taken from the records (changed here, so that taking it is visible)
+    given = {r.key: r.values["top1"] - 50.0 for r in first.evaluator.records}
+    reused = [type(r)(r.arch, {"top1": given[r.key]}, r.index, r.time_s, {"reused_from": "a"})
+              for r in first.evaluator.records]
+    counted, calls = _interrupting(objectives[0], after=10**9)
+    latency = FunctionObjective(objectives[1].name, objectives[1].evaluate, objectives[1].direction)  # cheap here
+    outcome = run_search(nb201_table.space, [counted, latency], tmp_path / "b", budget=25,
+                         algorithm="accelerated", seed=2, normalization=norm, reuse=reused)
+    ev = outcome.evaluator
+    assert outcome.reused == 30 and ev.spent == 25 and len(ev.records) == 55
+    assert not {a.key for a in calls} & set(given)  # no reused arch evaluated again
+    lines = (tmp_path / "b" / "evaluated.jsonl").read_text().splitlines()
+    assert [json.loads(line)["eval"] for line in lines] == list(range(1, 26))  # only its own, numbered from 1
+    for rec in ev.records[:30]:
+        assert rec.index == 0 and rec.values["top1"] == given[rec.key]
+        assert rec.values["latency_ms[raspi4]"] == objectives[1].evaluate([rec.arch])[0]
+    rows = json.loads((tmp_path / "b" / "front.json").read_text())["front"]
+    assert all((r["eval"] == 0) == (r.get("reused_from") == "a") for r in rows)
+    with pytest.raises(SearchError, match="has no top1"):
+        run_search(nb201_table.space, [objectives[0], latency], tmp_path / "c", budget=5, algorithm="random", seed=2,
+                   normalization=norm, reuse=[type(r)(r.arch, {"other": 1.0}, 0) for r in reused[:1]])
