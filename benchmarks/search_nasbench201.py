@@ -12,6 +12,8 @@ from a linear predictor fitted on N measured archs (hwnas's own setting: a fitte
 hypervolume counted is that of the search's front at its archs' measured latency. With --surrogate
 hindsight-top1, hindsight-latency or hindsight-both the loop's surrogate for that objective is replaced by
 out-of-fold predictions of a model fitted on the whole table: how far better surrogates could take the loop.
+With --latency-known --reuse-from DEVICE each search first runs on DEVICE and the search on the other device
+takes its top-1 evaluations for free (`hwnas search --reuse`).
 """
 
 from __future__ import annotations
@@ -28,6 +30,7 @@ import numpy as np
 from hwnas.benchmarks import Table
 from hwnas.objective import FunctionObjective
 from hwnas.search import (
+    EvaluationRecord,
     Evaluator,
     Normalization,
     accelerated_search,
@@ -99,12 +102,16 @@ def evals_to_reach(history: list[tuple[int, float]], best: float) -> list[int | 
 
 
 def run_one(algo: str, table: Table, objectives, norm, best: float, seed: int, budget: int, opts: dict,
-            measured_hv=None):
-    """Evaluations one seeded run of `algo` needed to reach each target (None where it did not). With
+            measured_hv=None, reuse=(), evaluator: list | None = None):
+    """Evaluations one seeded run of `algo` needed to reach each target (None where it did not; 0 where the
+    `reuse` records, taken for free as `hwnas search --reuse` does, reach it alone). With
     `measured_hv(evaluator, records)`, the hypervolume after each evaluation is that of the records so far, not
-    the one of the values the search saw."""
+    the one of the values the search saw. The evaluator is appended to `evaluator` when given."""
     # the problem is the table's archs: no algorithm proposes a degenerate one (it would cost nothing)
     ev = Evaluator(table.space, objectives, budget=budget, normalization=norm, admissible=table.__contains__)
+    ev.reuse(reuse)
+    if evaluator is not None:
+        evaluator.append(ev)
     history: list[tuple[int, float]] = []
 
     def stop_at_target(e: Evaluator) -> None:  # stop once the last target is reached (saves time only)
@@ -206,10 +213,19 @@ def _load_table(data: Path) -> None:
 
 
 def _seed_job(algo: str, device: str, latency_known: bool, budget: int, opts: dict, latency_fitted: int,
-              seed: int):
+              seed: int, reuse_from: str | None = None):
     objectives, norm, best, _ = problem(_TABLE, device, latency_known, latency_fitted)
     measured = functools.partial(deployed_hypervolume, _TABLE, device, norm=norm) if latency_fitted else None
-    return run_one(algo, _TABLE, objectives, norm, best, seed, budget, opts, measured)
+    reuse = []
+    if reuse_from:  # first the same search on the other device, to 99%; then this one takes its top-1
+        source, s_norm, s_best, _ = problem(_TABLE, reuse_from, latency_known=True)
+        first: list[Evaluator] = []
+        run_one(algo, _TABLE, source, s_norm, s_best, seed, budget, opts, evaluator=first)
+        archs = [r.arch for r in first[0].records]
+        latency = objectives[1].evaluate(archs)
+        reuse = [EvaluationRecord(a, {"top1": r.values["top1"], objectives[1].name: float(v)}, 0)
+                 for a, r, v in zip(archs, first[0].records, latency, strict=True)]
+    return run_one(algo, _TABLE, objectives, norm, best, seed, budget, opts, measured, reuse)
 
 
 def median_or_more(values: list[int | None], budget: int) -> str:
@@ -244,10 +260,15 @@ def main() -> None:
     parser.add_argument("--latency-fitted", type=int, default=0, metavar="N",
                         help="latency is cheap and predicted by a linear model fitted on N measured archs; the "
                              "hypervolume is the search front's at measured latency")
+    parser.add_argument("--reuse-from", metavar="DEVICE",
+                        help="with --latency-known: each seed first searches DEVICE (to 99%%), then the other "
+                             "devices' searches take its top-1 evaluations for free, as `hwnas search --reuse` does")
     parser.add_argument("--latency-known", action="store_true",
                         help="latency is cheap and exact (an upper bound on a device predictor); only top-1 is "
                              "an expensive evaluation")
     args = parser.parse_args()
+    if args.reuse_from and not args.latency_known:
+        parser.error("--reuse-from needs --latency-known: a reused arch's latency on the other device must be cheap")
     global _TABLE
     surrogate = SURROGATES[args.surrogate]
     if args.hindsight_archs:
@@ -270,7 +291,11 @@ def main() -> None:
     print(f"NAS-Bench-201, {len(table)} non-degenerate archs, budget {args.budget}, "
           f"seeds {seeds.start}..{seeds.stop - 1}")
     for device in args.devices.split(","):
+        if device == args.reuse_from:
+            continue
         _, _, best, n_front = problem(table, device, args.latency_known)
+        if args.reuse_from:
+            print(f"each seed's search first runs on {args.reuse_from} to 99%; this one takes its top-1 for free")
         if args.latency_fitted:
             fitted = fitted_latency(table, device, args.latency_fitted)
             true = table.data[f"cifar10_{device}_latency_ms"]
@@ -281,7 +306,7 @@ def main() -> None:
         for label, algo, algo_opts in algos:
             start = time.perf_counter()
             job = functools.partial(_seed_job, algo, device, args.latency_known, args.budget, algo_opts,
-                                    args.latency_fitted)
+                                    args.latency_fitted, reuse_from=args.reuse_from)
             if args.jobs > 1:  # each process loads the table once and builds its own objectives
                 with ProcessPoolExecutor(args.jobs, initializer=_load_table, initargs=(args.data.resolve(),)) as pool:
                     hits = list(pool.map(job, seeds))
