@@ -126,6 +126,10 @@ def write_report(run: RunFolder) -> Path:
         hv_line = (f"<p>Hypervolume {last['hypervolume']:.4f} after {last['evals']} evaluations "
                    f"(normalised: lower {_fmt(norm['lower'])}, upper {_fmt(norm['upper'])}, "
                    f"reference point {_fmt(norm['reference'])}, in minimisation space).</p>")
+    reused = [r for r in doc["front"] if r.get("reused_from")]
+    reused_line = (f"<p>{len(reused)} of the front's models were evaluated by an earlier run and reused here "
+                   f"(eval 0): {html.escape(', '.join(sorted({str(r['reused_from']) for r in reused})))}.</p>"
+                   if reused else "")
     settings_rows = "".join(f"<tr><th>{html.escape(str(k))}</th><td>{_fmt(v if not isinstance(v, (list, dict)) else json.dumps(v))}</td></tr>"  # noqa: E501
                             for k, v in settings.items())
     page = f"""<!doctype html>
@@ -135,6 +139,7 @@ td,th{{border:1px solid #ccc;padding:3px 6px;text-align:left}}code{{font-size:12
 </head><body>
 <h1>hwnas search: {html.escape(run.path.name)}</h1>
 <p>{doc['evaluations']} expensive evaluations; front of {len(doc['front'])} models.</p>
+{reused_line}
 {hv_line}
 {img}
 <h2>Front</h2>

@@ -84,6 +84,9 @@ def test_search_for_a_second_device_reuses_the_first_runs_top1(setup, cli, tmp_p
         if row["eval"] == 0:  # reused: the first run's top-1, latency predicted for cpu2
             assert row["reused_from"] == str(first) and row["values"]["top1"] == measured[row["key"]]
             assert row["values"]["latency_ms[cpu2]"] > 0
+    n_reused = sum(row["eval"] == 0 for row in doc["front"])
+    assert n_reused >= 1  # 6 reused against 3 new: the front holds some
+    assert f"{n_reused} of the front's models were evaluated by an earlier run" in (second / "report.html").read_text()
     # a run whose top-1 was measured otherwise does not carry over
     argv = _search(ws, ckpt, tmp_path / "other", "--evals", "2", "--reuse", str(first))
     argv[argv.index("100")] = "50"
