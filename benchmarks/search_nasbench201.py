@@ -30,7 +30,6 @@ import numpy as np
 from hwnas.benchmarks import Table
 from hwnas.objective import FunctionObjective
 from hwnas.search import (
-    EvaluationRecord,
     Evaluator,
     Normalization,
     accelerated_search,
@@ -221,10 +220,7 @@ def _seed_job(algo: str, device: str, latency_known: bool, budget: int, opts: di
         source, s_norm, s_best, _ = problem(_TABLE, reuse_from, latency_known=True)
         first: list[Evaluator] = []
         run_one(algo, _TABLE, source, s_norm, s_best, seed, budget, opts, evaluator=first)
-        archs = [r.arch for r in first[0].records]
-        latency = objectives[1].evaluate(archs)
-        reuse = [EvaluationRecord(a, {"top1": r.values["top1"], objectives[1].name: float(v)}, 0)
-                 for a, r, v in zip(archs, first[0].records, latency, strict=True)]
+        reuse = first[0].records  # this device's (cheap) latency is computed by Evaluator.reuse
     return run_one(algo, _TABLE, objectives, norm, best, seed, budget, opts, measured, reuse)
 
 

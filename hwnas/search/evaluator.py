@@ -148,22 +148,28 @@ class Evaluator:
         """Take records another search measured (say, top-1 of the same supernet on the same data, searched for
         another device) as evaluated, without spending the budget: their archs are not evaluated again, the
         predictor-accelerated loop learns from them, and they count in the front. Each record holds a value for
-        every quantity this evaluator computes; reused records get index 0. Call before the search evaluates
-        anything. Archs this search evaluated itself (its `resume` records) keep their own record. Returns how
-        many were taken."""
+        every expensive quantity of this evaluator; the cheap ones (predicted latency on this search's devices)
+        are computed here. Reused records get index 0. Call before the search evaluates anything. Archs this
+        search evaluated itself (its `resume` records) keep their own record. Returns how many were taken."""
         if self.spent:
             raise SearchError("reuse records before the search evaluates any arch")
-        taken = 0
+        expensive = [o.name for o in self._all if o.expensive]
+        take: dict[str, EvaluationRecord] = {}
         for rec in records:
-            if rec.key in self._seen or rec.key in self._cache:
+            if rec.key in self._seen or rec.key in self._cache or rec.key in take:
                 continue
-            missing = [o.name for o in self._all if o.name not in rec.values]
+            missing = [n for n in expensive if n not in rec.values]
             if missing:
-                raise SearchError(f"a reused record of arch {rec.key} has no value for {missing[0]}")
-            self._accept(EvaluationRecord(rec.arch, {o.name: float(rec.values[o.name]) for o in self._all}, 0,
-                                          rec.time_s, dict(rec.extra)), computed=False, reused=True)
-            taken += 1
-        return taken
+                raise SearchError(f"the reused record of arch {rec.key} has no {missing[0]}; reuse only runs that "
+                                  f"measured {', '.join(expensive)}")
+            take[rec.key] = rec
+        archs = [r.arch for r in take.values()]
+        cheap = {o.name: o.evaluate(archs) for o in self._all if not o.expensive} if archs else {}
+        for i, rec in enumerate(take.values()):
+            values = {n: float(rec.values[n]) for n in expensive} | {n: float(v[i]) for n, v in cheap.items()}
+            self._accept(EvaluationRecord(rec.arch, values, 0, rec.time_s, dict(rec.extra)), computed=False,
+                         reused=True)
+        return len(take)
 
     def _compute(self, archs: list[Arch]) -> None:
         start = time.perf_counter()

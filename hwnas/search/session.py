@@ -72,8 +72,8 @@ def run_search(space: SearchSpace, objectives: Sequence[Objective], out: str | P
                options: dict[str, Any] | None = None, reuse: Sequence[EvaluationRecord] = ()) -> SearchOutcome:
     """Search `space` for the front of `objectives` under `constraints` with at most `budget` expensive
     evaluations, into the run folder `out` (resumed if it holds the same search). `reuse`: records of other
-    searches whose expensive values hold for this one (the same supernet and data); their cheap values are
-    computed here and they are taken without spending the budget (`Evaluator.reuse`). On KeyboardInterrupt
+    searches whose expensive values hold for this one (the same supernet and data), taken without spending
+    the budget, their cheap values computed afresh (`Evaluator.reuse`). On KeyboardInterrupt
     the results so far are written and the interrupt is raised again."""
     if algorithm not in ALGORITHMS:
         raise SearchError(f"unknown algorithm {algorithm!r}; choose one of {', '.join(ALGORITHMS)}")
@@ -95,7 +95,7 @@ def run_search(space: SearchSpace, objectives: Sequence[Objective], out: str | P
 
     evaluator = Evaluator(space, objectives, constraints, budget=budget, resume=previous, on_record=record,
                           normalization=norm)
-    reused = evaluator.reuse(_with_cheap_values(evaluator, reuse)) if reuse else 0
+    reused = evaluator.reuse(reuse) if reuse else 0
     interrupted = False
     try:
         ALGORITHMS[algorithm](evaluator, seed=seed, progress=progress, **(options or {}))
@@ -112,19 +112,3 @@ def run_search(space: SearchSpace, objectives: Sequence[Objective], out: str | P
         raise KeyboardInterrupt
     return SearchOutcome(evaluator, run, len(previous), rows, interrupted, reused)
 
-
-def _with_cheap_values(evaluator: Evaluator, records: Sequence[EvaluationRecord]) -> list[EvaluationRecord]:
-    """`records` with their expensive values kept and the cheap ones computed for this search's quantities
-    (a reused run searched for other devices has no latency for these)."""
-    expensive = [o.name for o in evaluator.quantities if o.expensive]
-    cheap = [o for o in evaluator.quantities if not o.expensive]
-    for rec in records:
-        missing = [n for n in expensive if n not in rec.values]
-        if missing:
-            raise SearchError(f"the reused record of arch {rec.key} has no {missing[0]}; reuse only runs that "
-                              f"measured {', '.join(expensive)}")
-    archs = [r.arch for r in records]
-    values = {o.name: o.evaluate(archs) for o in cheap} if archs else {}
-    return [EvaluationRecord(r.arch, {**{n: r.values[n] for n in expensive},
-                                      **{n: float(v[i]) for n, v in values.items()}}, 0, r.time_s, dict(r.extra))
-            for i, r in enumerate(records)]
