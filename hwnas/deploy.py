@@ -99,7 +99,9 @@ def deploy_front(run_dir: str | Path, device: Any, formats: Sequence[str] = ("tf
     """Export every front model of a run to `formats` (fp32, and int8 with `int8`) under `<run>/models/`, measure
     each on the open `device`, and write measured latency into model.json (the sidecar), front.json/.csv and
     report.html. Returns the updated front rows. `progress(stage, done, total)`. `max_models` deploys only that
-    many, spread evenly along the front (the rest keep their predicted values only).
+    many, spread evenly along the front (the rest keep their predicted values only). The measured latency is the
+    figure the device's predictor was fitted on (`hwnas fit --statistic`: the median by default, or e.g. the
+    minimum); the sidecar keeps the median and the minimum beside it.
 
     A supernet subnet's batch norms are re-estimated on `bn_data` (default: the images the search recalibrated
     on), fp32 and int8 alike, so each file holds the network whose top-1 the search measured."""
@@ -125,6 +127,9 @@ def deploy_front(run_dir: str | Path, device: Any, formats: Sequence[str] = ("tf
     if supernet is not None and bn_data is None:
         bn_data = _search_bn_images(run_settings)
     base_settings = settings or _device_settings(device)
+    # measured in the figure the search's latency for this device was predicted in (its predictor's statistic),
+    # so that predicted and measured compare like with like; median for a device the search did not predict
+    statistic = (run_settings.get("latency_statistics") or {}).get(device.name) or "median_ms"
     own_format = RUNTIME_FORMATS.get(base_settings.runtime)
     models_dir = run.path / "models"
     jobs = [(r, f, p) for r in rows for f in formats for p in precisions]
@@ -159,8 +164,11 @@ def deploy_front(run_dir: str | Path, device: Any, formats: Sequence[str] = ("tf
                     f",{precision}" if precision != "fp32" else "")
                 name = f"latency_ms[{device.name}{suffix}]"
                 row.setdefault("models", {})[f"{fmt}-{precision}"] = str(model.path.relative_to(run.path))
+                ok = m is not None and m.ok
                 entry = {"device": device.name, "runtime": runtime_settings.runtime,
-                         "measured_ms": m.median_ms if m is not None and m.ok else None,
+                         "measured_ms": getattr(m, statistic) if ok else None, "statistic": statistic,
+                         "median_ms": m.median_ms if ok else None, "min_ms": m.min_ms if ok else None,
+                         "runs": m.n if ok else None,
                          "predicted_ms": (row.get("predicted") or {}).get(latency_name(device.name),
                                                                            row["values"].get(latency_name(
                                                                                device.name))),
@@ -170,7 +178,8 @@ def deploy_front(run_dir: str | Path, device: Any, formats: Sequence[str] = ("tf
                 row.setdefault("measured", {})[name] = entry["measured_ms"]
                 update_sidecar(model.sidecar or model.path, deployed={f"{device.name}/{fmt}-{precision}": entry})
     doc["deployed"] = {**doc.get("deployed", {}), device.name: {"formats": list(formats), "precisions": precisions,
-                                                              "runtime": base_settings.runtime}}
+                                                              "runtime": base_settings.runtime,
+                                                              "statistic": statistic}}
     run.write_front(doc)
     write_report(run)
     return doc["front"]

@@ -97,6 +97,9 @@ def build_search(ws: Workspace, space_name: str, supernet_path: Path, data_spec:
                 "data": data_spec, "limit": limit, "bn_calibration_images": calib_batches * batch_size,
                 "devices": devices,
                 "runtimes": {d: configs[d].runtime for d in devices},
+                # which per-model figure each device's predictor predicts: deploy measures in the same one
+                "latency_statistics": {d: (getattr(predictors[d], "meta_", None) or {}).get("statistic")
+                                       or "median_ms" for d in devices},
                 "latency_budgets_ms": budgets, "workspace": str(ws.root)}
     return {"space": space, "supernet": supernet, "data": data, "objectives": objectives,
             "constraints": constraints, "settings": settings, "predictors": predictors}

@@ -87,6 +87,9 @@ def _fmt(value: Any) -> str:
     return html.escape(str(value)) if value is not None else ""
 
 
+_STATISTICS = {"median_ms": "median", "mean_ms": "mean", "min_ms": "minimum", "p90_ms": "90th-percentile"}
+
+
 def write_report(run: RunFolder) -> Path:
     """Write the self-contained report.html (the plot embedded as base64)."""
     settings = run.read_settings()
@@ -126,6 +129,11 @@ def write_report(run: RunFolder) -> Path:
         hv_line = (f"<p>Hypervolume {last['hypervolume']:.4f} after {last['evals']} evaluations "
                    f"(normalised: lower {_fmt(norm['lower'])}, upper {_fmt(norm['upper'])}, "
                    f"reference point {_fmt(norm['reference'])}, in minimisation space).</p>")
+    predicted_in = settings.get("latency_statistics") or {}
+    statistic_line = "".join(
+        f"<p>Measured on {html.escape(name)}: each model's {_STATISTICS.get(d.get('statistic'), 'median')} latency "
+        f"over its timed runs{', the figure its latency predictor was fitted on' if name in predicted_in else ''}.</p>"
+        for name, d in sorted((doc.get("deployed") or {}).items()))
     reused = [r for r in doc["front"] if r.get("reused_from")]
     reused_line = (f"<p>{len(reused)} of the front's models were evaluated by an earlier run and reused here "
                    f"(eval 0): {html.escape(', '.join(sorted({str(r['reused_from']) for r in reused})))}.</p>"
@@ -143,6 +151,7 @@ td,th{{border:1px solid #ccc;padding:3px 6px;text-align:left}}code{{font-size:12
 {hv_line}
 {img}
 <h2>Front</h2>
+{statistic_line}
 <table><tr>{''.join(f'<th>{html.escape(h)}</th>' for h in head)}</tr>
 {''.join(rows)}</table>
 <h2>Settings</h2>

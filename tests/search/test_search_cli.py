@@ -29,8 +29,40 @@ def test_search_then_deploy_puts_measured_next_to_predicted(setup, cli, tmp_path
     entry = sidecar["deployed"]["cpu/onnx-fp32"]
     assert entry["measured_ms"] > 0 and entry["predicted_ms"] == pytest.approx(float(rows[0]["latency_ms[cpu]"]),
                                                                                rel=1e-4)
+    # the predictor was fitted on medians (the default), so the median is what is measured
+    assert entry["statistic"] == "median_ms" and entry["measured_ms"] == entry["median_ms"] >= entry["min_ms"]
     report = (out / "report.html").read_text()
     assert "measured latency_ms[cpu]" in report and "predicted latency_ms[cpu]" in report
+
+
+def test_deploy_measures_the_statistic_the_predictor_was_fitted_on(setup, cli, tmp_path):
+    from hwnas.devices.inventory import add_device
+    from hwnas.predictors import load_predictor
+    from hwnas.supernet import load_checkpoint
+
+    ws, ckpt, _ = setup
+    # a device whose predictor was fitted on each model's fastest run (`hwnas fit --statistic min_ms`)
+    add_device(ws, "cpu-min", transport="local", runtime="onnxruntime", threads=1)
+    predictor = load_predictor(ws.predictors_dir / "cpu-ofa-mbv3-onnxruntime.json", space=load_checkpoint(ckpt).space)
+    predictor.meta_["statistic"] = "min_ms"
+    predictor.save(ws.predictors_dir / "cpu-min-ofa-mbv3-onnxruntime.json")
+    out = tmp_path / "run"
+    argv = _search(ws, ckpt, out, "--evals", "4", "--algorithm", "random")
+    argv[argv.index("cpu")] = "cpu-min"
+    code, _, err = cli(argv)
+    assert code == 0, err
+    code, _, err = cli(["deploy", str(out), "--device", "cpu-min", "--format", "onnx", "-w", str(ws.root)])
+    assert code == 0, err
+    doc = json.loads((out / "front.json").read_text())
+    assert doc["deployed"]["cpu-min"]["statistic"] == "min_ms"
+    with open(out / "front.csv") as handle:
+        rows = list(csv.DictReader(handle))
+    for row in rows:
+        entry = json.loads((out / row["model_onnx-fp32"]).with_name("model.json").read_text())["deployed"][
+            "cpu-min/onnx-fp32"]
+        assert entry["statistic"] == "min_ms" and entry["measured_ms"] == entry["min_ms"] <= entry["median_ms"]
+        assert float(row["measured_latency_ms[cpu-min]"]) == pytest.approx(entry["min_ms"], rel=1e-4)
+    assert "minimum latency over its timed runs" in (out / "report.html").read_text()
 
 
 def test_unknown_device_is_one_line(setup, cli, tmp_path):
