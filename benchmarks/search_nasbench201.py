@@ -23,6 +23,7 @@ import functools
 import statistics
 import time
 from concurrent.futures import ProcessPoolExecutor
+from importlib import metadata
 from pathlib import Path
 
 import numpy as np
@@ -42,6 +43,7 @@ from hwnas.search.surrogate import additive_surrogate, default_surrogate, ridge_
 
 DATA = Path(__file__).resolve().parents[1] / ".." / "shared" / "data" / "nasbench201"
 TARGETS = (0.95, 0.98, 0.99)
+VERSIONED = ("numpy", "scipy", "scikit-learn", "xgboost", "pymoo", "torch")
 
 
 def load(data: Path) -> Table:
@@ -286,6 +288,8 @@ def main() -> None:
     seeds = range(args.first_seed, args.first_seed + args.seeds)
     print(f"NAS-Bench-201, {len(table)} non-degenerate archs, budget {args.budget}, "
           f"seeds {seeds.start}..{seeds.stop - 1}")
+    # per-seed counts are deterministic for one set of these; other versions draw other numbers
+    print("versions: " + ", ".join(f"{d} {metadata.version(d)}" for d in VERSIONED))
     for device in args.devices.split(","):
         if device == args.reuse_from:
             continue
