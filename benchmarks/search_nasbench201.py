@@ -13,7 +13,9 @@ hypervolume counted is that of the search's front at its archs' measured latency
 hindsight-top1, hindsight-latency or hindsight-both the loop's surrogate for that objective is replaced by
 out-of-fold predictions of a model fitted on the whole table: how far better surrogates could take the loop.
 With --latency-known --reuse-from DEVICE each search first runs on DEVICE and the search on the other device
-takes its top-1 evaluations for free (`hwnas search --reuse`).
+takes its top-1 evaluations for free (`hwnas search --reuse`). With --prior cifar100 (or imagenet16) the loop's
+top-1 surrogate also gets the prediction of a model fitted, before the search, on --prior-archs random archs'
+top-1 on that other dataset (`hwnas search --prior`): a related task's results, never counted as evaluations.
 """
 
 from __future__ import annotations
@@ -39,17 +41,18 @@ from hwnas.search import (
     pareto_mask,
     random_search,
 )
-from hwnas.search.surrogate import additive_surrogate, default_surrogate, ridge_surrogate
+from hwnas.search.surrogate import PriorModel, additive_surrogate, default_surrogate, prior_surrogate, ridge_surrogate
 
 DATA = Path(__file__).resolve().parents[1] / ".." / "shared" / "data" / "nasbench201"
 TARGETS = (0.95, 0.98, 0.99)
 VERSIONED = ("numpy", "scipy", "scikit-learn", "xgboost", "pymoo", "torch")
+PRIORS = {"cifar100": "cifar100_test_acc", "imagenet16": "ImageNet16-120_test_acc"}  # related tasks' top-1
 
 
 def load(data: Path) -> Table:
     table = Table.from_csv([data / "nb201_accuracy.csv", data / "nb201_cifar10_latency_via_help.csv"],
                            key="arch_str", columns=["cifar10_test_acc", "cifar10_raspi4_latency_ms",
-                                                    "cifar10_pixel3_latency_ms"])
+                                                    "cifar10_pixel3_latency_ms", *PRIORS.values()])
     return table.filter(lambda a: not table.space.is_degenerate(a))
 
 
@@ -213,9 +216,17 @@ def _load_table(data: Path) -> None:
     _TABLE = load(data)
 
 
+def fit_prior(table: Table, prior: str, n_archs: int, seed: int) -> PriorModel:
+    """A `PriorModel` fitted on the `prior` dataset's top-1 of `n_archs` random archs (a draw per seed)."""
+    fit_on = [table.archs[i] for i in np.random.default_rng(10_000 + seed).choice(len(table), n_archs, replace=False)]
+    return PriorModel(table.space, seed=seed).fit(fit_on, table.lookup(fit_on, PRIORS[prior]))
+
+
 def _seed_job(algo: str, device: str, latency_known: bool, budget: int, opts: dict, latency_fitted: int,
-              seed: int, reuse_from: str | None = None):
+              seed: int, reuse_from: str | None = None, prior: tuple[str, int] | None = None):
     objectives, norm, best, _ = problem(_TABLE, device, latency_known, latency_fitted)
+    if prior and algo == "accelerated":
+        opts = {**opts, algo: {**opts[algo], "surrogate": prior_surrogate(fit_prior(_TABLE, *prior, seed))}}
     measured = functools.partial(deployed_hypervolume, _TABLE, device, norm=norm) if latency_fitted else None
     reuse = []
     if reuse_from:  # first the same search on the other device, to 99%; then this one takes its top-1
@@ -261,12 +272,18 @@ def main() -> None:
     parser.add_argument("--reuse-from", metavar="DEVICE",
                         help="with --latency-known: each seed first searches DEVICE (to 99%%), then the other "
                              "devices' searches take its top-1 evaluations for free, as `hwnas search --reuse` does")
+    parser.add_argument("--prior", choices=sorted(PRIORS),
+                        help="the loop's top-1 surrogate also takes a model of this dataset's top-1 fitted before "
+                             "the search on --prior-archs random archs (a related task's results, free)")
+    parser.add_argument("--prior-archs", type=int, default=300, metavar="N")
     parser.add_argument("--latency-known", action="store_true",
                         help="latency is cheap and exact (an upper bound on a device predictor); only top-1 is "
                              "an expensive evaluation")
     args = parser.parse_args()
     if args.reuse_from and not args.latency_known:
         parser.error("--reuse-from needs --latency-known: a reused arch's latency on the other device must be cheap")
+    if args.prior and args.surrogate != "default":
+        parser.error("--prior replaces the default top-1 surrogate; leave out --surrogate")
     global _TABLE
     surrogate = SURROGATES[args.surrogate]
     if args.hindsight_archs:
@@ -294,6 +311,8 @@ def main() -> None:
         if device == args.reuse_from:
             continue
         _, _, best, n_front = problem(table, device, args.latency_known)
+        if args.prior:
+            print(f"the loop's top-1 surrogate takes a prior fitted on {args.prior_archs} archs' {args.prior} top-1")
         if args.reuse_from:
             print(f"each seed's search first runs on {args.reuse_from} to 99%; this one takes its top-1 for free")
         if args.latency_fitted:
@@ -306,7 +325,8 @@ def main() -> None:
         for label, algo, algo_opts in algos:
             start = time.perf_counter()
             job = functools.partial(_seed_job, algo, device, args.latency_known, args.budget, algo_opts,
-                                    args.latency_fitted, reuse_from=args.reuse_from)
+                                    args.latency_fitted, reuse_from=args.reuse_from,
+                                    prior=(args.prior, args.prior_archs) if args.prior else None)
             if args.jobs > 1:  # each process loads the table once and builds its own objectives
                 with ProcessPoolExecutor(args.jobs, initializer=_load_table, initargs=(args.data.resolve(),)) as pool:
                     hits = list(pool.map(job, seeds))

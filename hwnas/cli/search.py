@@ -130,30 +130,69 @@ def load_reused(runs: list[Path], built: dict[str, Any]) -> list[Any]:
     return records
 
 
+MIN_PRIOR_ARCHS = 10  # fewer related-task evaluations than this teach the prior model nothing reliable
+
+
+def load_prior(runs: list[Path], built: dict[str, Any], seed: int) -> Any:
+    """A `PriorModel` of top-1 fitted on the evaluations of earlier runs that measured it another way (another
+    dataset, checkpoint or --limit: a related task, `--prior`). Their values are never taken as this search's
+    results; the accelerated loop's top-1 surrogate gets the model's prediction as one more feature."""
+    from hwnas.search.runfolder import RunFolder
+    from hwnas.search.surrogate import PriorModel
+
+    space, settings = built["space"], built["settings"]
+    found: dict[str, tuple[Any, float]] = {}
+    for path in runs:
+        run = RunFolder(path)
+        old = run.read_settings()
+        if old.get("space") != space.config():
+            raise SearchError(f"--prior {path}: that run searched another space ({old.get('space')!r}, here "
+                              f"{space.config()!r}); a prior must come from the same space")
+        if all(old.get(key) == settings.get(key) for key in TOP1_KEYS):
+            raise SearchError(f"--prior {path}: that run measured top-1 exactly as this one does; pass it with "
+                              "--reuse, which takes its evaluations as results")
+        for rec in run.load_records(space):
+            if "top1" in rec.values:
+                found[rec.key] = (rec.arch, float(rec.values["top1"]))
+    if len(found) < MIN_PRIOR_ARCHS:
+        raise SearchError(f"--prior: {len(found)} evaluated archs in {', '.join(map(str, runs))}, at least "
+                          f"{MIN_PRIOR_ARCHS} are needed to fit a prior; search longer there or leave out --prior")
+    archs, top1 = zip(*found.values(), strict=True)
+    return PriorModel(space, seed=seed).fit(list(archs), list(top1))
+
+
 def run_with_progress(built: dict[str, Any], out_dir: Path, evals: int, algorithm: str, seed: int,
                       resume_hint: str, options: dict[str, Any] | None = None, reuse: list[Any] | None = None) -> Any:
     """run_search with a rich progress bar; Ctrl-C keeps the evaluations and prints how to resume."""
     from hwnas.search.session import run_search
 
-    with Progress(*_columns(), console=console, transient=False) as bar:
-        task = bar.add_task("search", total=evals)
+    # the bar appears with the first evaluation, so that an error found before any (a run folder of another
+    # search, an infeasible budget) prints on a line of its own
+    bar = Progress(*_columns(), console=console, transient=False)
+    task = bar.add_task("search", total=evals)
 
-        def on_progress(ev: Any) -> None:
-            bar.update(task, completed=min(ev.spent, evals))
+    def show(completed: int) -> None:
+        if not bar.live.is_started:
+            bar.start()
+        bar.update(task, completed=min(completed, evals))
 
-        def on_record(rec: Any) -> None:
-            bar.update(task, completed=min(rec.index, evals))
-
-        try:
-            return run_search(built["space"], built["objectives"], out_dir, evals, built["constraints"],
-                              algorithm=algorithm, seed=seed, settings=built["settings"],
-                              progress=on_progress, on_record=on_record, options=options, reuse=reuse or ())
-        except KeyboardInterrupt:
+    def stop() -> None:
+        if bar.live.is_started:  # a bar never started would still print an empty line
             bar.stop()
-            # soft_wrap: a hard-wrapped command (or path) breaks when copied; markup off: paths may hold [ ]
-            console.print(f"interrupted: the evaluations so far are kept in {out_dir / 'evaluated.jsonl'}; "
-                          f"resume with:\n  {resume_hint}", soft_wrap=True, markup=False, highlight=False)
-            raise typer.Exit(130) from None
+
+    try:
+        return run_search(built["space"], built["objectives"], out_dir, evals, built["constraints"],
+                          algorithm=algorithm, seed=seed, settings=built["settings"],
+                          progress=lambda ev: show(ev.spent), on_record=lambda rec: show(rec.index),
+                          options=options, reuse=reuse or ())
+    except KeyboardInterrupt:
+        stop()
+        # soft_wrap: a hard-wrapped command (or path) breaks when copied; markup off: paths may hold [ ]
+        console.print(f"interrupted: the evaluations so far are kept in {out_dir / 'evaluated.jsonl'}; "
+                      f"resume with:\n  {resume_hint}", soft_wrap=True, markup=False, highlight=False)
+        raise typer.Exit(130) from None
+    finally:
+        stop()
 
 
 def print_front(rows: list[dict[str, Any]], title: str) -> None:
@@ -187,6 +226,10 @@ def search(
     reuse: Annotated[list[Path] | None, typer.Option(
         "--reuse", help="An earlier run folder on the same supernet and data whose top-1 evaluations this search "
                         "takes without spending --evals (repeatable).")] = None,
+    prior: Annotated[list[Path] | None, typer.Option(
+        "--prior", help="An earlier run folder that measured top-1 on other data or another checkpoint: the "
+                        "accelerated loop's top-1 surrogate learns from it, never counting it as a result "
+                        "(repeatable).")] = None,
     seed: SeedOpt = 0,
     ws: WorkspaceOpt = None,
 ) -> None:
@@ -203,9 +246,20 @@ def search(
     reused = load_reused(reuse or [], built)
     if reuse:
         built["settings"]["reuse"] = [str(p.resolve()) for p in reuse]
+    options = None
+    if prior:
+        if algorithm != "accelerated":
+            raise SearchError(f"--prior feeds the accelerated loop's top-1 surrogate; --algorithm {algorithm} has "
+                              "none: use --algorithm accelerated or leave out --prior")
+        from hwnas.search.surrogate import prior_surrogate
+
+        model = load_prior(prior, built, seed)
+        options = {"surrogate": prior_surrogate(model)}
+        built["settings"]["prior"] = [str(p.resolve()) for p in prior]
+        built["settings"]["prior_archs"] = model.n_fit_
     hint = " ".join(shlex.quote(a) for a in ["hwnas", *sys.argv[1:]]) if sys.argv[1:2] == ["search"] else \
         f"hwnas search ... --out {out_dir}"
-    outcome = run_with_progress(built, out_dir, evals, algorithm, seed, hint, reuse=reused)
+    outcome = run_with_progress(built, out_dir, evals, algorithm, seed, hint, options=options, reuse=reused)
     if outcome.reused:
         console.print(f"reused: {outcome.reused} top-1 evaluations from {', '.join(map(str, reuse or []))}",
                       soft_wrap=True, markup=False, highlight=False)

@@ -19,7 +19,8 @@ from hwnas.workspace import atomic_write_text
 __all__ = ["RunFolder", "RESUME_KEYS"]
 
 # settings that must match for a run folder to be resumed (the rest may change, e.g. --evals)
-RESUME_KEYS = ("space", "objectives", "constraints", "algorithm", "seed", "supernet_sha256", "data", "reuse")
+RESUME_KEYS = ("space", "objectives", "constraints", "algorithm", "seed", "supernet_sha256", "data", "reuse",
+               "prior")
 
 
 class RunFolder:

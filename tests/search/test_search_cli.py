@@ -125,3 +125,53 @@ def test_search_for_a_second_device_reuses_the_first_runs_top1(setup, cli, tmp_p
     code, _, err = cli(argv)
     assert code == 1 and "--reuse" in err and "another limit (100, here 50)" in err and err.count("\n") == 1
     assert not (tmp_path / "other").exists()  # refused before anything is written
+
+
+def test_prior_from_a_run_on_other_data_feeds_the_loop_without_counting_as_results(setup, cli, tmp_path,
+                                                                                     monkeypatch):
+    from hwnas.search.surrogate import PriorModel
+
+    ws, ckpt, _ = setup
+    related = tmp_path / "related"  # top-1 on 50 images: another measurement of top-1, not this search's
+    argv = _search(ws, ckpt, related, "--evals", "12", "--algorithm", "random")
+    argv[argv.index("100")] = "50"
+    code, _, err = cli(argv)
+    assert code == 0, err
+    asked = []
+    predict = PriorModel.predict
+    monkeypatch.setattr(PriorModel, "predict", lambda self, archs: asked.append(len(archs)) or predict(self, archs))
+    out = tmp_path / "run"
+    code, _, err = cli(_search(ws, ckpt, out, "--evals", "22", "--prior", str(related)))
+    assert code == 0, err
+    assert asked  # the loop's top-1 surrogate consulted the prior
+    settings = json.loads((out / "settings.json").read_text())
+    assert settings["prior"] == [str(related.resolve())] and settings["prior_archs"] == 12
+    doc = json.loads((out / "front.json").read_text())
+    assert doc["evaluations"] == 22 and len((out / "evaluated.jsonl").read_text().splitlines()) == 22
+    assert all(row["eval"] > 0 and "reused_from" not in row for row in doc["front"])
+    # resuming without the prior would search differently: refused, nothing changed
+    before = (out / "evaluated.jsonl").read_text()
+    code, _, err = cli(_search(ws, ckpt, out, "--evals", "22"))
+    assert code == 1 and "other settings (prior)" in err and err.count("\n") == 1
+    assert (out / "evaluated.jsonl").read_text() == before
+
+
+def test_prior_errors_are_one_line_and_write_nothing(setup, cli, tmp_path):
+    ws, ckpt, _ = setup
+    few = tmp_path / "few"
+    argv = _search(ws, ckpt, few, "--evals", "3", "--algorithm", "random")
+    argv[argv.index("100")] = "50"
+    assert cli(argv)[0] == 0
+    cases = [
+        (["--prior", str(few)], "3 evaluated archs", "at least 10"),
+        (["--prior", str(few), "--algorithm", "random"], "--algorithm random has none", "--algorithm accelerated"),
+        (["--prior", str(tmp_path / "nowhere")], "not a search run folder", "hwnas search"),
+    ]
+    same = tmp_path / "same"
+    assert cli(_search(ws, ckpt, same, "--evals", "3", "--algorithm", "random"))[0] == 0
+    cases.append((["--prior", str(same)], "measured top-1 exactly as this one does", "--reuse"))
+    for extra, what, fix in cases:
+        out = tmp_path / "r"
+        code, _, err = cli(_search(ws, ckpt, out, "--evals", "2", *extra))
+        assert code == 1 and what in err and fix in err and err.count("\n") == 1, (extra, err)
+        assert not out.exists()
