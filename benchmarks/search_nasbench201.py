@@ -13,9 +13,13 @@ hypervolume counted is that of the search's front at its archs' measured latency
 hindsight-top1, hindsight-latency or hindsight-both the loop's surrogate for that objective is replaced by
 out-of-fold predictions of a model fitted on the whole table: how far better surrogates could take the loop.
 With --latency-known --reuse-from DEVICE each search first runs on DEVICE and the search on the other device
-takes its top-1 evaluations for free (`hwnas search --reuse`). With --prior cifar100 (or imagenet16) the loop's
-top-1 surrogate also gets the prediction of a model fitted, before the search, on --prior-archs random archs'
-top-1 on that other dataset (`hwnas search --prior`): a related task's results, never counted as evaluations.
+takes its top-1 evaluations for free (`hwnas search --reuse`). With --prior cifar100 (or imagenet16) a model is
+fitted, before the search, on --prior-archs random archs' top-1 on that other dataset (a related task's results,
+never counted as evaluations); the loop starts from its predicted front and its top-1 surrogate also gets its
+prediction (`hwnas search --prior`).
+NSGA-II gets the same prior as it can use one: its first population is the prior's predicted front among 2,000
+random archs (`prior_front`: by non-dominated rank of predicted top-1 against latency where latency is known,
+else against FLOPs), as the loop's first archs are.
 """
 
 from __future__ import annotations
@@ -41,7 +45,8 @@ from hwnas.search import (
     pareto_mask,
     random_search,
 )
-from hwnas.search.surrogate import PriorModel, additive_surrogate, default_surrogate, prior_surrogate, ridge_surrogate
+from hwnas.search.prior import PriorModel
+from hwnas.search.surrogate import additive_surrogate, default_surrogate, ridge_surrogate
 
 DATA = Path(__file__).resolve().parents[1] / ".." / "shared" / "data" / "nasbench201"
 TARGETS = (0.95, 0.98, 0.99)
@@ -225,8 +230,8 @@ def fit_prior(table: Table, prior: str, n_archs: int, seed: int) -> PriorModel:
 def _seed_job(algo: str, device: str, latency_known: bool, budget: int, opts: dict, latency_fitted: int,
               seed: int, reuse_from: str | None = None, prior: tuple[str, int] | None = None):
     objectives, norm, best, _ = problem(_TABLE, device, latency_known, latency_fitted)
-    if prior and algo == "accelerated":
-        opts = {**opts, algo: {**opts[algo], "surrogate": prior_surrogate(fit_prior(_TABLE, *prior, seed))}}
+    if prior and algo in ("accelerated", "nsga2"):
+        opts = {**opts, algo: {**opts[algo], "prior": fit_prior(_TABLE, *prior, seed)}}
     measured = functools.partial(deployed_hypervolume, _TABLE, device, norm=norm) if latency_fitted else None
     reuse = []
     if reuse_from:  # first the same search on the other device, to 99%; then this one takes its top-1
@@ -273,8 +278,9 @@ def main() -> None:
                         help="with --latency-known: each seed first searches DEVICE (to 99%%), then the other "
                              "devices' searches take its top-1 evaluations for free, as `hwnas search --reuse` does")
     parser.add_argument("--prior", choices=sorted(PRIORS),
-                        help="the loop's top-1 surrogate also takes a model of this dataset's top-1 fitted before "
-                             "the search on --prior-archs random archs (a related task's results, free)")
+                        help="a model of this dataset's top-1, fitted before the search on --prior-archs random "
+                             "archs (a related task's results, free), as `hwnas search --prior` uses one: NSGA-II and "
+                             "the loop start from its predicted front, the loop's top-1 surrogate takes its prediction")
     parser.add_argument("--prior-archs", type=int, default=300, metavar="N")
     parser.add_argument("--latency-known", action="store_true",
                         help="latency is cheap and exact (an upper bound on a device predictor); only top-1 is "
@@ -312,7 +318,8 @@ def main() -> None:
             continue
         _, _, best, n_front = problem(table, device, args.latency_known)
         if args.prior:
-            print(f"the loop's top-1 surrogate takes a prior fitted on {args.prior_archs} archs' {args.prior} top-1")
+            print(f"a prior fitted on {args.prior_archs} archs' {args.prior} top-1: NSGA-II and the loop start from "
+                  "its predicted front, and the loop's top-1 surrogate takes its prediction")
         if args.reuse_from:
             print(f"each seed's search first runs on {args.reuse_from} to 99%; this one takes its top-1 for free")
         if args.latency_fitted:

@@ -136,9 +136,10 @@ MIN_PRIOR_ARCHS = 10  # fewer related-task evaluations than this teach the prior
 def load_prior(runs: list[Path], built: dict[str, Any], seed: int) -> Any:
     """A `PriorModel` of top-1 fitted on the evaluations of earlier runs that measured it another way (another
     dataset, checkpoint or --limit: a related task, `--prior`). Their values are never taken as this search's
-    results; the accelerated loop's top-1 surrogate gets the model's prediction as one more feature."""
+    results; the search starts from the model's predicted front, and the accelerated loop's top-1 surrogate
+    gets the model's prediction as one more feature."""
+    from hwnas.search.prior import PriorModel
     from hwnas.search.runfolder import RunFolder
-    from hwnas.search.surrogate import PriorModel
 
     space, settings = built["space"], built["settings"]
     found: dict[str, tuple[Any, float]] = {}
@@ -228,8 +229,8 @@ def search(
                         "takes without spending --evals (repeatable).")] = None,
     prior: Annotated[list[Path] | None, typer.Option(
         "--prior", help="An earlier run folder that measured top-1 on other data or another checkpoint: the "
-                        "accelerated loop's top-1 surrogate learns from it, never counting it as a result "
-                        "(repeatable).")] = None,
+                        "search (accelerated or nsga2) starts from the front it predicts, and the loop's top-1 "
+                        "surrogate learns from it; never counted as a result (repeatable).")] = None,
     seed: SeedOpt = 0,
     ws: WorkspaceOpt = None,
 ) -> None:
@@ -248,13 +249,12 @@ def search(
         built["settings"]["reuse"] = [str(p.resolve()) for p in reuse]
     options = None
     if prior:
-        if algorithm != "accelerated":
-            raise SearchError(f"--prior feeds the accelerated loop's top-1 surrogate; --algorithm {algorithm} has "
-                              "none: use --algorithm accelerated or leave out --prior")
-        from hwnas.search.surrogate import prior_surrogate
-
+        if algorithm not in ("accelerated", "nsga2"):
+            raise SearchError(f"--prior starts the accelerated loop or NSGA-II from the prior's predicted front; "
+                              f"--algorithm {algorithm} cannot use it: choose accelerated or nsga2, or leave out "
+                              "--prior")
         model = load_prior(prior, built, seed)
-        options = {"surrogate": prior_surrogate(model)}
+        options = {"prior": model}
         built["settings"]["prior"] = [str(p.resolve()) for p in prior]
         built["settings"]["prior_archs"] = model.n_fit_
     hint = " ".join(shlex.quote(a) for a in ["hwnas", *sys.argv[1:]]) if sys.argv[1:2] == ["search"] else \

@@ -13,6 +13,7 @@ from pymoo.operators.survival.rank_and_crowding.metrics import calc_crowding_dis
 from hwnas.search.evaluator import Evaluator
 from hwnas.search.nsga2 import run_nsga2
 from hwnas.search.pareto import Normalization, hypervolume, hypervolume_gains, nondominated_ranks, pareto_mask
+from hwnas.search.prior import PriorModel, prior_front, prior_surrogate
 from hwnas.search.random_search import effective_candidate, sample_new, sample_spread
 from hwnas.search.surrogate import SurrogateFactory, default_surrogate
 from hwnas.space import Arch
@@ -23,7 +24,7 @@ __all__ = ["accelerated_search"]
 def accelerated_search(evaluator: Evaluator, seed: int = 0, n_init: int = 20, batch: int = 5,
                        inner_pop: int = 20, inner_gens: int = 5, select: str = "thompson", optimism: float = 0.0,
                        n_mutants: int = 10, n_random: int = 500, n_spread: int = 100,
-                       surrogate: SurrogateFactory | None = None,
+                       surrogate: SurrogateFactory | None = None, prior: PriorModel | None = None,
                        progress: Callable[[Evaluator], None] | None = None) -> Evaluator:
     """Run the loop until the evaluator's budget is spent.
 
@@ -40,17 +41,28 @@ def accelerated_search(evaluator: Evaluator, seed: int = 0, n_init: int = 20, ba
     - "front": the inner front by rank and crowding distance, as LINAS does.
     With `optimism` > 0 the inner search sees predictions shifted that many standard deviations towards
     better values.
+
+    With `prior` (a `PriorModel` fitted on a related task's values of one expensive objective), the first
+    `n_init` archs are the prior's predicted front (`prior_front`) instead of archs spread over the FLOPs range,
+    and, unless `surrogate` is given, that objective's surrogate takes the prior's prediction as a feature
+    (`prior_surrogate`).
     """
     space = evaluator.space
     rng = np.random.default_rng(seed)
-    make = surrogate or default_surrogate
+    make = surrogate or (prior_surrogate(prior) if prior is not None else default_surrogate)
     objectives = evaluator.objectives
     constraints = evaluator.constraints
     n_obj, n_con = len(objectives), len(constraints)
 
     # records reused from another search stand in for as many of the initial archs
     n_first = min(max(0, n_init - len(evaluator.records)), evaluator.remaining)
-    first = sample_spread(space, rng, n_first, evaluator.seen_keys, admissible=evaluator.admissible) if n_first else []
+    if not n_first:
+        first = []
+    elif prior is not None:
+        first = prior_front(space, prior, objectives, n_first, rng, constraints, evaluator.admissible,
+                            evaluator.seen_keys)
+    else:
+        first = sample_spread(space, rng, n_first, evaluator.seen_keys, admissible=evaluator.admissible)
     if first:
         evaluator.evaluate(first)
         if progress is not None:

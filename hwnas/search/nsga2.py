@@ -18,6 +18,7 @@ from pymoo.operators.sampling.rnd import IntegerRandomSampling
 from pymoo.problems.static import StaticProblem
 
 from hwnas.search.evaluator import Evaluator
+from hwnas.search.prior import PriorModel, prior_front
 from hwnas.space import Arch, SearchSpace
 
 __all__ = ["make_nsga2", "decode_rows", "run_nsga2", "nsga2_search"]
@@ -138,10 +139,15 @@ def run_nsga2(space: SearchSpace, fitness: Fitness, n_obj: int, n_constr: int = 
 
 
 def nsga2_search(evaluator: Evaluator, pop_size: int = 50, seed: int = 0,
-                 progress: Callable[[Evaluator], None] | None = None, **options) -> Evaluator:
+                 progress: Callable[[Evaluator], None] | None = None, prior: PriorModel | None = None,
+                 **options) -> Evaluator:
     """Plain NSGA-II on the evaluator's (expensive) objectives until its budget is spent or no new arch can
-    be bred. Offspring never repeat an evaluated arch, so every evaluation is a new one."""
+    be bred. Offspring never repeat an evaluated arch, so every evaluation is a new one. With `prior` (a
+    `PriorModel` of a related task), the first population is the prior's predicted front (`prior_front`)."""
     space = evaluator.space
+    if prior is not None:
+        options["initial"] = prior_front(space, prior, evaluator.objectives, pop_size, np.random.default_rng(seed),
+                                         evaluator.constraints, evaluator.admissible, evaluator.seen_keys)
     algorithm, problem = make_nsga2(space, len(evaluator.objectives), len(evaluator.constraints), pop_size,
                                     seed, exclude=_LiveKeys(evaluator), **options)
     while evaluator.remaining > 0:

@@ -6,14 +6,17 @@ from __future__ import annotations
 import warnings
 import weakref
 from collections.abc import Callable, Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from hwnas.space import Arch, SearchSpace
 
-__all__ = ["ArchFeatures", "BootstrapEnsemble", "EncodedRegressor", "OperatorCounts", "PriorModel", "SurrogateFactory",
-           "additive_surrogate", "default_surrogate", "prior_surrogate", "ridge_surrogate"]
+if TYPE_CHECKING:
+    from hwnas.search.prior import PriorModel
+
+__all__ = ["ArchFeatures", "BootstrapEnsemble", "EncodedRegressor", "OperatorCounts", "SurrogateFactory",
+           "additive_surrogate", "default_surrogate", "ridge_surrogate"]
 
 
 class EncodedRegressor:
@@ -144,7 +147,7 @@ class BootstrapEnsemble:
     on `ArchFeatures`, fit what it leaves: each member predicts their sum. Targets are Yeo-Johnson transformed
     unless `power_transform=False`. The members' spread is the uncertainty: the loop draws one member per pick
     (Thompson sampling), so it tries archs the members disagree on as well as those they agree are good.
-    With `prior` (a fitted `PriorModel`), its prediction is one more feature."""
+    With `prior` (a fitted `hwnas.search.prior.PriorModel`), its prediction is one more feature."""
 
     has_std = True
 
@@ -249,54 +252,3 @@ def ridge_surrogate(space: SearchSpace, objective: str, seed: int) -> BootstrapE
     """Bootstrap ridge members only: several times faster to fit, weaker at ranking the best archs."""
     return BootstrapEnsemble(space, n_members=12, seed=seed)
 
-
-class PriorModel:
-    """A model of one objective fitted once, before a search, on evaluations of a related task: the same space's
-    archs measured on other data, or on an earlier checkpoint of the supernet (`hwnas search --prior`). Those
-    values are not the search's own, so the search never takes them as its results; `prior_surrogate` gives
-    the prediction to the loop's surrogate as one more feature, and the surrogate learns from the search's own
-    evaluations how far to trust it. xgboost on `ArchFeatures`; predictions are cached per arch, since the loop
-    asks for the same pool round after round. On NAS-Bench-201, fitted on 300 archs' CIFAR-100 top-1, it ranks
-    the most accurate 5% of archs by CIFAR-10 top-1 at Kendall tau 0.17-0.21 on its own, and as a feature it
-    cuts the RMS error there of a top-1 surrogate fitted on 30 archs from 0.87-1.56 to 0.78-1.43 points
-    (4 draws)."""
-
-    def __init__(self, space: SearchSpace, n_estimators: int = 600, max_depth: int = 6, learning_rate: float = 0.05,
-                 seed: int = 0):
-        self.space = space
-        self.n_estimators = n_estimators
-        self.max_depth = max_depth
-        self.learning_rate = learning_rate
-        self.seed = seed
-
-    def fit(self, archs: Sequence[Arch], y: np.ndarray) -> PriorModel:
-        import xgboost as xgb
-
-        y = np.asarray(y, dtype=float)
-        if len(archs) < 2 or len(archs) != len(y):
-            raise ValueError(f"a prior needs at least 2 archs with one value each (got {len(archs)} archs, "
-                             f"{len(y)} values)")
-        self.features_ = ArchFeatures(self.space).fit(archs)
-        self.model_ = xgb.XGBRegressor(n_estimators=self.n_estimators, max_depth=self.max_depth,
-                                       learning_rate=self.learning_rate, random_state=self.seed, n_jobs=1)
-        self.model_.fit(self.features_(archs), y)
-        self.n_fit_ = len(y)
-        self._memo: dict[str, float] = {}  # arch key -> prediction
-        return self
-
-    def predict(self, archs: Sequence[Arch]) -> np.ndarray:
-        missing = list({a.key: a for a in archs if a.key not in self._memo}.values())
-        if missing:
-            pred = self.model_.predict(self.features_(missing))
-            self._memo.update(zip((a.key for a in missing), map(float, pred), strict=True))
-        return np.array([self._memo[a.key] for a in archs], dtype=float)
-
-
-def prior_surrogate(prior: PriorModel, objective: str = "top1") -> SurrogateFactory:
-    """A surrogate factory for the loop: for `objective`, `default_surrogate`'s ensemble with `prior`'s
-    prediction as one more feature; for the other objectives, `default_surrogate`."""
-
-    def make(space: SearchSpace, name: str, seed: int) -> BootstrapEnsemble:
-        return default_surrogate(space, name, seed, prior=prior if name == objective else None)
-
-    return make

@@ -129,7 +129,7 @@ def test_search_for_a_second_device_reuses_the_first_runs_top1(setup, cli, tmp_p
 
 def test_prior_from_a_run_on_other_data_feeds_the_loop_without_counting_as_results(setup, cli, tmp_path,
                                                                                      monkeypatch):
-    from hwnas.search.surrogate import PriorModel
+    from hwnas.search.prior import PriorModel
 
     ws, ckpt, _ = setup
     related = tmp_path / "related"  # top-1 on 50 images: another measurement of top-1, not this search's
@@ -164,7 +164,7 @@ def test_prior_errors_are_one_line_and_write_nothing(setup, cli, tmp_path):
     assert cli(argv)[0] == 0
     cases = [
         (["--prior", str(few)], "3 evaluated archs", "at least 10"),
-        (["--prior", str(few), "--algorithm", "random"], "--algorithm random has none", "--algorithm accelerated"),
+        (["--prior", str(few), "--algorithm", "random"], "--algorithm random cannot use it", "accelerated or nsga2"),
         (["--prior", str(tmp_path / "nowhere")], "not a search run folder", "hwnas search"),
     ]
     same = tmp_path / "same"

@@ -1,7 +1,5 @@
 """The accelerated loop's surrogates on NAS-Bench-201's measured data."""
 
-from pathlib import Path
-
 import numpy as np
 import pytest
 from scipy.stats import spearmanr
@@ -101,42 +99,3 @@ def test_the_loop_takes_any_regressor_as_its_surrogate(nb201_table, nb201_proble
     assert ev.spent == 35 and len(set(keys)) == 35
     assert set(fitted) == {o.name for o in objectives} and len(fitted) >= 2 * 3  # refitted every round
 
-
-def test_a_prior_from_a_related_task_makes_the_top1_surrogate_more_accurate():
-    """A model of CIFAR-100 top-1 fitted on 300 archs, given to the top-1 surrogate as a feature, lowers its
-    error on CIFAR-10 top-1 when the surrogate itself has seen only 30 archs (the related task's values are
-    never its targets)."""
-    from hwnas.benchmarks import Table
-    from hwnas.search.surrogate import PriorModel, prior_surrogate
-
-    NB201 = Path(__file__).resolve().parents[3] / "shared" / "data" / "nasbench201"
-    if not (NB201 / "nb201_accuracy.csv").is_file():
-        pytest.skip(f"NAS-Bench-201 tables not found at {NB201}")
-    table = Table.from_csv([NB201 / "nb201_accuracy.csv"], key="arch_str",
-                           columns=["cifar10_test_acc", "cifar100_test_acc"])
-    table = table.filter(lambda a: not table.space.is_degenerate(a))
-    space, archs = table.space, table.archs
-    errors = {"default": [], "prior": []}
-    for seed in range(3):
-        rng = np.random.default_rng(seed)
-        idx = rng.permutation(len(archs))
-        related = [archs[i] for i in idx[:300]]
-        train = [archs[i] for i in idx[300:330]]
-        test = [archs[i] for i in idx[330:3330]]
-        prior = PriorModel(space, seed=seed).fit(related, table.lookup(related, "cifar100_test_acc"))
-        truth = table.lookup(test, "cifar10_test_acc")
-        for name, make in (("default", default_surrogate), ("prior", prior_surrogate(prior))):
-            model = make(space, "top1", seed).fit(train, table.lookup(train, "cifar10_test_acc"))
-            errors[name].append(np.sqrt(np.mean((model.predict(test) - truth) ** 2)))
-        # the other objectives keep the default surrogate, without the prior
-        assert prior_surrogate(prior)(space, "latency_ms[x]", seed).features.extra is None
-    assert np.mean(errors["prior"]) < 0.9 * np.mean(errors["default"]), errors
-
-
-def test_a_prior_needs_two_archs_with_a_value_each(nb201_table):
-    from hwnas.search.surrogate import PriorModel
-
-    with pytest.raises(ValueError, match="at least 2 archs"):
-        PriorModel(nb201_table.space).fit(nb201_table.archs[:1], [90.0])
-    with pytest.raises(ValueError, match="3 archs, 2 values"):
-        PriorModel(nb201_table.space).fit(nb201_table.archs[:3], [90.0, 91.0])
