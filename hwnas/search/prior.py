@@ -1,5 +1,5 @@
-"""Priors for the predictor-accelerated loop: what a related task (other data, another checkpoint of the
-supernet) measured about the same space, used to start the search near the front and to sharpen its
+"""Priors for the search: what a related task (other data, another checkpoint of the supernet) measured about
+the same space, used to start NSGA-II or the predictor-accelerated loop near the front and to sharpen the loop's
 surrogate, never taken as the search's own results (`hwnas search --prior`)."""
 
 from __future__ import annotations
@@ -91,6 +91,9 @@ def prior_front(space: SearchSpace, prior: PriorModel, objectives: Sequence[Obje
     known = {o.name: o for o in objectives if not o.expensive}
     values = {name: np.asarray(o.evaluate(pool), dtype=float) for name, o in known.items()}
     values[prior.objective] = prior.predict(pool)
+    for c in constraints:  # a cheap quantity only constrained (a FLOPs cap, say)
+        if c.name not in values and not c.objective.expensive:
+            values[c.name] = np.asarray(c.objective.evaluate(pool), dtype=float)
     signs = {o.name: o.sign for o in objectives}
     columns = [signs[name] * v for name, v in values.items() if name in signs]
     if any(o.expensive and o.name != prior.objective for o in objectives):  # e.g. measured latency: FLOPs

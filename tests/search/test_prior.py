@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 
 from hwnas.benchmarks import Table
-from hwnas.objective import Constraint
+from hwnas.objective import Constraint, FunctionObjective
 from hwnas.search import Evaluator, Normalization, hypervolume, nsga2_search, pareto_mask
 from hwnas.search.prior import PriorModel, prior_front, prior_surrogate
 from hwnas.search.random_search import sample_spread
@@ -82,10 +82,17 @@ def test_prior_front_starts_near_the_true_front_and_respects_exclusions(table, p
 
 def test_prior_front_puts_archs_that_break_a_cheap_budget_last(table, problem):
     objectives, _, _ = problem
+    space = table.space
     budget = Constraint(objectives[1], upper=10.0)
-    picked = prior_front(table.space, fit_prior(table, 0), objectives, 20, np.random.default_rng(0), [budget],
+    picked = prior_front(space, fit_prior(table, 0), objectives, 20, np.random.default_rng(0), [budget],
                          admissible=table.__contains__)
     assert len(picked) == 20 and (table.lookup(picked, LAT) <= 10.0).all()
+    # a cap on a quantity that is only constrained, not an objective
+    flops = FunctionObjective("flops_m", lambda archs: np.array([space.flops(a) for a in archs]))
+    cap = float(np.quantile([space.flops(a) for a in table.archs], 0.3))
+    picked = prior_front(space, fit_prior(table, 0), objectives, 20, np.random.default_rng(0),
+                         [Constraint(flops, upper=cap)], admissible=table.__contains__)
+    assert len(picked) == 20 and max(space.flops(a) for a in picked) <= cap
 
 
 def test_with_an_expensive_latency_flops_spread_the_prior_front(table, problem):
