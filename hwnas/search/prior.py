@@ -10,7 +10,7 @@ import numpy as np
 
 from hwnas.objective import Constraint, Objective
 from hwnas.search.pareto import nondominated_ranks
-from hwnas.search.random_search import effective_candidate
+from hwnas.search.random_search import effective_sample
 from hwnas.search.surrogate import ArchFeatures, BootstrapEnsemble, SurrogateFactory, default_surrogate
 from hwnas.space import Arch, SearchSpace
 
@@ -77,15 +77,7 @@ def prior_front(space: SearchSpace, prior: PriorModel, objectives: Sequence[Obje
     against the cheap objectives, archs that break a constraint on those last. Nothing is known of the other
     expensive objectives (measured latency, say) before they are measured: FLOPs stand in for them, so that the
     picks spread from small to large networks."""
-    found: dict[str, Arch] = {}
-    for a in space.sample(rng, n_pool):
-        cand = effective_candidate(space, a, admissible)
-        if cand is None:
-            continue
-        network = space.effective(cand).key
-        if cand.key not in exclude and network not in exclude:
-            found.setdefault(network, cand)
-    pool = list(found.values())
+    pool = effective_sample(space, rng, n_pool, exclude, admissible)
     if len(pool) <= n:
         return pool
     known = {o.name: o for o in objectives if not o.expensive}

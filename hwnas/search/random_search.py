@@ -9,7 +9,7 @@ import numpy as np
 from hwnas.search.evaluator import Evaluator
 from hwnas.space import Arch, SearchSpace
 
-__all__ = ["effective_candidate", "random_search", "sample_new", "sample_spread"]
+__all__ = ["effective_candidate", "effective_sample", "random_search", "sample_new", "sample_spread"]
 
 
 def sample_new(space: SearchSpace, rng: np.random.Generator, n: int, exclude: Collection[str],
@@ -40,6 +40,19 @@ def effective_candidate(space: SearchSpace, arch: Arch,
     return None
 
 
+def effective_sample(space: SearchSpace, rng: np.random.Generator, n_draws: int, exclude: Collection[str] = (),
+                     admissible: Callable[[Arch], bool] | None = None) -> list[Arch]:
+    """Of `n_draws` random archs, one candidate per distinct network (`effective_candidate`), none whose key
+    or effective key is in `exclude`."""
+    found: dict[str, Arch] = {}
+    for a in space.sample(rng, n_draws):
+        e = effective_candidate(space, a, admissible)
+        network = space.effective(e).key if e is not None else None
+        if network is not None and e.key not in exclude and network not in exclude:
+            found.setdefault(network, e)
+    return list(found.values())
+
+
 def sample_spread(space: SearchSpace, rng: np.random.Generator, n: int, exclude: Collection[str] = (),
                   admissible: Callable[[Arch], bool] | None = None, oversample: int = 20) -> list[Arch]:
     """Up to `n` new archs spread over the whole range of FLOPs, each in its effective form (`space.effective`).
@@ -50,13 +63,7 @@ def sample_spread(space: SearchSpace, rng: np.random.Generator, n: int, exclude:
     latency also needs the smallest and the largest. The effective form computes the same network without the ops
     whose output is never used (a device that runs them anyway can only spend time on them). Archs whose key or
     effective key is in `exclude`, or that `admissible` rejects, are never returned."""
-    found: dict[str, Arch] = {}
-    for a in space.sample(rng, max(n, 1) * oversample):
-        e = effective_candidate(space, a, admissible)
-        network = space.effective(e).key if e is not None else None
-        if network is not None and e.key not in exclude and network not in exclude:
-            found.setdefault(network, e)
-    archs = list(found.values())
+    archs = effective_sample(space, rng, max(n, 1) * oversample, exclude, admissible)
     if len(archs) <= n:
         return archs
     flops = np.array([space.flops(a) for a in archs])
