@@ -5,13 +5,12 @@
 
 from __future__ import annotations
 
-import functools
 import os
-import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
 from hwnas.errors import WorkspaceError
+from hwnas.files import atomic_write_bytes, atomic_write_text
 
 __all__ = ["Workspace", "atomic_write_text", "atomic_write_bytes"]
 
@@ -58,32 +57,3 @@ class Workspace:
 
     def profile_dir(self, device: str) -> Path:
         return self.profiles_dir / device
-
-
-def atomic_write_bytes(path: str | Path, data: bytes) -> None:
-    """Write `data` to a temporary file beside `path`, fsync it, then rename: never a half-written file."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        os.fchmod(fd, 0o666 & ~_umask())  # mkstemp makes 0600; shared profiles need ordinary permissions
-        with os.fdopen(fd, "wb") as handle:
-            handle.write(data)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-
-
-@functools.lru_cache(maxsize=1)
-def _umask() -> int:
-    """The process umask, read once (reading it means setting it)."""
-    mask = os.umask(0o022)
-    os.umask(mask)
-    return mask
-
-
-def atomic_write_text(path: str | Path, text: str) -> None:
-    atomic_write_bytes(path, text.encode("utf-8"))

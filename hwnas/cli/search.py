@@ -66,7 +66,7 @@ def build_search(ws: Workspace, space_name: str, supernet_path: Path, data_spec:
     from hwnas.data import load_dataset
     from hwnas.deploy import SupernetAccuracy, load_device_predictor, predicted_latency
     from hwnas.errors import CheckpointError
-    from hwnas.export import file_sha256
+    from hwnas.files import sha256_file
     from hwnas.objective import Constraint
     from hwnas.space import list_spaces
     from hwnas.supernet import load_checkpoint
@@ -93,7 +93,7 @@ def build_search(ws: Workspace, space_name: str, supernet_path: Path, data_spec:
         predictors[d] = load_device_predictor(ws, d, space, configs[d].runtime)
         objectives.append(predicted_latency(predictors[d], d))
     constraints = [Constraint(objectives[1 + devices.index(d)], upper=ms) for d, ms in budgets.items()]
-    settings = {"supernet": str(supernet_path.resolve()), "supernet_sha256": file_sha256(supernet_path),
+    settings = {"supernet": str(supernet_path.resolve()), "supernet_sha256": sha256_file(supernet_path),
                 "data": data_spec, "limit": limit, "bn_calibration_images": calib_batches * batch_size,
                 "devices": devices,
                 "runtimes": {d: configs[d].runtime for d in devices},

@@ -5,24 +5,17 @@ Profiling, deploy and the CLI code against these types only; transports (local, 
 
 from __future__ import annotations
 
-import hashlib
 from abc import ABC, abstractmethod
 from collections.abc import Iterator, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
+from hwnas.files import sha256_file
+
 __all__ = ["BenchmarkModel", "BenchmarkSettings", "Measurement", "Device", "sha256_file"]
 
 RUNTIMES = ("tflite", "onnxruntime", "torch")
-
-
-def sha256_file(path: str | Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        for chunk in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(chunk)
-    return digest.hexdigest()
 
 
 @dataclass(frozen=True)

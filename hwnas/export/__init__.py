@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from hwnas.export.arch import arch_folder, export_arch, export_archs
 from hwnas.export.config import FORMATS, PRECISIONS, ExportConfig
-from hwnas.export.core import ExportedModel, export_model, file_sha256
+from hwnas.export.core import ExportedModel, export_model
 from hwnas.export.onnx_export import quantize_onnx, to_onnx
 from hwnas.export.operators import ExportedOp, export_operators, op_file_name
 from hwnas.export.runners import OnnxRunner, Runner, TFLiteRunner, create_runner, runtime_versions
@@ -32,7 +32,6 @@ __all__ = [
     "export_archs",
     "export_model",
     "export_operators",
-    "file_sha256",
     "op_file_name",
     "quantize_onnx",
     "quantize_tflite",

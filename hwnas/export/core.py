@@ -6,7 +6,6 @@ validation passed, so a failed or interrupted export leaves nothing behind.
 
 from __future__ import annotations
 
-import hashlib
 import os
 import shutil
 import tempfile
@@ -28,8 +27,9 @@ from hwnas.export.runners import create_runner, runtime_versions
 from hwnas.export.sidecar import sidecar_path, write_sidecar
 from hwnas.export.tflite_export import quantize_tflite, to_tflite
 from hwnas.export.validate import validate_export
+from hwnas.files import sha256_file
 
-__all__ = ["ExportedModel", "export_model", "file_sha256", "prepare_folder", "check_calib"]
+__all__ = ["ExportedModel", "export_model", "sha256_file", "prepare_folder", "check_calib"]
 
 MODEL_STEM = "model"
 
@@ -59,14 +59,6 @@ class ExportedModel:
             "validation": self.validation,
             "sidecar": str(self.sidecar) if self.sidecar else None,
         }
-
-
-def file_sha256(path: str | Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        for block in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 def prepare_folder(folder: str | Path) -> Path:
@@ -161,7 +153,7 @@ def export_model(
             runner = create_runner(written, fmt)
             validation = validate_export(model, runner, inputs, precision, config, label=label).to_dict()
         export_s = time.perf_counter() - started
-        sha, size = file_sha256(written), written.stat().st_size
+        sha, size = sha256_file(written), written.stat().st_size
         flops_m, params_m = count_flops_params(model, input_shape)
         record: dict[str, Any] = {
             "file": model_path.name,

@@ -21,8 +21,9 @@ import numpy as np
 
 from hwnas.errors import ExportError
 from hwnas.export.config import SUFFIXES, ExportConfig, check_format, check_precision
-from hwnas.export.core import file_sha256, prepare_folder
+from hwnas.export.core import prepare_folder
 from hwnas.export.sidecar import sidecar_path
+from hwnas.files import sha256_file
 from hwnas.space import OpSpec, SearchSpace
 
 __all__ = ["ExportedOp", "export_operators", "op_file_name", "op_input_shape", "OP_CALIB_SAMPLES"]
@@ -70,7 +71,7 @@ def _existing(op: OpSpec, path: Path) -> ExportedOp | None:
         return None
     if record.get("op_key") != op.key:
         return None
-    sha = file_sha256(path)
+    sha = sha256_file(path)
     if record.get("sha256") != sha:
         return None
     return ExportedOp(op=op, key=op.key, path=path, sha256=sha)

@@ -13,13 +13,13 @@ from hwnas.export import (
     ExportConfig,
     create_runner,
     export_model,
-    file_sha256,
     read_sidecar,
     to_onnx,
     to_tflite,
     update_sidecar,
 )
 from hwnas.export.validate import torch_outputs
+from hwnas.files import sha256_file
 
 SHAPE = (1, 3, 16, 16)
 
@@ -29,7 +29,7 @@ def test_fp32_export_matches_pytorch_and_writes_sidecar(tmp_path, tiny_model, fm
     exported = export_model(tiny_model, SHAPE, tmp_path / "out", fmt, meta={"arch_key": "tiny", "note": "x"})
     assert exported.path == tmp_path / "out" / f"model.{fmt}"
     assert exported.validation["passed"] and exported.validation["max_abs_diff"] <= 1e-4
-    assert exported.sha256 == file_sha256(exported.path)
+    assert exported.sha256 == sha256_file(exported.path)
     assert exported.bytes == exported.path.stat().st_size
     side = read_sidecar(tmp_path / "out")
     assert side["format"] == fmt and side["precision"] == "fp32"
