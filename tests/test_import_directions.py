@@ -4,7 +4,7 @@ import ast
 from pathlib import Path
 
 PACKAGE = Path(__file__).resolve().parents[1] / "hwnas"
-BASE = {"errors", "registry", "workspace", "files", "__init__"}
+BASE = {"errors", "registry", "workspace", "files", "progress", "__init__"}
 ALLOWED = {
     "space": set(),
     "data": set(),

@@ -7,7 +7,7 @@ operators (profiling). `to_onnx` / `to_tflite` are the bare converters.
 from __future__ import annotations
 
 from hwnas.export.arch import arch_folder, export_arch, export_archs
-from hwnas.export.config import FORMATS, PRECISIONS, ExportConfig
+from hwnas.export.config import FORMAT_RUNTIMES, FORMATS, PRECISIONS, ExportConfig, format_for_runtime
 from hwnas.export.core import ExportedModel, export_model
 from hwnas.export.onnx_export import quantize_onnx, to_onnx
 from hwnas.export.operators import ExportedOp, export_operators, op_file_name
@@ -18,6 +18,7 @@ from hwnas.export.validate import ValidationResult, validate_export
 
 __all__ = [
     "FORMATS",
+    "FORMAT_RUNTIMES",
     "PRECISIONS",
     "ExportConfig",
     "ExportedModel",
@@ -32,6 +33,7 @@ __all__ = [
     "export_archs",
     "export_model",
     "export_operators",
+    "format_for_runtime",
     "op_file_name",
     "quantize_onnx",
     "quantize_tflite",

@@ -11,6 +11,7 @@ import torch
 from hwnas.errors import ExportError
 from hwnas.export.config import ExportConfig, check_format, check_precision
 from hwnas.export.core import ExportedModel, export_model
+from hwnas.progress import ProgressFn, emit
 from hwnas.space import SearchSpace
 
 __all__ = ["export_arch", "export_archs", "arch_folder", "fit_calib", "random_subnet"]
@@ -166,14 +167,14 @@ def export_archs(
     calib: np.ndarray | None = None,
     validate: bool = True,
     jobs: int = 2,
-    progress: Any = None,
+    progress: ProgressFn | None = None,
     config: ExportConfig | None = None,
     bn_data: np.ndarray | None = None,
 ) -> list[ExportedModel]:
     """`export_arch` for every (arch, format, precision), in `jobs` worker processes; results in that order.
 
     Weights come from the supernet checkpoint file `checkpoint` (loaded once per worker) or are random.
-    Every arch is validated against the space before anything is written. `progress(done, total)`.
+    Every arch is validated against the space before anything is written. `progress` gets an "export" event per finished file.
     Supernet subnets get their batch norms re-estimated on `bn_data` (else `calib`), fp32 and int8 alike.
     """
     from hwnas.export.operators import run_pool
@@ -192,7 +193,7 @@ def export_archs(
         results = []
         for task in tasks:
             results.append(_export_arch_job(*task))
-            if progress is not None:
-                progress(len(results), len(tasks))
+            emit(progress, "export", len(results), len(tasks))
         return results
-    return run_pool(_export_arch_job, tasks, jobs, progress, [t[1] for t in tasks])
+    return run_pool(_export_arch_job, tasks, jobs, None if progress is None else
+                    (lambda done, total: emit(progress, "export", done, total)), [t[1] for t in tasks])

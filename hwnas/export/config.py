@@ -7,11 +7,14 @@ from typing import Any
 
 from hwnas.errors import ExportError
 
-__all__ = ["FORMATS", "PRECISIONS", "SUFFIXES", "ExportConfig", "check_format", "check_precision"]
+__all__ = ["FORMATS", "PRECISIONS", "SUFFIXES", "FORMAT_RUNTIMES", "ExportConfig", "check_format", "check_precision",
+           "format_for_runtime"]
 
 FORMATS = ("onnx", "tflite")
 PRECISIONS = ("fp32", "int8")
 SUFFIXES = {"onnx": ".onnx", "tflite": ".tflite"}
+# the runtime (as a device config and a measurement name it) that runs each format: the one home of this fact
+FORMAT_RUNTIMES = {"onnx": "onnxruntime", "tflite": "tflite"}
 
 
 @dataclass(frozen=True)
@@ -52,3 +55,11 @@ def check_precision(precision: str) -> str:
     if value not in PRECISIONS:
         raise ExportError(f"unknown precision {precision!r}; choose one of: {', '.join(PRECISIONS)}")
     return value
+
+
+def format_for_runtime(runtime: str) -> str:
+    """The export format a device runtime runs ("onnxruntime" -> "onnx", "tflite" -> "tflite")."""
+    for fmt, name in FORMAT_RUNTIMES.items():
+        if name == runtime:
+            return fmt
+    raise ExportError(f"runtime {runtime!r} runs no exported format; use one of {', '.join(FORMAT_RUNTIMES.values())}")

@@ -24,6 +24,7 @@ from hwnas.export.config import SUFFIXES, ExportConfig, check_format, check_prec
 from hwnas.export.core import prepare_folder
 from hwnas.export.sidecar import sidecar_path
 from hwnas.files import sha256_file
+from hwnas.progress import ProgressFn, emit
 from hwnas.space import OpSpec, SearchSpace
 
 __all__ = ["ExportedOp", "export_operators", "op_file_name", "op_input_shape", "OP_CALIB_SAMPLES"]
@@ -148,7 +149,7 @@ def export_operators(
     format: str,
     precision: str = "fp32",
     jobs: int = 2,
-    progress: Callable[[int, int], None] | None = None,
+    progress: ProgressFn | None = None,
     validate: bool = True,
     config: ExportConfig | None = None,
 ) -> list[ExportedOp]:
@@ -156,7 +157,7 @@ def export_operators(
 
     Operators already exported there (file and sidecar present and matching) are reused. Missing ones are
     built with `hwnas.supernet.build_op_module` (random weights, fixed seed), exported and validated in
-    `jobs` worker processes. `progress(done, total)` is called as operators finish. int8 operators are
+    `jobs` worker processes. `progress` gets a "export" event as operators finish. int8 operators are
     calibrated on random normal inputs (their latency does not depend on the values).
     """
     fmt, precision = check_format(format), check_precision(precision)
@@ -175,13 +176,11 @@ def export_operators(
             todo.append(op)
         else:
             done[key] = found
-    if progress is not None:
-        progress(len(done), total)
+    emit(progress, "export", len(done), total, skipped=len(done))
 
     def finish(op: OpSpec, result: tuple[str, str]) -> None:
         done[op.key] = ExportedOp(op=op, key=op.key, path=Path(result[0]), sha256=result[1])
-        if progress is not None:
-            progress(len(done), total)
+        emit(progress, "export", len(done), total, op.key)
 
     args = [(op.to_dict(), str(folder / op_file_name(op, fmt, precision)), fmt, precision, validate, config)
             for op in todo]
@@ -191,7 +190,7 @@ def export_operators(
     else:
         offset = len(done)
         results = run_pool(_export_one, args, jobs, None if progress is None else
-                           (lambda n, _total: progress(offset + n, total)), [op.key for op in todo])
+                           (lambda n, _total: emit(progress, "export", offset + n, total)), [op.key for op in todo])
         for op, result in zip(todo, results, strict=True):
             done[op.key] = ExportedOp(op=op, key=op.key, path=Path(result[0]), sha256=result[1])
     return [done[key] for key in unique]

@@ -9,6 +9,7 @@ from pathlib import Path
 import numpy as np
 
 from hwnas.errors import ExportError
+from hwnas.export.config import FORMAT_RUNTIMES
 
 __all__ = ["Runner", "OnnxRunner", "TFLiteRunner", "create_runner", "runtime_versions", "load_tflite_interpreter"]
 
@@ -35,7 +36,7 @@ class Runner(ABC):
 
 class OnnxRunner(Runner):
     format = "onnx"
-    runtime = "onnxruntime"
+    runtime = FORMAT_RUNTIMES["onnx"]
 
     def __init__(self, path: str | Path, threads: int | None = None):
         super().__init__(path, threads)
@@ -73,7 +74,7 @@ def load_tflite_interpreter(path: str | Path, threads: int | None = None):
 
 class TFLiteRunner(Runner):
     format = "tflite"
-    runtime = "litert"
+    runtime = FORMAT_RUNTIMES["tflite"]
 
     def __init__(self, path: str | Path, threads: int | None = None):
         super().__init__(path, threads)

@@ -14,7 +14,6 @@ from hwnas.profiling.profile import (
     write_profile,
 )
 from hwnas.profiling.profiler import (
-    ProfileProgress,
     arch_models_dir,
     export_profile_models,
     models_dir,
@@ -28,7 +27,6 @@ __all__ = [
     "PROFILE_FORMAT",
     "PROFILE_VERSION",
     "MeasurementStore",
-    "ProfileProgress",
     "StoredMeasurement",
     "arch_models_dir",
     "build_profile",

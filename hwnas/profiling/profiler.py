@@ -19,30 +19,15 @@ import numpy as np
 from hwnas import space as spaces
 from hwnas.devices.base import BenchmarkModel, BenchmarkSettings, Device, Measurement
 from hwnas.errors import DeviceError, ExportError, ProfilingError
+from hwnas.progress import ProgressFn, emit
 from hwnas.profiling.profile import build_profile, profile_path, write_profile
 from hwnas.profiling.reference import calibration_archs, reference_archs
 from hwnas.profiling.store import MeasurementStore, StoredMeasurement
 from hwnas.space import Arch, OpSpec, SearchSpace
 from hwnas.workspace import Workspace
 
-__all__ = ["profile_device", "export_profile_models", "ProfileProgress", "plan_operators", "RUNTIME_FORMATS",
-           "models_dir", "arch_models_dir"]
+__all__ = ["profile_device", "export_profile_models", "plan_operators", "models_dir", "arch_models_dir"]
 
-RUNTIME_FORMATS = {"tflite": "tflite", "onnxruntime": "onnx"}
-
-
-@dataclass(frozen=True)
-class ProfileProgress:
-    """A progress event: `stage` is "operators" or "archs"; `done` of `total` measured (skipped included)."""
-
-    stage: str
-    done: int
-    total: int
-    key: str = ""
-    skipped: int = 0
-
-
-ProgressFn = Callable[[ProfileProgress], None]
 
 
 def models_dir(workspace: Workspace, fmt: str, precision: str) -> Path:
@@ -106,9 +91,7 @@ def profile_device(
 
     sp = _space_at(spaces.create(space) if isinstance(space, str) else space, resolutions)
     settings = settings or _device_settings(device)
-    fmt = RUNTIME_FORMATS.get(settings.runtime)
-    if fmt is None:
-        raise ProfilingError(f"runtime {settings.runtime!r} cannot be profiled; use one of {sorted(RUNTIME_FORMATS)}")
+    fmt = _profiled_format(settings.runtime)
     if precision not in ("fp32", "int8"):
         raise ProfilingError(f"precision must be fp32 or int8, got {precision!r}")
     op_list = plan_operators(sp, ops, archs)
@@ -129,7 +112,7 @@ def profile_device(
         done_ops = set(store.latest("op", settings.runtime, precision, settings.threads))
         todo_ops = [op for op in op_list if op.key not in done_ops]
         done = len(op_list) - len(todo_ops)
-        _emit(progress, ProfileProgress("operators", done, len(op_list), skipped=done))
+        emit(progress, "operators", done, len(op_list), skipped=done)
         try:
             for chunk in _chunks(todo_ops, chunk_size):
                 t0 = time.monotonic()
@@ -143,7 +126,7 @@ def profile_device(
                 for m in _measure(device, models, settings):
                     record("op", m.key, "", specs.get(m.key, {}), m)
                     done += 1
-                    _emit(progress, ProfileProgress("operators", done, len(op_list), m.key))
+                    emit(progress, "operators", done, len(op_list), m.key)
             all_archs = [(role, a) for role in ("reference", "calibration", "extra") for a in role_archs[role]]
             done_archs = set(store.latest("arch", settings.runtime, precision, settings.threads, space=sp.name))
             todo_archs = [(role, a) for role, a in all_archs if a.key not in done_archs]
@@ -151,7 +134,7 @@ def profile_device(
             # same conditions, so a drift in the device's load or temperature cannot bias one set against another
             todo_archs = [todo_archs[i] for i in np.random.default_rng(0).permutation(len(todo_archs))]
             done = len(all_archs) - len(todo_archs)
-            _emit(progress, ProfileProgress("archs", done, len(all_archs), skipped=done))
+            emit(progress, "archs", done, len(all_archs), skipped=done)
             for batch in _chunks(todo_archs, max(1, chunk_size // 4)):
                 models, roles = [], {}
                 for role, arch in batch:
@@ -171,7 +154,7 @@ def profile_device(
                     role, arch = roles[m.key]
                     record("arch", arch.key, role, arch.to_dict(), m)
                     done += 1
-                    _emit(progress, ProfileProgress("archs", done, len(all_archs), arch.key))
+                    emit(progress, "archs", done, len(all_archs), arch.key)
         finally:
             timing["wall_s"] = time.monotonic() - started
             path = profile_path(workspace, device.name, sp.name, settings.runtime, precision)
@@ -260,20 +243,18 @@ def export_profile_models(space: SearchSpace | str, workspace: Workspace, runtim
     from hwnas.export import export_arch, export_operators
 
     sp = _space_at(spaces.create(space) if isinstance(space, str) else space, resolutions)
-    fmt = RUNTIME_FORMATS.get(runtime)
-    if fmt is None:
-        raise ProfilingError(f"runtime {runtime!r} cannot be profiled; use one of {sorted(RUNTIME_FORMATS)}")
+    fmt = _profiled_format(runtime)
     op_list = plan_operators(sp, ops, archs)
     out_dir = models_dir(workspace, fmt, precision)
     for start in range(0, len(op_list), 32):
         export_operators(sp, op_list[start:start + 32], out_dir, fmt, precision=precision, jobs=jobs)
-        _emit(progress, ProfileProgress("export operators", min(start + 32, len(op_list)), len(op_list)))
+        emit(progress, "export operators", min(start + 32, len(op_list)), len(op_list))
     roles = _plan_archs(sp, calibration, reference, extra_archs)
     all_archs = [a for role in ("reference", "calibration", "extra") for a in roles[role]]
     arch_dir = arch_models_dir(workspace, sp, fmt, precision)
     for i, arch in enumerate(all_archs):
         _export_arch_cached(export_arch, sp, arch, arch_dir, fmt, precision)
-        _emit(progress, ProfileProgress("export archs", i + 1, len(all_archs), arch.key))
+        emit(progress, "export archs", i + 1, len(all_archs), arch.key)
     return {"operators": len(op_list), "archs": len(all_archs)}
 
 
@@ -304,6 +285,11 @@ def _device_settings(device: Device) -> BenchmarkSettings:
     return config.settings() if config is not None and hasattr(config, "settings") else BenchmarkSettings()
 
 
-def _emit(progress: ProgressFn | None, event: ProfileProgress) -> None:
-    if progress is not None:
-        progress(event)
+def _profiled_format(runtime: str) -> str:
+    """The export format a runtime measures; a runtime with none (torch) cannot be profiled."""
+    from hwnas.export import format_for_runtime
+
+    try:
+        return format_for_runtime(runtime)
+    except ExportError as exc:
+        raise ProfilingError(f"runtime {runtime!r} cannot be profiled: {exc}") from None

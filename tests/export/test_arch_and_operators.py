@@ -72,7 +72,7 @@ def test_export_operators_names_files_by_content_and_reuses_them(tmp_path, small
     ops = small_space.all_operators()[:5]
     seen: list[tuple[int, int]] = []
     first = export_operators(small_space, ops + ops[:2], tmp_path, "onnx", jobs=2,
-                             progress=lambda done, total: seen.append((done, total)))
+                             progress=lambda ev: seen.append((ev.done, ev.total)))
     assert [e.key for e in first] == [op.key for op in ops]  # order kept, duplicates dropped
     assert [e.path.name for e in first] == [op_file_name(op, "onnx", "fp32") for op in ops]
     assert seen[0] == (0, 5) and seen[-1] == (5, 5) and len(seen) == 6
@@ -82,7 +82,7 @@ def test_export_operators_names_files_by_content_and_reuses_them(tmp_path, small
         assert side["validation"]["passed"]
     stamps = {p.name: p.stat().st_mtime_ns for p in tmp_path.iterdir()}
     seen.clear()
-    again = export_operators(small_space, ops, tmp_path, "onnx", jobs=2, progress=lambda d, t: seen.append((d, t)))
+    again = export_operators(small_space, ops, tmp_path, "onnx", jobs=2, progress=lambda ev: seen.append((ev.done, ev.total)))
     assert [(e.path, e.sha256) for e in again] == [(e.path, e.sha256) for e in first]
     assert {p.name: p.stat().st_mtime_ns for p in tmp_path.iterdir()} == stamps  # nothing rewritten
     assert seen == [(5, 5)]
