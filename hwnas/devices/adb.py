@@ -25,7 +25,7 @@ from hwnas.devices.base import BenchmarkModel, BenchmarkSettings, Measurement, s
 from hwnas.devices.benchmark_model import BenchmarkOutputError, parse_benchmark_output
 from hwnas.devices.inventory import DeviceConfig
 from hwnas.devices.local import ProcessLineStream
-from hwnas.devices.session import LineStream, RunnerDevice, failed_measurement
+from hwnas.devices.runner_host import LineStream, RunnerDevice, failed_measurement
 from hwnas.devices.ssh import shell_command
 from hwnas.errors import DeviceError, TransportError
 

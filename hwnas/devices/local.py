@@ -12,7 +12,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from hwnas.devices.inventory import DeviceConfig
-from hwnas.devices.session import LineStream, RunnerDevice
+from hwnas.devices.runner_host import LineStream, RunnerDevice
 from hwnas.errors import TransportError
 from hwnas.workspace import atomic_write_bytes
 

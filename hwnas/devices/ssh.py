@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from hwnas.devices.inventory import DeviceConfig
-from hwnas.devices.session import LineStream, RunnerDevice
+from hwnas.devices.runner_host import LineStream, RunnerDevice
 from hwnas.errors import HostKeyError, TransportError
 from hwnas.workspace import atomic_write_text
 

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from hwnas.devices.session import RUNNER_PATH
+from hwnas.devices.runner_host import RUNNER_PATH
 
 
 def run_runner(tmp_path: Path, paths, timeout=120, **options):

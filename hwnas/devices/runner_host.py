@@ -1,5 +1,6 @@
-"""What every runner-based transport shares: push the runner and missing models, write the manifest, stream
-the runner's JSON lines into Measurements, and resume after a dropped link without measuring anything twice.
+"""The host side of the on-device runner protocol, shared by every runner-based transport: push the runner and
+missing models, write the manifest, stream the runner's JSON lines into Measurements, and resume after a dropped
+link without measuring anything twice. The protocol itself is described in docs/devices.md ("Runner protocol").
 
 A transport supplies a few primitives (`_exec`, `_open_stream`, `_list_dir`, `_push`, `_write_file`,
 `_remove_tree`, `_recover`); `RunnerDevice.benchmark` does the rest.
@@ -22,7 +23,7 @@ from typing import Any
 
 from hwnas.devices.base import BenchmarkModel, BenchmarkSettings, Device, Measurement, sha256_file
 from hwnas.devices.inventory import DeviceConfig
-from hwnas.errors import DeviceError, DeviceTimeoutError, HostKeyError, TransportError
+from hwnas.errors import DeviceError, HostKeyError, TransportError
 
 __all__ = ["RunnerDevice", "LineStream", "RUNNER_PATH", "runner_sha256", "measurement_from_record",
            "failed_measurement"]
@@ -376,9 +377,3 @@ def _tail(text: str, n: int = 300) -> str:
     text = " | ".join(line for line in text.strip().splitlines()[-3:])
     return text[-n:]
 
-
-def deadline_left(deadline: float) -> float:
-    left = deadline - time.monotonic()
-    if left <= 0:
-        raise DeviceTimeoutError("the device did not come back in time")
-    return left
