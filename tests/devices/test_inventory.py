@@ -1,5 +1,7 @@
 """The device inventory: devices/<name>.toml files, validation, and no secrets."""
 
+import sys
+
 import pytest
 
 from hwnas.devices import DeviceConfig, add_device, load_inventory, open_device
@@ -81,3 +83,42 @@ def test_shipped_inventory_has_the_local_targets():
     inventory = load_inventory(Workspace(root))
     assert inventory["local-cpu"].runtime == "tflite" and inventory["local-cpu"].threads == 1
     assert inventory["local-cpu-ort"].runtime == "onnxruntime" and inventory["local-cpu-ort"].threads == 1
+
+
+def test_toml_parser_is_the_standard_library_one_from_python_3_11():
+    import importlib
+
+    import hwnas.devices.inventory as inventory
+
+    expected = "tomllib" if sys.version_info >= (3, 11) else "tomli"
+    assert inventory.tomllib is importlib.import_module(expected)
+
+
+def test_python_3_10_reads_device_files_with_tomli(ws, monkeypatch):
+    """On 3.10 there is no tomllib: the inventory must bind tomli (declared for < 3.11) and parse with it."""
+    import importlib.util
+    import types
+
+    import hwnas.devices.inventory
+
+    real = importlib.import_module("tomllib") if sys.version_info >= (3, 11) else importlib.import_module("tomli")
+    calls = []
+    tomli = types.ModuleType("tomli")
+    tomli.TOMLDecodeError = real.TOMLDecodeError
+    tomli.loads = lambda text: calls.append(text) or real.loads(text)
+    monkeypatch.setitem(sys.modules, "tomli", tomli)
+    monkeypatch.setitem(sys.modules, "tomllib", None)  # importing tomllib now fails, as on 3.10
+    monkeypatch.setattr(sys, "version_info", (3, 10, 14, "final", 0))
+    spec = importlib.util.spec_from_file_location("inventory_on_3_10", hwnas.devices.inventory.__file__)
+    module = importlib.util.module_from_spec(spec)
+    monkeypatch.setitem(sys.modules, spec.name, module)
+    spec.loader.exec_module(module)
+
+    assert module.tomllib is tomli
+    path = ws.devices_dir / "pi.toml"
+    path.write_text('transport = "ssh"\nhost = "10.0.0.7"\nthreads = 2\n')
+    config = module.load_device_config(path)
+    assert (config.host, config.threads) == ("10.0.0.7", 2) and len(calls) == 1
+    path.write_text("transport = ")
+    with pytest.raises(InventoryError, match="not valid TOML"):
+        module.load_device_config(path)
