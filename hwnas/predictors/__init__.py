@@ -12,7 +12,13 @@ from hwnas.predictors.fewshot import FewShotPredictor
 from hwnas.predictors.gbm import GBMPredictor
 from hwnas.predictors.lut import LUTPredictor
 from hwnas.predictors.metrics import evaluate_predictions
-from hwnas.predictors.registry import create_predictor, list_predictors, load_predictor, register_predictor
+from hwnas.predictors.registry import (
+    create_predictor,
+    list_predictors,
+    load_predictor,
+    predictor_from_json,
+    register_predictor,
+)
 from hwnas.predictors.tables import read_ofa_yaml, read_table
 
 __all__ = [
@@ -26,6 +32,7 @@ __all__ = [
     "create_predictor",
     "list_predictors",
     "load_predictor",
+    "predictor_from_json",
     "register_predictor",
     "evaluate_predictions",
     "read_table",

@@ -23,14 +23,6 @@ class AccuracyPredictor(GBMPredictor):
 
     def __init__(self, space: Any = None, n_estimators: int = 300, max_depth: int = 3,
                  learning_rate: float = 0.05, subsample: float = 0.8, min_samples_trees: int = 30, seed: int = 0):
-        self.space = space
-        self.n_estimators = n_estimators
-        self.max_depth = max_depth
-        self.learning_rate = learning_rate
-        self.subsample = subsample
-        self.min_samples_trees = min_samples_trees
-        self.seed = seed
-
-    @property
-    def table(self) -> None:
-        return None
+        super().__init__(space=space, table=None, n_estimators=n_estimators, max_depth=max_depth,
+                         learning_rate=learning_rate, subsample=subsample, min_samples_trees=min_samples_trees,
+                         seed=seed)

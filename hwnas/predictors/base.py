@@ -15,7 +15,7 @@ from hwnas.errors import PredictorError
 from hwnas.space import Arch, SearchSpace
 from hwnas.workspace import atomic_write_text
 
-__all__ = ["Predictor", "FORMAT", "FORMAT_VERSION", "read_predictor_json", "resolve_space"]
+__all__ = ["Predictor", "FORMAT", "FORMAT_VERSION", "check_header", "read_predictor_json", "resolve_space"]
 
 FORMAT = "hwnas-predictor"
 FORMAT_VERSION = 1
@@ -119,6 +119,17 @@ class Predictor(ABC):
         if not self.__dict__.get("fitted_", False):
             raise PredictorError(f"this {self.name} predictor is not fitted yet; call fit() first")
 
+    def _fitted_archs(self, archs: Any) -> list[Arch]:
+        """Where every prediction starts: a PredictorError unless fitted, then the validated archs."""
+        self._check_fitted()
+        return self._archs(archs)
+
+    def _fitted(self, n_fit: int) -> Predictor:
+        """Where every `fit` on measurements ends: note how many it learnt from, mark fitted, return self."""
+        self.n_fit_ = n_fit
+        self.fitted_ = True
+        return self
+
     # ---------------------------------------------------------------- JSON
     def _params_json(self) -> dict[str, Any]:
         params = {}
@@ -165,25 +176,18 @@ class Predictor(ABC):
         return path
 
     @classmethod
-    def from_json(cls, data: dict[str, Any]) -> Predictor:
-        from hwnas.predictors.registry import predictor_class
-
-        check_header(data, "the predictor data")
-        klass = predictor_class(data["predictor"]) if cls is Predictor else cls
-        params = dict(data.get("params") or {})
-        params["space"] = data["space"]
-        for key, value in list(params.items()):
-            if isinstance(value, dict) and value.get("format") == FORMAT:
-                params[key] = Predictor.from_json(value)
-        unknown = set(params) - set(klass._get_param_names())
+    def restore(cls, params: dict[str, Any], state: dict[str, Any], meta: dict[str, Any] | None = None) -> Predictor:
+        """A fitted predictor of this class from saved `params` (nested predictors already built) and `state`;
+        `hwnas.predictors.registry.predictor_from_json` finds the class by name and calls this."""
+        unknown = set(params) - set(cls._get_param_names())
         if unknown:
-            raise PredictorError(f"predictor file has unknown parameter(s) {sorted(unknown)} for {klass.name}")
-        obj = klass(**params)
+            raise PredictorError(f"predictor file has unknown parameter(s) {sorted(unknown)} for {cls.name}")
+        obj = cls(**params)
         try:
-            obj._load_state(data.get("state") or {})
+            obj._load_state(state)
         except (KeyError, TypeError, ValueError, IndexError) as exc:
             raise PredictorError(f"predictor state is malformed ({type(exc).__name__}: {exc}); refit it") from None
-        obj.meta_ = dict(data.get("meta") or {})
+        obj.meta_ = dict(meta or {})
         obj.fitted_ = True
         return obj
 

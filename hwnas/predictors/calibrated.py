@@ -63,13 +63,10 @@ class LUTCalibratedPredictor(Predictor):
         self.scale_, self.offset_ = fit_scale_offset(lut, y)
         residual = y - (self.scale_ * lut + self.offset_)
         self.correction_ = fit_ridge(feats, residual, weights=1.0 / y**2)
-        self.n_fit_ = len(archs)
-        self.fitted_ = True
-        return self
+        return self._fitted(len(archs))
 
     def components(self, archs: Any) -> np.ndarray:
-        self._check_fitted()
-        archs = self._archs(archs)
+        archs = self._fitted_archs(archs)
         stages, feats = self._features(archs)
         total = stages.sum(axis=1)
         pred = self.scale_ * total + self.offset_ + self.correction_.predict(feats)

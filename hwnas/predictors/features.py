@@ -12,7 +12,7 @@ import numpy as np
 from hwnas.errors import PredictorError
 from hwnas.space import Arch, OpSpec, SearchSpace
 
-__all__ = ["stage_count", "op_stages", "lut_stage_sums", "arch_features", "op_flops_m", "summarize", "summary_lut"]
+__all__ = ["stage_count", "op_stages", "arch_features", "op_flops_m", "summarize", "summary_lut"]
 
 
 def _size(op: OpSpec) -> int:
@@ -30,18 +30,6 @@ def op_stages(ops: Sequence[OpSpec], n_stages: int) -> list[int]:
     sizes = sorted({_size(op) for op in ops}, reverse=True)
     rank = {s: min(i, n_stages - 1) for i, s in enumerate(sizes)}
     return [rank[_size(op)] for op in ops]
-
-
-def lut_stage_sums(ops: Sequence[OpSpec], table: Mapping[str, float], n_stages: int) -> np.ndarray:
-    """Latency-table sums per stage (ms). A missing operator is a PredictorError naming it."""
-    out = np.zeros(n_stages)
-    for op, stage in zip(ops, op_stages(ops, n_stages), strict=True):
-        value = table.get(op.key)
-        if value is None:
-            raise PredictorError(f"operator {op.key} is not in the latency table; profile the device at this "
-                                 "resolution (`hwnas profile DEVICE --resolutions ...`)")
-        out[stage] += value
-    return out
 
 
 def op_flops_m(space: SearchSpace, op: OpSpec) -> float:

@@ -57,13 +57,10 @@ class FewShotPredictor(Predictor):
         self.scale_, _ = fit_scale_offset(total, y, offset=False)
         residual = y - self.scale_ * total
         self.correction_ = fit_ridge(comps * self.scale_, residual, weights=1.0 / y**2)
-        self.n_fit_ = len(y)
-        self.fitted_ = True
-        return self
+        return self._fitted(len(y))
 
     def predict(self, archs: Any) -> np.ndarray:
-        self._check_fitted()
-        archs = self._archs(archs)
+        archs = self._fitted_archs(archs)
         total, comps = self._parts(archs)
         return self.scale_ * total + self.correction_.predict(comps * self.scale_)
 

@@ -99,13 +99,10 @@ class GBMPredictor(Predictor):
                       "colsample_bytree": 0.8, "min_child_weight": 2.0, "lambda": 1.0, "seed": self.seed,
                       "nthread": 1, "objective": "reg:squarederror", "base_score": 0.0}
             self.booster_ = xgb.train(params, dtrain, num_boost_round=self.n_estimators)
-        self.n_fit_ = len(y)
-        self.fitted_ = True
-        return self
+        return self._fitted(len(y))
 
     def predict(self, archs: Any) -> np.ndarray:
-        self._check_fitted()
-        archs = self._archs(archs)
+        archs = self._fitted_archs(archs)
         if not archs:
             return np.zeros(0)
         feats, full = self._features(archs)

@@ -39,8 +39,7 @@ class LUTPredictor(Predictor):
         return self
 
     def components(self, archs: Any) -> np.ndarray:
-        self._check_fitted()
-        archs = self._archs(archs)
+        archs = self._fitted_archs(archs)
         sp = self.space_
         rows = [summary_lut(summarize(sp, a, self.n_stages_), self.table_, self.n_stages_) for a in archs]
         return np.array(rows).reshape(len(archs), self.n_stages_)

@@ -1,4 +1,5 @@
-"""The predictor registry: `register_predictor`, `create_predictor`, `list_predictors`, `load_predictor`."""
+"""The predictor registry: `register_predictor`, `create_predictor`, `list_predictors`, and reading saved
+predictors back by name (`load_predictor`, `predictor_from_json`)."""
 
 from __future__ import annotations
 
@@ -7,11 +8,11 @@ from pathlib import Path
 from typing import Any
 
 from hwnas.errors import PredictorError
-from hwnas.predictors.base import Predictor, read_predictor_json, resolve_space
+from hwnas.predictors.base import FORMAT, Predictor, check_header, read_predictor_json, resolve_space
 from hwnas.registry import Registry
 
 __all__ = ["PREDICTORS", "register_predictor", "create_predictor", "list_predictors", "load_predictor",
-           "predictor_class"]
+           "predictor_class", "predictor_from_json"]
 
 PREDICTORS: Registry[Predictor] = Registry("predictor", PredictorError)
 
@@ -50,6 +51,19 @@ def load_predictor(path: str | Path, space: Any = None) -> Predictor:
             raise PredictorError(f"predictor file {path} was fitted for space {found!r} with other options than "
                                  f"{expected['name']!r} here; refit it with `hwnas fit --space {expected['name']}`")
     try:
-        return Predictor.from_json(data)
+        return predictor_from_json(data)
     except PredictorError as exc:
         raise PredictorError(f"predictor file {path}: {exc}") from None
+
+
+def predictor_from_json(data: dict[str, Any]) -> Predictor:
+    """A fitted predictor from `Predictor.to_json()` output: its class found by the registered name it was saved
+    under; nested predictors (a few-shot predictor's base) are rebuilt the same way."""
+    check_header(data, "the predictor data")
+    klass = predictor_class(data["predictor"])
+    params = dict(data.get("params") or {})
+    params["space"] = data["space"]
+    for key, value in list(params.items()):
+        if isinstance(value, dict) and value.get("format") == FORMAT:
+            params[key] = predictor_from_json(value)
+    return klass.restore(params, data.get("state") or {}, data.get("meta"))

@@ -6,17 +6,17 @@ from __future__ import annotations
 import warnings
 import weakref
 from collections.abc import Callable, Sequence
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import numpy as np
 
 from hwnas.space import Arch, SearchSpace
 
-if TYPE_CHECKING:
-    from hwnas.search.prior import PriorModel
+__all__ = ["ArchFeatures", "BootstrapEnsemble", "EncodedRegressor", "ExtraFeature", "OperatorCounts",
+           "SurrogateFactory", "additive_surrogate", "default_surrogate", "ridge_surrogate"]
 
-__all__ = ["ArchFeatures", "BootstrapEnsemble", "EncodedRegressor", "OperatorCounts", "SurrogateFactory",
-           "additive_surrogate", "default_surrogate", "ridge_surrogate"]
+ExtraFeature = Callable[[Sequence[Arch]], np.ndarray]
+"""One more numeric column per arch for a surrogate (say, a model of a related task's predictions)."""
 
 
 class EncodedRegressor:
@@ -60,9 +60,9 @@ class ArchFeatures:
     cell's op counts, depth, paths and whether it is residual), those standardised on the archs of the last
     `fit`. They cost nothing to compute and carry much of what decides both accuracy and latency, which a
     one-hot encoding alone has to learn from many samples. `extra`, if given, maps archs to one more numeric
-    column (a `PriorModel`'s predictions), standardised with the rest."""
+    column (an `ExtraFeature`, e.g. a `hwnas.search.prior.PriorModel`'s predictions), standardised with the rest."""
 
-    def __init__(self, space: SearchSpace, extra: Callable[[Sequence[Arch]], np.ndarray] | None = None):
+    def __init__(self, space: SearchSpace, extra: ExtraFeature | None = None):
         self.space = space
         self.extra = extra
         self._cache = _ROW_CACHE.setdefault(space, {})  # shared by every surrogate of this space object
@@ -147,17 +147,18 @@ class BootstrapEnsemble:
     on `ArchFeatures`, fit what it leaves: each member predicts their sum. Targets are Yeo-Johnson transformed
     unless `power_transform=False`. The members' spread is the uncertainty: the loop draws one member per pick
     (Thompson sampling), so it tries archs the members disagree on as well as those they agree are good.
-    With `prior` (a fitted `hwnas.search.prior.PriorModel`), its prediction is one more feature."""
+    With `extra_feature` (say, a fitted `hwnas.search.prior.PriorModel`'s `predict`), its value is one more
+    feature."""
 
     has_std = True
 
     def __init__(self, space: SearchSpace, n_members: int = 16, seed: int = 0, trees: int = 0, ridge: bool = True,
-                 power_transform: bool = True, additive: bool = False, prior: PriorModel | None = None):
+                 power_transform: bool = True, additive: bool = False, extra_feature: ExtraFeature | None = None):
         if not (ridge or trees):
             raise ValueError("a member needs a ridge regression or trees (trees > 0)")
         if additive and not ridge:
             raise ValueError("an additive ensemble needs its ridge regression (the fitted lookup table)")
-        self.features = ArchFeatures(space, extra=prior.predict if prior is not None else None)
+        self.features = ArchFeatures(space, extra=extra_feature)
         self.counts = OperatorCounts(space) if additive else None
         self.n_members = n_members
         self.trees = trees
@@ -230,14 +231,14 @@ SurrogateFactory = Callable[[SearchSpace, str, int], Any]
 
 
 def default_surrogate(space: SearchSpace, objective: str, seed: int,
-                      prior: PriorModel | None = None) -> BootstrapEnsemble:
+                      extra_feature: ExtraFeature | None = None) -> BootstrapEnsemble:
     """The loop's default surrogate for one expensive objective: 12 bootstrap members, each the mean of a
     ridge regression (additive effects) and 25 extra trees (interactions, which decide which archs are the
     most accurate). On NAS-Bench-201 the trees find the most accurate archs where ridge alone does not.
     It serves latency too: `additive_surrogate` predicts latency better from few archs, but in the loop it did
     not reach 99% of the NAS-Bench-201 hypervolume in fewer evaluations on both devices (see the README).
-    `prior` (see `prior_surrogate`) adds its prediction as a feature."""
-    return BootstrapEnsemble(space, n_members=12, seed=seed, trees=25, prior=prior)
+    `extra_feature` adds one more feature (`hwnas.search.prior.prior_surrogate` adds a prior's prediction)."""
+    return BootstrapEnsemble(space, n_members=12, seed=seed, trees=25, extra_feature=extra_feature)
 
 
 def additive_surrogate(space: SearchSpace, objective: str, seed: int) -> BootstrapEnsemble:

@@ -169,9 +169,6 @@ class SearchSpace(ABC):
         and params, standardised by them. Default: none (k = 0)."""
         return np.zeros((len(archs), 0))
 
-    def validate_many(self, objs: Iterable[Any]) -> list[Arch]:
-        return [self.validate(o) for o in objs]
-
     def input_shape(self, arch: Arch) -> tuple[int, int, int, int]:
         """NCHW input shape of the arch's network."""
         raise NotImplementedError
