@@ -7,12 +7,11 @@ copied to the device by the transports. Usage on the device:
     python3 runner.py run MANIFEST.json     measure; JSON lines on stdout, same lines appended to the results file
     python3 runner.py unpack ARCHIVE FOLDER unpack pushed models (named by sha256, each checked)
 
-`run` is a supervisor: a worker process loads and times the models, one (model, round) task at a time, so a
-model that hangs (per-model timeout) or crashes the runtime (a corrupt file) is reported failed and the batch
-goes on in a fresh worker. Rounds are interleaved over blocks of models so drift and heating spread over all
-of them. Every finished (model, round) is appended to the results file at once, so a second `run` of the same
-manifest resumes where the first stopped (nothing is measured twice); while a first `run` is still alive, a
-second one only follows its results file (used after a dropped SSH/ADB connection).
+`run` is a supervisor (`Supervisor`): a worker process loads and times the models, so a model that hangs or
+crashes the runtime is reported failed and the batch goes on in a fresh worker; every finished (model, round) is
+appended to the results file at once, so a second `run` of the same manifest resumes (or, while the first is
+alive, follows it). The manifest, the records, stop, resume and follow are described once, in docs/devices.md
+("Runner protocol"); the host side is hwnas/devices/runner_host.py.
 """
 
 from __future__ import annotations
@@ -311,6 +310,108 @@ def runtime_version(runtime):
 
 
 # ----------------------------------------------------------------------------------------------------------
+# the manifest: written by the host (hwnas/devices/runner_host.py), read here; docs/devices.md describes it
+
+
+class ManifestError(ValueError):
+    """A manifest the runner cannot run: not JSON, a missing or unknown field, or a field of the wrong type."""
+
+
+def _is_int(value):
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+def _is_number(value):
+    return isinstance(value, (int, float)) and not isinstance(value, bool)
+
+
+def _is_ints(value):
+    return isinstance(value, list) and all(_is_int(x) for x in value)
+
+
+def _is_shapes(value):
+    return isinstance(value, list) and all(_is_ints(shape) for shape in value)
+
+
+def _or_null(check):
+    return lambda value: value is None or check(value)
+
+
+MANIFEST_VERSION = 1
+# name: (check, what the value must be, required)
+MANIFEST_FIELDS = {
+    "version": (lambda v: v == MANIFEST_VERSION, f"{MANIFEST_VERSION} (this runner's manifest version)", False),
+    "runtime": (lambda v: isinstance(v, str), "a string (tflite, onnxruntime or torch)", True),
+    "models": (lambda v: isinstance(v, list), "a list of models", True),
+    "threads": (_is_int, "an integer", False),
+    "warmup": (_is_int, "an integer", False),
+    "runs": (_is_int, "an integer", False),
+    "rounds": (_is_int, "an integer", False),
+    "min_seconds": (_or_null(_is_number), "a number or null", False),
+    "timeout_per_model_s": (_or_null(_is_number), "a number or null", False),
+    "block_size": (_or_null(_is_int), "an integer or null", False),
+    "use_gpu": (_or_null(lambda v: isinstance(v, bool)), "true, false or null", False),
+    "pin_cores": (_or_null(_is_ints), "a list of integers or null", False),
+    "results": (_or_null(lambda v: isinstance(v, str)), "a path or null", False),
+}
+MODEL_FIELDS = {
+    "index": (_is_int, "an integer", True),
+    "path": (lambda v: isinstance(v, str), "a path", True),
+    "key": (_or_null(lambda v: isinstance(v, str)), "a string or null", False),
+    "sha256": (_or_null(lambda v: isinstance(v, str)), "a string or null", False),
+    "input_shapes": (_or_null(_is_shapes), "a list of shapes (lists of integers) or null", False),
+}
+
+
+def _field_problems(obj, schema, where):
+    if not isinstance(obj, dict):
+        return [f"{where} must be a JSON object"]
+    problems = []
+    unknown = sorted(set(obj) - set(schema))
+    if unknown:
+        problems.append("{} has unknown field(s) {} (known: {})".format(where, ", ".join(unknown),
+                                                                         ", ".join(sorted(schema))))
+    for name, (check, what, required) in schema.items():
+        if name not in obj:
+            if required:
+                problems.append(f"{where} lacks {name!r}")
+        elif not check(obj[name]):
+            problems.append(f"{where}: {name!r} must be {what}, got {obj[name]!r}")
+    return problems
+
+
+def check_manifest(manifest):
+    """Every problem of a manifest (an empty list when the runner can run it)."""
+    problems = _field_problems(manifest, MANIFEST_FIELDS, "the manifest")
+    if problems or not isinstance(manifest, dict):
+        return problems
+    seen = set()
+    for position, entry in enumerate(manifest["models"]):
+        found = _field_problems(entry, MODEL_FIELDS, f"models[{position}]")
+        problems.extend(found)
+        if not found:
+            if entry["index"] in seen:
+                problems.append(f"models[{position}]: index {entry['index']} appears twice")
+            seen.add(entry["index"])
+    return problems
+
+
+def load_manifest(path):
+    """The manifest at `path`, checked; ManifestError names every problem."""
+    try:
+        with open(path) as handle:
+            manifest = json.load(handle)
+    except OSError as exc:
+        raise ManifestError(f"cannot read the manifest {path}: {exc}") from None
+    except ValueError as exc:
+        raise ManifestError(f"the manifest {path} is not JSON ({exc})") from None
+    problems = check_manifest(manifest)
+    if problems:
+        raise ManifestError("bad manifest {}: {}".format(path, "; ".join(problems)))
+    return manifest
+
+
+# ----------------------------------------------------------------------------------------------------------
 # worker: loads models and answers timing tasks, one JSON line in, one JSON line out
 
 
@@ -330,7 +431,7 @@ def _exit_with_parent():
 
 
 def worker_main(manifest_path):
-    manifest = _load_manifest(manifest_path)
+    manifest = load_manifest(manifest_path)
     _exit_with_parent()
     out = sys.stdout
     try:
@@ -403,14 +504,6 @@ def worker_main(manifest_path):
 
 # ----------------------------------------------------------------------------------------------------------
 # supervisor
-
-
-def _load_manifest(path):
-    with open(path) as handle:
-        manifest = json.load(handle)
-    if not isinstance(manifest.get("models"), list):
-        raise SystemExit(f"manifest {path} has no model list")
-    return manifest
 
 
 def summarize(samples):
@@ -539,7 +632,7 @@ def _results_path(manifest_path, manifest):
 
 
 def run_main(manifest_path):
-    manifest = _load_manifest(manifest_path)
+    manifest = load_manifest(manifest_path)
     results_path = _results_path(manifest_path, manifest)
     lock = open(results_path + ".lock", "a")
     if fcntl is not None:
@@ -567,7 +660,7 @@ def follow_main(results_path, lock):
                 record = json.loads(raw.decode())
             except ValueError:
                 continue
-            if record.get("type") in ("result", "failed", "hello"):
+            if record.get("type") in ("result", "failed"):
                 _print(raw.decode() + "\n")
             if record.get("type") == "end":
                 _print(raw.decode() + "\n")
@@ -580,7 +673,7 @@ def follow_main(results_path, lock):
             else:  # the owner died before the end: resume the batch ourselves
                 manifest_path = os.environ.get("HWNAS_RUNNER_MANIFEST")
                 if manifest_path:
-                    return supervise(manifest_path, _load_manifest(manifest_path), results_path)
+                    return supervise(manifest_path, load_manifest(manifest_path), results_path)
                 return 3
             if time.monotonic() - last_beat > HEARTBEAT_S:
                 _print(json.dumps({"type": "heartbeat"}) + "\n")
@@ -596,7 +689,8 @@ def _print(line):
         sys.exit(0)
 
 
-def supervise(manifest_path, manifest, results_path):
+def _ignore_hangups_exit_on_term():
+    """A dropped SSH/ADB link must not end the batch (SIGHUP, SIGPIPE); SIGTERM ends it cleanly."""
     if hasattr(signal, "SIGHUP"):
         signal.signal(signal.SIGHUP, signal.SIG_IGN)
     if hasattr(signal, "SIGPIPE"):
@@ -606,141 +700,189 @@ def supervise(manifest_path, manifest, results_path):
         raise SystemExit(143)
 
     signal.signal(signal.SIGTERM, on_term)
-    models = manifest["models"]
-    rounds = max(1, int(manifest.get("rounds", 1)))
-    runs = max(1, int(manifest.get("runs", 1)))
-    runs_per_round = max(1, int(math.ceil(runs / float(rounds))))
-    warmup = max(0, int(manifest.get("warmup", 0)))
-    min_seconds = float(manifest.get("min_seconds") or 0.0) / rounds
-    timeout_s = float(manifest.get("timeout_per_model_s") or 120.0)
-    block = max(1, int(manifest.get("block_size") or 64))
-    stop_path = os.path.join(os.path.dirname(results_path) or ".", "stop")
 
-    samples = {}  # index -> {round: [ms]}
-    run_total = {}
-    states = {}
-    finished = set()
-    out = Output(results_path)
-    for record in _previous_records(results_path):  # resume: replay what is already known
-        kind = record.get("type")
-        if kind == "round":
-            samples.setdefault(record["index"], {})[record["round"]] = record["samples_ms"]
-            run_total[record["index"]] = run_total.get(record["index"], 0.0) + record.get("run_total_ms", 0.0)
-            if "state" in record:
-                states.setdefault(record["index"], {})[record["state_key"]] = record["state"]
-        elif kind in ("result", "failed"):
-            finished.add(record["index"])
-            out.emit(record, to_file=False)
 
-    worker = None
-    version = None
-    fatal = None
+def supervise(manifest_path, manifest, results_path):
+    _ignore_hangups_exit_on_term()
+    return Supervisor(manifest_path, manifest, results_path).run()
 
-    def heartbeat():
-        out.emit({"type": "heartbeat"}, to_file=False)
 
-    def start_worker():
-        nonlocal version, fatal
-        w = Worker(manifest_path, results_path + ".worker.err")
+class Supervisor:
+    """Measures one manifest's batch through a worker process, block by block and round by round.
+
+    It owns the batch's state: samples and runtime totals per model and round, the device state recorded at
+    the first round, which models are finished, the worker (replaced after a crash or a hang), and the fatal
+    error that fails every model left when no worker starts at all.
+    """
+
+    def __init__(self, manifest_path, manifest, results_path):
+        self.manifest_path = manifest_path
+        self.manifest = manifest
+        self.models = manifest["models"]
+        self.rounds = max(1, int(manifest.get("rounds", 1)))
+        runs = max(1, int(manifest.get("runs", 1)))
+        self.runs_per_round = max(1, int(math.ceil(runs / float(self.rounds))))
+        self.warmup = max(0, int(manifest.get("warmup", 0)))
+        self.min_seconds = float(manifest.get("min_seconds") or 0.0) / self.rounds
+        self.timeout_s = float(manifest.get("timeout_per_model_s") or 120.0)
+        self.block_size = max(1, int(manifest.get("block_size") or 64))
+        self.results_path = results_path
+        self.stop_path = os.path.join(os.path.dirname(results_path) or ".", "stop")
+        self.samples = {}  # index -> {round: [ms]}
+        self.run_total = {}  # index -> ms inside the runtime, warm-up included, over the rounds so far
+        self.states = {}  # index -> {"before": device state}
+        self.finished = set()
+        self.worker = None
+        self.version = None
+        self.fatal = None
+        self.out = Output(results_path)
+        self.resume()
+
+    def resume(self):
+        """Replay what an earlier run of this manifest recorded: rounds are not measured again, finished
+        models are reported again (to stdout only)."""
+        for record in _previous_records(self.results_path):
+            kind = record.get("type")
+            if kind == "round":
+                index = record["index"]
+                self.samples.setdefault(index, {})[record["round"]] = record["samples_ms"]
+                self.run_total[index] = self.run_total.get(index, 0.0) + record.get("run_total_ms", 0.0)
+                if "state" in record:
+                    self.states.setdefault(index, {})[record["state_key"]] = record["state"]
+            elif kind in ("result", "failed"):
+                self.finished.add(record["index"])
+                self.out.emit(record, to_file=False)
+
+    def run(self):
         try:
-            hello = w.read_line(max(timeout_s, 60.0), heartbeat)
+            for start in range(0, len(self.models), self.block_size):
+                block = self.models[start:start + self.block_size]
+                for rnd in range(self.rounds):
+                    if not self.run_round(block, rnd):
+                        self.out.emit({"type": "end", "stopped": True})
+                        return 0
+            if self.worker is not None:
+                self.worker.close()
+            self.out.emit({"type": "end"})
+            return 0
+        finally:
+            if self.worker is not None and self.worker.proc.poll() is None:
+                self.worker.kill()
+
+    def run_round(self, block, rnd):
+        """Measure round `rnd` of the block's unfinished models; False when the host asked to stop.
+
+        The round's tasks go to the worker at once (no round trip between models); replies come back in
+        order, so the oldest unanswered task is the one running. After a lost worker, what is left goes to a
+        fresh one."""
+        pending = [e for e in block if e["index"] not in self.finished and rnd not in self.samples.get(e["index"], {})]
+        while pending:
+            if self.stopped():
+                return False
+            if self.worker is None and self.fatal is None:
+                self.worker = self.start_worker()
+            if self.worker is None:
+                self.fail(pending.pop(0), self.fatal)
+            elif self.send_tasks(pending, rnd):
+                self.collect_replies(pending, rnd)
+        return True
+
+    def stopped(self):
+        """The host asked to stop (a `stop` file), or removed the run folder (it gave up on this batch)."""
+        return os.path.exists(self.stop_path) or not os.path.exists(self.manifest_path)
+
+    def heartbeat(self):
+        self.out.emit({"type": "heartbeat"}, to_file=False)
+
+    def start_worker(self):
+        """A worker that said `ready`, or None with `fatal` set (the runtime does not start)."""
+        worker = Worker(self.manifest_path, self.results_path + ".worker.err")
+        try:
+            hello = worker.read_line(max(self.timeout_s, 60.0), self.heartbeat)
         except EOFError:
-            fatal = w.death_reason()
+            self.fatal = worker.death_reason()
             return None
         if hello is None or hello.get("type") != "ready":
-            fatal = (hello or {}).get("error") or "runtime did not start"
-            w.kill()
+            self.fatal = (hello or {}).get("error") or "runtime did not start"
+            worker.kill()
             return None
-        version = hello["runtime_version"]
-        return w
+        self.version = hello["runtime_version"]
+        return worker
 
-    def fail(entry, error):
-        finished.add(entry["index"])
-        out.emit({"type": "failed", "index": entry["index"], "key": entry.get("key"),
-                  "sha256": entry.get("sha256"), "runtime": manifest["runtime"], "runtime_version": version,
-                  "error": error, "timestamp": time.time()})
+    def send_tasks(self, pending, rnd):
+        """Send one task per pending model; False (the first pending model failed) when the worker is gone."""
+        try:
+            for entry in pending:
+                self.worker.send({"index": entry["index"], "round": rnd, "warmup": self.warmup,
+                                  "runs": self.runs_per_round, "min_seconds": self.min_seconds,
+                                  "state_before": rnd == 0, "state_after": rnd == self.rounds - 1})
+        except OSError:
+            self.lose_worker(pending, self.worker.death_reason())
+            return False
+        return True
 
-    def stopped():
-        """The host asked to stop (a `stop` file), or removed the run folder (it gave up on this batch)."""
-        return os.path.exists(stop_path) or not os.path.exists(manifest_path)
+    def collect_replies(self, pending, rnd):
+        """Read the replies to the sent tasks in order; stop at a lost worker, a hang, or a stop request."""
+        while pending:
+            entry = pending[0]
+            try:
+                reply = self.worker.read_line(self.timeout_s, self.heartbeat)
+            except (EOFError, OSError):
+                self.lose_worker(pending, self.worker.death_reason())
+                return
+            if reply is None:
+                self.worker.kill()
+                self.lose_worker(pending, f"timed out after {self.timeout_s:.1f} s (timeout_per_model_s)")
+                return
+            pending.pop(0)
+            if reply.get("type") == "error":
+                self.fail(entry, reply["error"])
+            else:
+                self.record_round(entry, rnd, reply)
+            if self.stopped():
+                return
 
-    def record_reply(entry, rnd, reply):
+    def lose_worker(self, pending, error):
+        """The worker died or hung on the oldest pending model: that model fails; the next task starts a
+        fresh worker."""
+        self.worker = None
+        self.fail(pending.pop(0), error)
+
+    def fail(self, entry, error):
+        self.finished.add(entry["index"])
+        self.out.emit({"type": "failed", "index": entry["index"], "key": entry.get("key"),
+                       "sha256": entry.get("sha256"), "runtime": self.manifest["runtime"],
+                       "runtime_version": self.version, "error": error, "timestamp": time.time()})
+
+    def record_round(self, entry, rnd, reply):
+        """File one round's samples (results file only); after the last round, the model's result."""
         index = entry["index"]
         record = {"type": "round", "index": index, "round": rnd, "samples_ms": reply["samples_ms"],
                   "run_total_ms": reply["run_total_ms"]}
-        samples.setdefault(index, {})[rnd] = reply["samples_ms"]
-        run_total[index] = run_total.get(index, 0.0) + reply["run_total_ms"]
+        self.samples.setdefault(index, {})[rnd] = reply["samples_ms"]
+        self.run_total[index] = self.run_total.get(index, 0.0) + reply["run_total_ms"]
         if "state_before" in reply:
             record.update(state_key="before", state=reply["state_before"])
-            states.setdefault(index, {})["before"] = reply["state_before"]
-        out.emit(record, to_stdout=False)
-        if rnd != rounds - 1:
-            return
-        all_samples = [x for r in sorted(samples[index]) for x in samples[index][r]]
-        result = {"type": "result", "index": index, "key": entry.get("key"), "sha256": entry.get("sha256"),
-                  "runtime": manifest["runtime"], "runtime_version": version,
-                  "threads": int(manifest.get("threads", 1)), "warmup": warmup, "runs": runs_per_round * rounds,
-                  "rounds": rounds, "run_total_ms": run_total[index],
-                  "state_before": states.get(index, {}).get("before", {}),
-                  "state_after": reply.get("state_after", {}), "timestamp": time.time()}
-        if reply.get("providers"):
-            result["providers"] = reply["providers"]
-        result.update(summarize(all_samples))
-        finished.add(index)
-        out.emit(result)
+            self.states.setdefault(index, {})["before"] = reply["state_before"]
+        self.out.emit(record, to_stdout=False)
+        if rnd == self.rounds - 1:
+            self.emit_result(entry, reply)
 
-    try:
-        for start in range(0, len(models), block):
-            chunk = models[start:start + block]
-            for rnd in range(rounds):
-                # the tasks of one round of a block go to the worker at once (no round trip between models);
-                # replies come back in order, so the oldest unanswered task is the one running
-                pending = [e for e in chunk if e["index"] not in finished and rnd not in samples.get(e["index"], {})]
-                while pending:
-                    if stopped():
-                        out.emit({"type": "end", "stopped": True})
-                        return 0
-                    if worker is None and fatal is None:
-                        worker = start_worker()
-                    if worker is None:
-                        fail(pending.pop(0), fatal)
-                        continue
-                    try:
-                        for entry in pending:
-                            worker.send({"index": entry["index"], "round": rnd, "warmup": warmup,
-                                         "runs": runs_per_round, "min_seconds": min_seconds,
-                                         "state_before": rnd == 0, "state_after": rnd == rounds - 1})
-                    except OSError:
-                        fail(pending.pop(0), worker.death_reason())
-                        worker = None
-                        continue
-                    while pending:
-                        entry = pending[0]
-                        try:
-                            reply = worker.read_line(timeout_s, heartbeat)
-                        except (EOFError, OSError):
-                            fail(pending.pop(0), worker.death_reason())
-                            worker = None
-                            break
-                        if reply is None:
-                            worker.kill()
-                            worker = None
-                            fail(pending.pop(0), f"timed out after {timeout_s:.1f} s (timeout_per_model_s)")
-                            break
-                        pending.pop(0)
-                        if reply.get("type") == "error":
-                            fail(entry, reply["error"])
-                        else:
-                            record_reply(entry, rnd, reply)
-                        if stopped():
-                            break
-        if worker is not None:
-            worker.close()
-        out.emit({"type": "end"})
-        return 0
-    finally:
-        if worker is not None and worker.proc.poll() is None:
-            worker.kill()
+    def emit_result(self, entry, last_reply):
+        index = entry["index"]
+        all_samples = [x for r in sorted(self.samples[index]) for x in self.samples[index][r]]
+        result = {"type": "result", "index": index, "key": entry.get("key"), "sha256": entry.get("sha256"),
+                  "runtime": self.manifest["runtime"], "runtime_version": self.version,
+                  "threads": int(self.manifest.get("threads", 1)), "warmup": self.warmup,
+                  "runs": self.runs_per_round * self.rounds, "rounds": self.rounds,
+                  "run_total_ms": self.run_total[index],
+                  "state_before": self.states.get(index, {}).get("before", {}),
+                  "state_after": last_reply.get("state_after", {}), "timestamp": time.time()}
+        if last_reply.get("providers"):
+            result["providers"] = last_reply["providers"]
+        result.update(summarize(all_samples))
+        self.finished.add(index)
+        self.out.emit(result)
 
 
 def unpack_main(archive, dest):
@@ -795,10 +937,14 @@ def main(argv=None):
     if len(argv) != 2:
         sys.stderr.write(f"usage: runner.py {argv[0]} MANIFEST.json\n")
         return 2
-    if argv[0] == "worker":
-        return worker_main(argv[1])
-    os.environ["HWNAS_RUNNER_MANIFEST"] = argv[1]
-    return run_main(argv[1])
+    try:
+        if argv[0] == "worker":
+            return worker_main(argv[1])
+        os.environ["HWNAS_RUNNER_MANIFEST"] = argv[1]
+        return run_main(argv[1])
+    except ManifestError as exc:
+        sys.stderr.write(f"runner: {exc}\n")
+        return 2
 
 
 if __name__ == "__main__":

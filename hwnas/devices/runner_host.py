@@ -23,10 +23,11 @@ from typing import Any
 
 from hwnas.devices.base import BenchmarkModel, BenchmarkSettings, Device, Measurement, sha256_file
 from hwnas.devices.inventory import DeviceConfig
+from hwnas.devices.runner import MANIFEST_VERSION, check_manifest
 from hwnas.errors import DeviceError, HostKeyError, TransportError
 
-__all__ = ["RunnerDevice", "LineStream", "RUNNER_PATH", "runner_sha256", "measurement_from_record",
-           "failed_measurement"]
+__all__ = ["RunnerDevice", "LineStream", "RUNNER_PATH", "runner_sha256", "build_manifest",
+           "measurement_from_record", "failed_measurement"]
 
 RUNNER_PATH = Path(__file__).with_name("runner.py")
 MAX_ATTEMPTS_WITHOUT_PROGRESS = 4
@@ -108,6 +109,27 @@ def failed_measurement(sha256: str, key: str, device: str, settings: BenchmarkSe
         threads=settings.threads, warmup=settings.warmup, runs=0, median_ms=_nan(), mean_ms=_nan(),
         std_ms=_nan(), min_ms=_nan(), p90_ms=_nan(), n=0, timestamp=time.time(), status="failed", error=error,
     )
+
+
+def build_manifest(models: Sequence[BenchmarkModel], paths: dict[str, str], settings: BenchmarkSettings,
+                   results: str) -> dict[str, Any]:
+    """The manifest the runner reads (docs/devices.md, "Runner protocol"): the settings, the results file, and per
+    model its index, path on the device (`paths`: sha256 -> path), key, sha256 and input shapes. It is checked
+    against the runner's own schema here, so a bad setting fails on the host, naming the field."""
+    manifest = {
+        "version": MANIFEST_VERSION, "runtime": settings.runtime, "threads": settings.threads,
+        "warmup": settings.warmup, "runs": settings.runs, "min_seconds": settings.min_seconds,
+        "rounds": settings.rounds, "timeout_per_model_s": settings.timeout_per_model_s, "use_gpu": settings.use_gpu,
+        "pin_cores": list(settings.pin_cores) if settings.pin_cores else None,
+        "results": results,
+        "models": [{"index": i, "path": paths[m.sha256], "key": m.key, "sha256": m.sha256,
+                    "input_shapes": [list(s) for s in m.input_shapes] if m.input_shapes else None}
+                   for i, m in enumerate(models)],
+    }
+    problems = check_manifest(manifest)
+    if problems:
+        raise DeviceError(f"cannot measure with these settings: {'; '.join(problems)}")
+    return manifest
 
 
 def _remote_name(model: BenchmarkModel) -> str:
@@ -265,16 +287,7 @@ class RunnerDevice(Device):
         runner = self._retrying(self._runner_remote, batch_deadline)
         paths = self._retrying(lambda: self.push_models(models, runner), batch_deadline)
         run_dir = self._path("runs", f"{time.strftime('%Y%m%d-%H%M%S')}-{uuid.uuid4().hex[:8]}")
-        manifest = {
-            "version": 1, "runtime": settings.runtime, "threads": settings.threads, "warmup": settings.warmup,
-            "runs": settings.runs, "min_seconds": settings.min_seconds, "rounds": settings.rounds,
-            "timeout_per_model_s": settings.timeout_per_model_s, "use_gpu": settings.use_gpu,
-            "pin_cores": list(settings.pin_cores) if settings.pin_cores else None,
-            "results": posixpath.join(run_dir, "results.jsonl"),
-            "models": [{"index": i, "path": paths[m.sha256], "key": m.key, "sha256": m.sha256,
-                        "input_shapes": [list(s) for s in m.input_shapes] if m.input_shapes else None}
-                       for i, m in enumerate(models)],
-        }
+        manifest = build_manifest(models, paths, settings, posixpath.join(run_dir, "results.jsonl"))
         self.last_run_dir = run_dir
         manifest_path = posixpath.join(run_dir, "manifest.json")
         self._retrying(lambda: self._write_file(manifest_path, json.dumps(manifest).encode()), batch_deadline)
