@@ -34,7 +34,6 @@ from pathlib import Path
 
 import numpy as np
 
-from hwnas.benchmarks import Table
 from hwnas.objective import FunctionObjective
 from hwnas.search import (
     Evaluator,
@@ -47,6 +46,7 @@ from hwnas.search import (
 )
 from hwnas.search.prior import PriorModel
 from hwnas.search.surrogate import additive_surrogate, default_surrogate, ridge_surrogate
+from hwnas.search.tabular import Table
 
 DATA = Path(__file__).resolve().parents[1] / ".." / "shared" / "data" / "nasbench201"
 TARGETS = (0.95, 0.98, 0.99)

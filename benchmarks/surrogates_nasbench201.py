@@ -69,7 +69,7 @@ def local_search_with_noisy_guesses(table, device: str, sigmas=(0.0, 0.5, 1.0), 
     """How good an accuracy surrogate must be: from 20 archs spread over the FLOPs range (as the accelerated loop
     starts), evaluate one at a time the one-edge neighbour of the validated front whose guessed top-1 (the true
     one plus Gaussian error of `sigma` points, latency exact) adds the most hypervolume. Median evaluations to 99%."""
-    from hwnas.search.random_search import sample_spread
+    from hwnas.search.sampling import sample_spread
     from hwnas.space.nasbench201 import EDGES, OPS, NB201Arch
 
     space, acc = table.space, np.asarray(table.data["cifar10_test_acc"])

@@ -12,8 +12,8 @@ import numpy as np
 
 from hwnas import space as spaces
 from hwnas.errors import PredictorError
+from hwnas.files import atomic_write_text
 from hwnas.space import Arch, SearchSpace
-from hwnas.workspace import atomic_write_text
 
 __all__ = ["Predictor", "FORMAT", "FORMAT_VERSION", "check_header", "read_predictor_json", "resolve_space"]
 

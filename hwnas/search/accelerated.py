@@ -10,17 +10,19 @@ from collections.abc import Callable
 import numpy as np
 from pymoo.operators.survival.rank_and_crowding.metrics import calc_crowding_distance
 
+from hwnas.search.algorithms import register_algorithm
 from hwnas.search.evaluator import Evaluator
 from hwnas.search.nsga2 import run_nsga2
 from hwnas.search.pareto import Normalization, hypervolume, hypervolume_gains, nondominated_ranks, pareto_mask
 from hwnas.search.prior import PriorModel, prior_front, prior_surrogate
-from hwnas.search.random_search import effective_candidate, sample_new, sample_spread
+from hwnas.search.sampling import effective_candidate, sample_new, sample_spread
 from hwnas.search.surrogate import SurrogateFactory, default_surrogate
 from hwnas.space import Arch
 
 __all__ = ["accelerated_search"]
 
 
+@register_algorithm("accelerated")
 def accelerated_search(evaluator: Evaluator, seed: int = 0, n_init: int = 20, batch: int = 5,
                        inner_pop: int = 20, inner_gens: int = 5, select: str = "thompson", optimism: float = 0.0,
                        n_mutants: int = 10, n_random: int = 500, n_spread: int = 100,

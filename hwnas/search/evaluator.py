@@ -4,7 +4,7 @@ evaluations against the budget, reports each record as it happens, and resumes f
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, KeysView, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -111,8 +111,9 @@ class Evaluator:
         return self.admissible is None or bool(self.admissible(arch))
 
     @property
-    def seen_keys(self) -> set[str]:
-        return set(self._seen)
+    def seen_keys(self) -> KeysView[str]:
+        """The keys of the archs evaluated so far: a live, read-only view (it grows as the search evaluates)."""
+        return self._seen.keys()
 
     # ------------------------------------------------------------ evaluation
     def evaluate(self, archs: Sequence[Arch]) -> list[EvaluationRecord]:
@@ -170,6 +171,11 @@ class Evaluator:
             self._accept(EvaluationRecord(rec.arch, values, 0, rec.time_s, dict(rec.extra)), computed=False,
                          reused=True)
         return len(take)
+
+    def accept(self, record: EvaluationRecord) -> None:
+        """Count `record` (say, of an earlier run of this search that a resumed one did not retrace: it was paid
+        for) as evaluated by this search, against the budget, without evaluating its arch again."""
+        self._accept(record, computed=False)
 
     def _compute(self, archs: list[Arch]) -> None:
         start = time.perf_counter()

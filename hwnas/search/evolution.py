@@ -10,70 +10,12 @@ from typing import Any
 import numpy as np
 
 from hwnas.errors import SearchError
-from hwnas.objective import Constraint
+from hwnas.search.algorithms import register_algorithm
 from hwnas.search.evaluator import Evaluator
-from hwnas.search.nsga2 import run_nsga2
+from hwnas.search.feasibility import check_constraints, feasible_child
 from hwnas.space import Arch, SearchSpace
 
-__all__ = ["BudgetInfeasible", "check_constraints", "constrained_evolution"]
-
-
-class BudgetInfeasible(SearchError):
-    """No arch of the space meets the constraints; `arch` and `values` describe the closest one found."""
-
-    def __init__(self, message: str, arch: Arch | None = None, values: dict[str, float] | None = None):
-        super().__init__(message)
-        self.arch = arch
-        self.values = values or {}
-
-
-def _violation(constraints: Sequence[Constraint], archs: Sequence[Arch]) -> tuple[np.ndarray, dict[str, np.ndarray]]:
-    values = {c.name: c.objective.evaluate(archs) for c in constraints}
-    cv = np.zeros(len(archs))
-    for c in constraints:
-        cv = cv + c.violation(values[c.name])
-    return cv, values
-
-
-def check_constraints(space: SearchSpace, constraints: Sequence[Constraint], seed: int = 0,
-                      n_sample: int = 500, generations: int = 30) -> Arch | None:
-    """Make sure some arch meets the cheap constraints: random samples first, then a short NSGA-II minimising
-    the total violation. Raises BudgetInfeasible naming the closest arch found (e.g. the fastest subnet).
-    Returns a feasible arch (None when there are no cheap constraints to check)."""
-    cheap = [c for c in constraints if not c.objective.expensive]
-    if not cheap:
-        return None
-    rng = np.random.default_rng(seed)
-    archs = space.sample(rng, n_sample)
-    cv, _ = _violation(cheap, archs)
-    if (cv <= 0).any():
-        return archs[int(np.argmin(cv))]
-
-    def fitness(cands: list[Arch]) -> tuple[np.ndarray, np.ndarray]:
-        v, _ = _violation(cheap, cands)
-        return v[:, None], np.zeros((len(cands), 0))
-
-    start = [archs[i] for i in np.argsort(cv)[:50]]
-    found, F, _ = run_nsga2(space, fitness, 1, 0, pop_size=50, n_gen=generations, seed=seed, initial=start)
-    best = int(np.argmin(F[:, 0]))
-    if F[best, 0] <= 0:
-        return found[best]
-    _, values = _violation(cheap, [found[best]])
-    closest = {name: float(v[0]) for name, v in values.items()}
-    limits = ", ".join(f"{c.name} <= {c.upper:g}" if c.upper is not None else f"{c.name} >= {c.lower:g}"
-                       for c in cheap)
-    got = ", ".join(f"{name} = {v:.3g}" for name, v in closest.items())
-    raise BudgetInfeasible(f"no subnet meets {limits}; the closest found is {found[best].key} with {got}: "
-                           "relax the budget", found[best], closest)
-
-
-def _feasible_child(make: Callable[[], Arch], constraints: Sequence[Constraint], tries: int) -> Arch | None:
-    cheap = [c for c in constraints if not c.objective.expensive]
-    for _ in range(tries):
-        child = make()
-        if not cheap or _violation(cheap, [child])[0][0] <= 0:
-            return child
-    return None
+__all__ = ["constrained_evolution"]
 
 
 def _mutant(space: SearchSpace, parents: Sequence[Arch], rng: np.random.Generator, prob: float) -> Arch:
@@ -84,6 +26,7 @@ def _crossed(space: SearchSpace, parents: Sequence[Arch], rng: np.random.Generat
     return space.crossover(parents[int(rng.integers(len(parents)))], parents[int(rng.integers(len(parents)))], rng)
 
 
+@register_algorithm("evolution")
 def constrained_evolution(evaluator: Evaluator, objective: str | None = None, seed: int = 0,
                           population: int = 50, parent_ratio: float = 0.25, mutation_ratio: float = 0.5,
                           mutate_prob: float = 0.1, max_tries: int = 200,
@@ -110,7 +53,7 @@ def constrained_evolution(evaluator: Evaluator, objective: str | None = None, se
         taken = evaluator.seen_keys
         for i in range(max_tries):
             maker = fallback if fallback is not None and i >= max_tries // 2 else make
-            child = _feasible_child(maker, evaluator.constraints, max_tries)
+            child = feasible_child(maker, evaluator.constraints, max_tries)
             if child is None:
                 return None
             if child.key not in taken and evaluator.admits(child):

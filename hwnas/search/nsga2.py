@@ -17,6 +17,7 @@ from pymoo.operators.repair.rounding import RoundingRepair
 from pymoo.operators.sampling.rnd import IntegerRandomSampling
 from pymoo.problems.static import StaticProblem
 
+from hwnas.search.algorithms import register_algorithm
 from hwnas.search.evaluator import Evaluator
 from hwnas.search.prior import PriorModel, prior_front
 from hwnas.space import Arch, SearchSpace
@@ -138,6 +139,7 @@ def run_nsga2(space: SearchSpace, fitness: Fitness, n_obj: int, n_constr: int = 
     return archs_all, F_out, G_out
 
 
+@register_algorithm("nsga2")
 def nsga2_search(evaluator: Evaluator, pop_size: int = 50, seed: int = 0,
                  progress: Callable[[Evaluator], None] | None = None, prior: PriorModel | None = None,
                  **options) -> Evaluator:
@@ -149,7 +151,7 @@ def nsga2_search(evaluator: Evaluator, pop_size: int = 50, seed: int = 0,
         options["initial"] = prior_front(space, prior, evaluator.objectives, pop_size, np.random.default_rng(seed),
                                          evaluator.constraints, evaluator.admissible, evaluator.seen_keys)
     algorithm, problem = make_nsga2(space, len(evaluator.objectives), len(evaluator.constraints), pop_size,
-                                    seed, exclude=_LiveKeys(evaluator), **options)
+                                    seed, exclude=evaluator.seen_keys, **options)
     while evaluator.remaining > 0:
         pop = algorithm.ask()
         if pop is None or len(pop) == 0:
@@ -170,19 +172,3 @@ def nsga2_search(evaluator: Evaluator, pop_size: int = 50, seed: int = 0,
 
 
 _RULED_OUT = 1e30
-
-
-class _LiveKeys(Collection[str]):
-    """The evaluator's evaluated keys, read live (a set copy would go stale)."""
-
-    def __init__(self, evaluator: Evaluator):
-        self.evaluator = evaluator
-
-    def __contains__(self, key: object) -> bool:
-        return key in self.evaluator._seen
-
-    def __iter__(self):
-        return iter(self.evaluator._seen)
-
-    def __len__(self) -> int:
-        return len(self.evaluator._seen)

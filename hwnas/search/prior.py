@@ -11,7 +11,7 @@ import numpy as np
 
 from hwnas.objective import Constraint, Objective
 from hwnas.search.pareto import nondominated_ranks
-from hwnas.search.random_search import effective_sample
+from hwnas.search.sampling import effective_sample
 from hwnas.search.surrogate import ArchFeatures, BootstrapEnsemble, SurrogateFactory, default_surrogate
 from hwnas.space import Arch, SearchSpace
 

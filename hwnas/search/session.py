@@ -12,24 +12,15 @@ import numpy as np
 
 from hwnas.errors import SearchError
 from hwnas.objective import Constraint, Objective
-from hwnas.search.accelerated import accelerated_search
+from hwnas.search.algorithms import create_algorithm
 from hwnas.search.evaluator import EvaluationRecord, Evaluator
-from hwnas.search.evolution import check_constraints, constrained_evolution
-from hwnas.search.nsga2 import nsga2_search
+from hwnas.search.feasibility import check_constraints
 from hwnas.search.pareto import Normalization
-from hwnas.search.random_search import random_search
 from hwnas.search.report import write_report
 from hwnas.search.runfolder import RunFolder
 from hwnas.space import SearchSpace
 
-__all__ = ["ALGORITHMS", "SearchOutcome", "default_normalization", "run_search"]
-
-ALGORITHMS: dict[str, Callable[..., Evaluator]] = {
-    "accelerated": accelerated_search,
-    "nsga2": nsga2_search,
-    "random": random_search,
-    "evolution": constrained_evolution,
-}
+__all__ = ["SearchOutcome", "default_normalization", "run_search"]
 
 
 @dataclass
@@ -73,10 +64,10 @@ def run_search(space: SearchSpace, objectives: Sequence[Objective], out: str | P
     """Search `space` for the front of `objectives` under `constraints` with at most `budget` expensive
     evaluations, into the run folder `out` (resumed if it holds the same search). `reuse`: records of other
     searches whose expensive values hold for this one (the same supernet and data), taken without spending
-    the budget, their cheap values computed afresh (`Evaluator.reuse`). On KeyboardInterrupt
-    the results so far are written and the interrupt is raised again."""
-    if algorithm not in ALGORITHMS:
-        raise SearchError(f"unknown algorithm {algorithm!r}; choose one of {', '.join(ALGORITHMS)}")
+    the budget, their cheap values computed afresh (`Evaluator.reuse`). `algorithm` is a registered name
+    (`hwnas.search.algorithms.list_algorithms()`), `options` its options. On KeyboardInterrupt the results so
+    far are written and the interrupt is raised again."""
+    search = create_algorithm(algorithm, **(options or {}))  # a SearchError names an unknown one or option
     if budget < 1:
         raise SearchError(f"the evaluation budget must be at least 1, got {budget}")
     check_constraints(space, constraints, seed)  # raises BudgetInfeasible naming the closest arch
@@ -98,13 +89,13 @@ def run_search(space: SearchSpace, objectives: Sequence[Objective], out: str | P
     reused = evaluator.reuse(reuse) if reuse else 0
     interrupted = False
     try:
-        ALGORITHMS[algorithm](evaluator, seed=seed, progress=progress, **(options or {}))
+        search(evaluator, seed=seed, progress=progress)
     except KeyboardInterrupt:
         interrupted = True
     # archs of an earlier run that this run did not retrace still count: they were paid for
     for rec in previous:
         if not evaluator.is_evaluated(rec.arch):
-            evaluator._accept(rec, computed=False)
+            evaluator.accept(rec)
     extras = {r.key: extra(r) for r in evaluator.front()} if extra is not None else None
     rows = run.write_results(evaluator, extras)
     write_report(run)

@@ -8,10 +8,11 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from hwnas.supernet.base import Supernet
 from hwnas.supernet.blocks import build_op_module, build_subnet
 from hwnas.supernet.checkpoint import create_supernet, load_checkpoint, save_checkpoint
 from hwnas.supernet.evaluate import evaluate, recalibrate_bn
-from hwnas.supernet.ofa_mbv3 import OFAMobileNetV3Supernet, Supernet
+from hwnas.supernet.ofa_mbv3 import OFAMobileNetV3Supernet
 
 __all__ = [
     "Supernet",

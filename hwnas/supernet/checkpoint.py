@@ -3,7 +3,6 @@
 
 from __future__ import annotations
 
-import io
 from pathlib import Path
 from typing import Any
 
@@ -11,14 +10,12 @@ import torch
 
 from hwnas.errors import CheckpointError, HwnasError, SpaceError, SupernetError
 from hwnas.space import OFAMobileNetV3Space, SearchSpace, from_config
-from hwnas.supernet.ofa_mbv3 import OFAMobileNetV3Supernet, Supernet
-from hwnas.workspace import atomic_write_bytes
+from hwnas.supernet.base import FORMAT, FORMAT_VERSION, Supernet
+from hwnas.supernet.ofa_mbv3 import OFAMobileNetV3Supernet
 
 __all__ = ["create_supernet", "load_checkpoint", "save_checkpoint", "read_checkpoint", "normalise_ofa_keys",
            "FORMAT", "FORMAT_VERSION"]
 
-FORMAT = "hwnas-supernet"
-FORMAT_VERSION = 1
 _SHOW = 5  # how many keys an error names
 
 
@@ -32,17 +29,9 @@ def create_supernet(space: SearchSpace, mos_experts: int = 0, router_hidden: int
 
 def save_checkpoint(supernet: Supernet, path: str | Path, meta: dict[str, Any] | None = None,
                     extra: dict[str, Any] | None = None) -> None:
-    """Atomically write `{"space", "state_dict", "meta"}` (plus `extra` entries, e.g. training state)."""
-    payload: dict[str, Any] = {
-        "space": supernet.space.config(),
-        "state_dict": {k: v.detach().contiguous().clone() for k, v in supernet.state_dict().items()},
-        "meta": {"format": FORMAT, "version": FORMAT_VERSION, "supernet": dict(supernet.options), **(meta or {})},
-    }
-    if extra:
-        payload.update(extra)
-    buffer = io.BytesIO()
-    torch.save(payload, buffer)
-    atomic_write_bytes(Path(path), buffer.getvalue())
+    """Atomically write `{"space", "state_dict", "meta"}` (plus `extra` entries, e.g. training state):
+    `supernet.save`."""
+    supernet.save(path, meta=meta, extra=extra)
 
 
 def read_checkpoint(path: str | Path) -> dict[str, Any]:

@@ -10,13 +10,14 @@ from typing import Any
 import torch
 from torch import nn
 
-from hwnas.errors import InvalidArchError, SupernetError
+from hwnas.errors import SupernetError
 from hwnas.space import OFAArch, OFAMobileNetV3Space
 from hwnas.space.ofa_mbv3 import STAGE_ACTS, STAGE_SE, STAGE_STRIDES
+from hwnas.supernet.base import Supernet
 from hwnas.supernet.blocks import Classifier, ConvBNAct, GlobalAvgPool, MBConv, build_op_module
 from hwnas.supernet.elastic import ElasticConv, ElasticMBConv
 
-__all__ = ["Supernet", "OFAMobileNetV3Supernet", "ResidualBlock"]
+__all__ = ["OFAMobileNetV3Supernet", "ResidualBlock"]
 
 
 class ResidualBlock(nn.Module):
@@ -30,31 +31,6 @@ class ResidualBlock(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         y = self.conv(x)
         return y + x if self.idskip else y
-
-
-class Supernet(nn.Module):
-    """Base of weight-sharing supernets: a space, an active arch, extraction and saving."""
-
-    space: Any
-    options: dict[str, Any]
-
-    def validate(self, arch: Any) -> Any:
-        try:
-            return self.space.validate(arch)
-        except InvalidArchError as exc:
-            raise SupernetError(f"arch is outside this supernet's space ({self.space!r}): {exc}") from None
-
-    def set_active(self, arch: Any) -> Any:  # pragma: no cover - abstract
-        raise NotImplementedError
-
-    def extract(self, arch: Any) -> nn.Module:  # pragma: no cover - abstract
-        raise NotImplementedError
-
-    def save(self, path: Any, meta: dict[str, Any] | None = None, extra: dict[str, Any] | None = None) -> None:
-        """Write our checkpoint format atomically: {"space", "state_dict", "meta"} (+ `extra` keys)."""
-        from hwnas.supernet.checkpoint import save_checkpoint
-
-        save_checkpoint(self, path, meta=meta, extra=extra)
 
 
 class OFAMobileNetV3Supernet(Supernet):

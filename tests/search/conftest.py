@@ -8,11 +8,11 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from hwnas.benchmarks import Table
 from hwnas.cli.app import main
 from hwnas.devices.inventory import add_device
 from hwnas.predictors import create_predictor
 from hwnas.search import Normalization, hypervolume, pareto_mask
+from hwnas.search.tabular import Table
 from hwnas.supernet import demo_checkpoint_path, load_checkpoint
 from hwnas.workspace import Workspace
 

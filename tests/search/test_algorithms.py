@@ -12,7 +12,8 @@ from hwnas.search import (
     nsga2_search,
     random_search,
 )
-from hwnas.search.evolution import BudgetInfeasible, check_constraints, constrained_evolution
+from hwnas.search.evolution import constrained_evolution
+from hwnas.search.feasibility import BudgetInfeasible, check_constraints
 
 
 class Counting:
@@ -160,7 +161,7 @@ def test_candidate_pool_holds_one_arch_per_network_and_none_already_validated(nb
 
 
 def test_sample_spread_covers_the_flops_range_with_new_effective_archs(nb201_table):
-    from hwnas.search.random_search import sample_new, sample_spread
+    from hwnas.search.sampling import sample_new, sample_spread
 
     space = nb201_table.space
     table_flops = np.array([space.flops(space.effective(a)) for a in nb201_table.archs])

@@ -6,12 +6,12 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from hwnas.benchmarks import Table
 from hwnas.objective import Constraint, FunctionObjective
 from hwnas.search import Evaluator, Normalization, hypervolume, nsga2_search, pareto_mask
 from hwnas.search.prior import PriorModel, prior_front, prior_surrogate
-from hwnas.search.random_search import sample_spread
+from hwnas.search.sampling import sample_spread
 from hwnas.search.surrogate import default_surrogate
+from hwnas.search.tabular import Table
 
 NB201 = Path(__file__).resolve().parents[3] / "shared" / "data" / "nasbench201"
 ACC, RELATED, LAT = "cifar10_test_acc", "cifar100_test_acc", "cifar10_raspi4_latency_ms"

@@ -7,7 +7,7 @@ import pytest
 
 from hwnas.errors import SearchError
 from hwnas.objective import Constraint, FunctionObjective
-from hwnas.search.evolution import BudgetInfeasible
+from hwnas.search.feasibility import BudgetInfeasible
 from hwnas.search.session import run_search
 
 

@@ -3,8 +3,8 @@
 import numpy as np
 import pytest
 
-from hwnas.benchmarks import Table
 from hwnas.errors import SearchError
+from hwnas.search.tabular import Table
 from hwnas.space import create
 
 
