@@ -12,9 +12,9 @@ from pathlib import Path
 from typing import Any
 
 from hwnas.errors import SearchError
+from hwnas.files import atomic_write_text
 from hwnas.search.evaluator import EvaluationRecord, Evaluator
 from hwnas.space import SearchSpace
-from hwnas.workspace import atomic_write_text
 
 __all__ = ["RunFolder", "RESUME_KEYS"]
 
@@ -23,39 +23,29 @@ RESUME_KEYS = ("space", "objectives", "constraints", "algorithm", "seed", "super
                "prior")
 
 
+class _RunFile:
+    """A file of the run folder, read as an attribute: `run.front_csv` is `run.path / "front.csv"`."""
+
+    def __init__(self, name: str):
+        self.name = name
+
+    def __get__(self, run: RunFolder | None, owner: type | None = None) -> Any:
+        return self if run is None else run.path / self.name
+
+
 class RunFolder:
     """Files of one search run. `append(record)` writes one line and flushes it to disk."""
 
+    settings_path = _RunFile("settings.json")
+    evaluated_path = _RunFile("evaluated.jsonl")
+    front_json = _RunFile("front.json")
+    front_csv = _RunFile("front.csv")
+    hv_path = _RunFile("hypervolume.json")
+    plot_path = _RunFile("pareto.png")
+    report_path = _RunFile("report.html")
+
     def __init__(self, path: str | Path):
         self.path = Path(path)
-
-    @property
-    def settings_path(self) -> Path:
-        return self.path / "settings.json"
-
-    @property
-    def evaluated_path(self) -> Path:
-        return self.path / "evaluated.jsonl"
-
-    @property
-    def front_json(self) -> Path:
-        return self.path / "front.json"
-
-    @property
-    def front_csv(self) -> Path:
-        return self.path / "front.csv"
-
-    @property
-    def hv_path(self) -> Path:
-        return self.path / "hypervolume.json"
-
-    @property
-    def plot_path(self) -> Path:
-        return self.path / "pareto.png"
-
-    @property
-    def report_path(self) -> Path:
-        return self.path / "report.html"
 
     # -------------------------------------------------------------- settings
     def read_settings(self) -> dict[str, Any]:

@@ -134,8 +134,17 @@ class SearchSpace(ABC):
         """The operators the arch runs, in order (repeats kept: one per layer)."""
 
     @abstractmethod
+    def covering_archs(self) -> Iterable[Arch]:
+        """Archs that together run every operator any arch of the space can run."""
+
     def all_operators(self) -> list[OpSpec]:
-        """Every distinct operator any arch of the space can run (by key)."""
+        """Every distinct operator any arch of the space can run (by key), in the order `covering_archs` runs
+        them."""
+        seen: dict[str, OpSpec] = {}
+        for arch in self.covering_archs():
+            for op in self.operators(arch):
+                seen.setdefault(op.key, op)
+        return list(seen.values())
 
     @abstractmethod
     def op_flops(self, op: OpSpec) -> int:

@@ -278,12 +278,9 @@ class NasBench201Space(SearchSpace):
         ops.append(OpSpec("nb201_classifier", (size, size, ch), (self.n_classes,), kernel=0, stride=1))
         return ops
 
-    def all_operators(self) -> list[OpSpec]:
-        seen: dict[str, OpSpec] = {}
-        for op in range(len(OPS)):
-            for spec in self.operators(NB201Arch((op,) * len(EDGES))):
-                seen.setdefault(spec.key, spec)
-        return list(seen.values())
+    def covering_archs(self) -> list[NB201Arch]:
+        """One cell per op, on every edge: together they run every operator."""
+        return [NB201Arch((op,) * len(EDGES)) for op in range(len(OPS))]
 
     def op_flops(self, op: OpSpec) -> int:
         return _nb201_flops(op)

@@ -393,17 +393,12 @@ class OFAMobileNetV3Space(SearchSpace):
         ops.append(OpSpec("Logits", (1, 1, self.last_channel), (self.n_classes,)))
         return ops
 
-    def all_operators(self) -> list[OpSpec]:
-        """Every distinct operator: for each resolution, each stage's first and later blocks x (k, e)."""
-        seen: dict[str, OpSpec] = {}
+    def covering_archs(self) -> list[OFAArch]:
+        """The deepest arch of each resolution and uniform (k, e): together they run each stage's first and later
+        blocks with every (k, e) at every resolution."""
         big = self.max_depth
-        for r in self.resolutions:
-            for k in self.ks_list:
-                for e in self.expand_list:
-                    arch = self.make([k] * self.n_slots, [e] * self.n_slots, [big] * self.n_stages, r)
-                    for op in self.operators(arch):
-                        seen.setdefault(op.key, op)
-        return list(seen.values())
+        return [self.make([k] * self.n_slots, [e] * self.n_slots, [big] * self.n_stages, r)
+                for r in self.resolutions for k in self.ks_list for e in self.expand_list]
 
     def op_flops(self, op: OpSpec) -> int:
         return op_flops(op)
