@@ -13,11 +13,12 @@ from typing import Any
 
 from hwnas.errors import SearchError
 from hwnas.registry import Registry
+from hwnas.search.evaluator import Evaluator
 
 __all__ = ["ALGORITHMS", "SearchAlgorithm", "algorithm_options", "create_algorithm", "list_algorithms",
            "register_algorithm"]
 
-SearchAlgorithm = Callable[..., Any]
+SearchAlgorithm = Callable[..., Evaluator]
 """`algorithm(evaluator, seed=..., progress=...) -> evaluator`, with its options bound."""
 
 ALGORITHMS: Registry[SearchAlgorithm] = Registry("search algorithm", SearchError)
