@@ -57,3 +57,7 @@ class Workspace:
 
     def profile_dir(self, device: str) -> Path:
         return self.profiles_dir / device
+
+    def predictor_path(self, device: str, space: str, runtime: str) -> Path:
+        """Where a device's fitted latency predictor for a space and runtime lives (one JSON file)."""
+        return self.predictors_dir / f"{device}-{space}-{runtime}.json"

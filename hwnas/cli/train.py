@@ -7,18 +7,7 @@ from typing import Annotated
 
 import typer
 
-from hwnas.cli._common import SeedOpt, console, out
-from hwnas.errors import HwnasError
-
-
-def _ints(text: str, name: str) -> list[int]:
-    try:
-        values = [int(v) for v in text.replace(" ", "").split(",") if v]
-    except ValueError:
-        raise HwnasError(f"--{name} must be comma-separated integers like 3,5,7; got {text!r}") from None
-    if not values:
-        raise HwnasError(f"--{name} needs at least one value")
-    return values
+from hwnas.cli._common import SeedOpt, console, ints, out
 
 
 def train(
@@ -45,41 +34,25 @@ def train(
     seed: SeedOpt = 0,
 ) -> None:
     """Train an ofa-mbv3 supernet (sandwich rule, in-place distillation, channel re-ordering)."""
-    import torch
     from rich.progress import BarColumn, Progress, TextColumn, TimeRemainingColumn
 
-    from hwnas.data import load_dataset
-    from hwnas.space import create
-    from hwnas.supernet import create_supernet
-    from hwnas.supernet.train import TrainConfig, train_supernet
+    from hwnas.workflows import train as run
 
-    torch.set_num_threads(max(1, threads))
-    options = {"width_mult": width_mult, "base_widths": _ints(base_widths, "base-widths"),
-               "resolutions": _ints(resolutions, "resolutions"), "ks_list": _ints(ks, "ks"),
-               "expand_list": _ints(expand, "expand"), "depth_list": _ints(depth, "depth"), "in_channels": in_channels}
-    create("ofa-mbv3", **options)  # bad options fail before the data is read
-    train_data = load_dataset(data, split="train")
-    val_data = load_dataset(data, split="val")
-    space = create("ofa-mbv3", n_classes=train_data.n_classes, **options)
-    torch.manual_seed(seed)
-    supernet = create_supernet(space, mos_experts=mos_experts)
-    config = TrainConfig(epochs=epochs, batch_size=batch_size, lr=lr, random_subnets=random_subnets, distill=distill,
-                         reorder=reorder, seed=seed, eval_images=eval_images)
-    console.print(f"training {space!r} on {train_data.name} ({len(train_data)} train / {len(val_data)} val images)")
     with Progress(TextColumn("{task.description}"), BarColumn(), TextColumn("{task.completed}/{task.total}"),
                   TimeRemainingColumn(), console=console, transient=True) as bar:
         task = bar.add_task("epoch", total=None)
 
-        def on_step(done: int, total: int) -> None:
-            bar.update(task, completed=done, total=total)
-
         def on_epoch(record: dict) -> None:
-            text = ", ".join(f"{k} {v:.2f}" if isinstance(v, float) else f"{k} {v}" for k, v in record.items())
-            console.print(text)
+            console.print(", ".join(f"{k} {v:.2f}" if isinstance(v, float) else f"{k} {v}" for k, v in record.items()))
             bar.update(task, completed=0)
 
-        result = train_supernet(supernet, train_data, val_data, config, out_path, resume=resume,
-                                on_epoch=on_epoch, on_step=on_step)
+        result = run(out_path, data=data, epochs=epochs, batch_size=batch_size, lr=lr, width_mult=width_mult,
+                     base_widths=ints(base_widths, "--base-widths"), resolutions=ints(resolutions, "--resolutions"),
+                     ks=ints(ks, "--ks"), expand=ints(expand, "--expand"), depth=ints(depth, "--depth"),
+                     in_channels=in_channels, random_subnets=random_subnets, distill=distill, reorder=reorder,
+                     mos_experts=mos_experts, eval_images=eval_images, threads=threads, resume=resume, seed=seed,
+                     on_start=console.print, on_epoch=on_epoch,
+                     on_step=lambda done, total: bar.update(task, completed=done, total=total))
     out.print(f"wrote {out_path} after {result['epochs_done']} epochs")
 
 

@@ -99,6 +99,11 @@ class Device(ABC):
 
     name: str
 
+    def default_settings(self) -> BenchmarkSettings:
+        """How this device measures unless told otherwise: its inventory entry's settings, else the defaults."""
+        config = getattr(self, "config", None)
+        return config.settings() if config is not None and hasattr(config, "settings") else BenchmarkSettings()
+
     def __enter__(self) -> Device:
         self.connect()
         return self

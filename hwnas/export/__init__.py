@@ -6,7 +6,7 @@ operators (profiling). `to_onnx` / `to_tflite` are the bare converters.
 
 from __future__ import annotations
 
-from hwnas.export.arch import arch_folder, export_arch, export_archs
+from hwnas.export.arch import arch_folder, export_arch, export_archs, random_calib
 from hwnas.export.config import FORMAT_RUNTIMES, FORMATS, PRECISIONS, ExportConfig, format_for_runtime
 from hwnas.export.core import ExportedModel, export_model
 from hwnas.export.onnx_export import quantize_onnx, to_onnx
@@ -37,6 +37,7 @@ __all__ = [
     "op_file_name",
     "quantize_onnx",
     "quantize_tflite",
+    "random_calib",
     "read_sidecar",
     "runtime_versions",
     "sidecar_path",

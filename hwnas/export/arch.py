@@ -14,7 +14,7 @@ from hwnas.export.core import ExportedModel, export_model
 from hwnas.progress import ProgressFn, emit
 from hwnas.space import SearchSpace
 
-__all__ = ["export_arch", "export_archs", "arch_folder", "fit_calib", "random_subnet"]
+__all__ = ["export_arch", "export_archs", "arch_folder", "fit_calib", "random_calib", "random_subnet"]
 
 RANDOM_WEIGHTS_SEED = 0
 NOISE_BN_SAMPLES = 8
@@ -44,6 +44,13 @@ def random_subnet(space: SearchSpace, arch: Any, seed: int = RANDOM_WEIGHTS_SEED
 def arch_folder(out_dir: str | Path, arch_key: str, fmt: str, precision: str) -> Path:
     """Where `export_arch` puts one export: `<out_dir>/<arch key>/<format>-<precision>/`."""
     return Path(out_dir) / arch_key / f"{fmt}-{precision}"
+
+
+def random_calib(space: SearchSpace, arch: Any, n: int = 16) -> np.ndarray:
+    """`n` random normal inputs of the arch's shape: int8 calibration for random weights, whose latency does
+    not depend on the values (never for trained weights: their ranges come from real images)."""
+    shape = space.input_shape(arch)
+    return np.random.default_rng(0).standard_normal((n, *shape[1:])).astype(np.float32)
 
 
 def fit_calib(calib: Any, input_shape: tuple[int, ...]) -> np.ndarray:
@@ -174,7 +181,8 @@ def export_archs(
     """`export_arch` for every (arch, format, precision), in `jobs` worker processes; results in that order.
 
     Weights come from the supernet checkpoint file `checkpoint` (loaded once per worker) or are random.
-    Every arch is validated against the space before anything is written. `progress` gets an "export" event per finished file.
+    Every arch is validated against the space before anything is written. `progress` gets an "export" event
+    per finished file.
     Supernet subnets get their batch norms re-estimated on `bn_data` (else `calib`), fp32 and int8 alike.
     """
     from hwnas.export.operators import run_pool

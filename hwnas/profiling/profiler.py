@@ -19,10 +19,11 @@ import numpy as np
 from hwnas import space as spaces
 from hwnas.devices.base import BenchmarkModel, BenchmarkSettings, Device, Measurement
 from hwnas.errors import DeviceError, ExportError, ProfilingError
-from hwnas.progress import ProgressFn, emit
+from hwnas.files import sha256_file
 from hwnas.profiling.profile import build_profile, profile_path, write_profile
 from hwnas.profiling.reference import calibration_archs, reference_archs
 from hwnas.profiling.store import MeasurementStore, StoredMeasurement
+from hwnas.progress import ProgressFn, emit
 from hwnas.space import Arch, OpSpec, SearchSpace
 from hwnas.workspace import Workspace
 
@@ -90,7 +91,7 @@ def profile_device(
     from hwnas.export import export_arch, export_operators  # torch-heavy: imported when profiling starts
 
     sp = _space_at(spaces.create(space) if isinstance(space, str) else space, resolutions)
-    settings = settings or _device_settings(device)
+    settings = settings or device.default_settings()
     fmt = _profiled_format(settings.runtime)
     if precision not in ("fp32", "int8"):
         raise ProfilingError(f"precision must be fp32 or int8, got {precision!r}")
@@ -211,8 +212,7 @@ def _export_arch_cached(export_arch: Callable[..., Any], space: SearchSpace, arc
 
     Weights are random, so outputs are not compared with PyTorch (latency does not depend on them).
     """
-    from hwnas.devices.base import sha256_file
-    from hwnas.export import arch_folder
+    from hwnas.export import arch_folder, random_calib
 
     folder = arch_folder(arch_dir, arch.key, fmt, precision)
     model, side = folder / f"model.{'onnx' if fmt == 'onnx' else 'tflite'}", folder / "model.json"
@@ -224,7 +224,7 @@ def _export_arch_cached(export_arch: Callable[..., Any], space: SearchSpace, arc
         if record.get("arch_key") == arch.key and record.get("sha256") == sha256_file(model):
             return _Exported(model, record["sha256"])
     return export_arch(space, arch, arch_dir, fmt, precision=precision, validate=False,
-                       calib=_random_calib(space, arch) if precision == "int8" else None)
+                       calib=random_calib(space, arch) if precision == "int8" else None)
 
 
 @dataclass(frozen=True)
@@ -274,15 +274,6 @@ def _config_digest(space: SearchSpace) -> str:
     return hashlib.sha256(text.encode()).hexdigest()[:12]
 
 
-def _random_calib(space: SearchSpace, arch: Arch) -> np.ndarray:
-    """Random inputs for int8 calibration: latency does not depend on the values."""
-    shape = space.input_shape(arch)
-    return np.random.default_rng(0).standard_normal((16, *shape[1:])).astype(np.float32)
-
-
-def _device_settings(device: Device) -> BenchmarkSettings:
-    config = getattr(device, "config", None)
-    return config.settings() if config is not None and hasattr(config, "settings") else BenchmarkSettings()
 
 
 def _profiled_format(runtime: str) -> str:

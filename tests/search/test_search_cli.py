@@ -70,7 +70,7 @@ def test_unknown_device_is_one_line(setup, cli, tmp_path):
     argv = _search(ws, ckpt, tmp_path / "r", "--evals", "2")
     argv[argv.index("cpu")] = "pixel99"
     code, _, err = cli(argv)
-    assert code == 1 and "unknown device 'pixel99'" in err and err.count("\n") == 1
+    assert code == 1 and "no device 'pixel99'" in err and err.count("\n") == 1
 
 
 def test_budget_no_subnet_meets_reports_the_fastest(setup, cli, tmp_path):

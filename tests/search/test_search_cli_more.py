@@ -13,7 +13,6 @@ import time
 import numpy as np
 import pytest
 
-from hwnas.deploy import predictor_path
 from hwnas.predictors import load_predictor
 from hwnas.supernet import load_checkpoint
 
@@ -36,7 +35,7 @@ def _csv(path):
 def test_two_devices_each_get_a_latency_column_and_a_budget(setup, cli, tmp_path):
     ws, ckpt, _ = setup
     space = load_checkpoint(ckpt).space
-    predictors = {d: load_predictor(predictor_path(ws, d, space.name, "onnxruntime"), space=space)
+    predictors = {d: load_predictor(ws.predictor_path(d, space.name, "onnxruntime"), space=space)
                   for d in ("cpu", "cpu2")}
     sample = space.sample(np.random.default_rng(1), 200)
     # budgets at each device's median: about half the space misses each, so both constraints bind

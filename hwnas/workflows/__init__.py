@@ -1,0 +1,44 @@
+"""Whole jobs a user runs, each one call with a typed result: the one place that composes the stages (space,
+supernet, export, devices, profiling, predictors, search). Every `hwnas` command is one call into these.
+
+    from hwnas import workflows
+    workflows.profile("local-cpu-ort", "ofa-mbv3", calibration=50)
+    workflows.fit("local-cpu-ort", "gbm")
+    outcome = workflows.search("supernet.pt", ["local-cpu-ort"], budgets={"local-cpu-ort": 5.0}, evals=100)
+    workflows.deploy(outcome.run.path, "local-cpu-ort", formats=["onnx", "tflite"])
+"""
+
+from hwnas.workflows.demo import DemoResult, demo
+from hwnas.workflows.deploy import DeployResult, deploy, deploy_front
+from hwnas.workflows.export import ExportSummary, export
+from hwnas.workflows.fit import FitResult, PredictorEvaluation, evaluate_predictor, find_predictor, fit, predict
+from hwnas.workflows.objectives import SupernetAccuracy, latency_name, predicted_latency
+from hwnas.workflows.profile import ProfileResult, export_measurements, profile
+from hwnas.workflows.search import SearchJob, prepare_search, search
+from hwnas.workflows.train import train
+
+__all__ = [
+    "DemoResult",
+    "DeployResult",
+    "ExportSummary",
+    "FitResult",
+    "PredictorEvaluation",
+    "ProfileResult",
+    "SearchJob",
+    "SupernetAccuracy",
+    "demo",
+    "deploy",
+    "deploy_front",
+    "evaluate_predictor",
+    "export",
+    "export_measurements",
+    "find_predictor",
+    "fit",
+    "latency_name",
+    "predict",
+    "predicted_latency",
+    "prepare_search",
+    "profile",
+    "search",
+    "train",
+]

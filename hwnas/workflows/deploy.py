@@ -1,0 +1,202 @@
+"""`deploy`: export every model of a search run's front, measure each on a device, and put the measured latency
+next to the predicted one in model.json, front.json/.csv and report.html."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass, replace
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from hwnas.errors import DataError, HwnasError, SearchError
+from hwnas.progress import ProgressFn, emit
+from hwnas.search.report import write_report
+from hwnas.search.runfolder import RunFolder
+from hwnas.space import from_config
+from hwnas.workflows._common import device_configs, resolve_workspace
+from hwnas.workflows.objectives import latency_name
+from hwnas.workspace import Workspace
+
+__all__ = ["DeployResult", "deploy", "deploy_front", "INT8_CALIB_IMAGES"]
+
+INT8_CALIB_IMAGES = 64  # training images int8 models are calibrated on
+
+
+@dataclass
+class DeployResult:
+    """The front rows after deploying (each with `measured` and `models`), and where the files are."""
+
+    run: RunFolder
+    device: str
+    rows: list[dict[str, Any]]
+
+    @property
+    def models_dir(self) -> Path:
+        return self.run.path / "models"
+
+    @property
+    def report(self) -> Path:
+        return self.run.report_path
+
+
+def deploy(run_dir: str | Path, device: str, *, formats: Sequence[str] = ("tflite", "onnx"), int8: bool = False,
+           workspace: Workspace | str | Path | None = None, settings: Any = None, max_models: int | None = None,
+           progress: ProgressFn | None = None) -> DeployResult:
+    """Deploy the front of the search run `run_dir` to the workspace device `device`: export to `formats`
+    (fp32, and int8 with `int8`, calibrated on the run's own training images), validate, measure, record.
+    `settings` (BenchmarkSettings) overrides the device's own measurement settings."""
+    from hwnas.devices import open_device
+    from hwnas.supernet import load_checkpoint
+
+    ws = resolve_workspace(workspace)
+    run = RunFolder(run_dir)
+    run_settings = run.read_settings()
+    device_configs(ws, [device])
+    _check_formats(formats)
+    path = run_settings.get("supernet")
+    if not path or not Path(path).is_file():
+        raise SearchError(f"the run's supernet checkpoint {path} is gone; deploy needs it for the weights")
+    calib = _int8_calibration(run_settings) if int8 else None
+    supernet = load_checkpoint(path)
+    with open_device(device, ws) as dev:
+        rows = deploy_front(run.path, dev, formats, int8=int8, supernet=supernet, calib=calib, settings=settings,
+                            progress=progress, max_models=max_models)
+    return DeployResult(run, device, rows)
+
+
+def _check_formats(formats: Sequence[str]) -> None:
+    from hwnas.export import FORMAT_RUNTIMES
+
+    bad = [f for f in formats if f not in FORMAT_RUNTIMES]
+    if bad or not formats:
+        raise SearchError(f"unknown format(s) {bad}; choose from {', '.join(FORMAT_RUNTIMES)}")
+
+
+def _int8_calibration(run_settings: dict[str, Any]) -> np.ndarray:
+    """The run's own training images, to calibrate int8 models on; never random noise."""
+    from hwnas.data import load_dataset
+
+    spec = run_settings.get("data", "mnist5k")
+    try:
+        images = load_dataset(spec, split="train").x[:INT8_CALIB_IMAGES]
+    except HwnasError as exc:
+        raise DataError(f"--int8 calibrates on the run's training images, but its dataset {spec!r} cannot be "
+                        f"loaded ({exc}); make that dataset available again, or deploy without --int8") from None
+    if len(images) == 0:
+        raise DataError(f"--int8 calibrates on the run's training images, but dataset {spec!r} has none; "
+                        "deploy without --int8")
+    return images
+
+
+def deploy_front(run_dir: str | Path, device: Any, formats: Sequence[str] = ("tflite", "onnx"), int8: bool = False,
+                 supernet: Any = None, calib: Any = None, settings: Any = None,
+                 progress: ProgressFn | None = None, max_models: int | None = None,
+                 bn_data: Any = None) -> list[dict[str, Any]]:
+    """Export every front model of a run to `formats` (fp32, and int8 with `int8`) under `<run>/models/`, measure
+    each on the open `device`, and write measured latency into model.json (the sidecar), front.json/.csv and
+    report.html. Returns the updated front rows. `progress` gets "export" and "measure" events. `max_models`
+    deploys only that many, spread evenly along the front (the rest keep their predicted values only). The
+    measured latency is the figure the device's predictor was fitted on (`hwnas fit --statistic`: the median by
+    default, or e.g. the minimum); the sidecar keeps the median and the minimum beside it.
+
+    int8 needs `calib` images when the weights come from a supernet; random weights (no supernet) are
+    calibrated on random inputs, which is fine for latency alone. A supernet subnet's batch norms are
+    re-estimated on `bn_data` (default: the images the search recalibrated on), fp32 and int8 alike, so each
+    file holds the network whose top-1 the search measured."""
+    from hwnas.devices.base import BenchmarkModel
+    from hwnas.export import FORMAT_RUNTIMES, export_arch, format_for_runtime, random_calib, update_sidecar
+
+    run = RunFolder(run_dir)
+    run_settings = run.read_settings()
+    doc = run.read_front()
+    if not doc["front"]:
+        raise SearchError(f"{run.path} has an empty front: nothing to deploy")
+    rows = doc["front"]
+    if max_models is not None and len(rows) > max_models:
+        picks = sorted({int(round(i)) for i in np.linspace(0, len(rows) - 1, max_models)})
+        rows = [rows[i] for i in picks]
+    space = from_config(run_settings["space"])
+    _check_formats(formats)
+    precisions = ["fp32"] + (["int8"] if int8 else [])
+    if int8 and calib is None:
+        if supernet is not None:
+            raise DataError("int8 export of a supernet's subnets needs calibration images; pass calib= (NCHW "
+                            "float32 images from the training data)")
+        calib = random_calib(space, space.validate(rows[0]["arch"]))
+    if supernet is not None and bn_data is None:
+        bn_data = _search_bn_images(run_settings)
+    base_settings = settings or device.default_settings()
+    # measured in the figure the search's latency for this device was predicted in (its predictor's statistic),
+    # so that predicted and measured compare like with like; median for a device the search did not predict
+    statistic = (run_settings.get("latency_statistics") or {}).get(device.name) or "median_ms"
+    try:
+        own_format = format_for_runtime(base_settings.runtime)
+    except HwnasError:
+        own_format = None
+    models_dir = run.path / "models"
+    jobs = [(r, f, p) for r in rows for f in formats for p in precisions]
+    exported: dict[tuple[str, str, str], Any] = {}
+    for i, (row, fmt, precision) in enumerate(jobs):
+        emit(progress, "export", i, len(jobs))
+        meta = {"run": str(run.path), "search_values": row["values"], "predicted": row.get("predicted") or {}}
+        exported[(row["key"], fmt, precision)] = export_arch(space, row["arch"], models_dir, fmt, precision,
+                                                             supernet=supernet,
+                                                             calib=calib if precision == "int8" else None,
+                                                             meta=meta, bn_data=bn_data)
+    emit(progress, "export", len(jobs), len(jobs))
+    done = 0
+    for fmt in formats:
+        runtime_settings = replace(base_settings, runtime=FORMAT_RUNTIMES[fmt])
+        for precision in precisions:
+            models = [BenchmarkModel(exported[(r["key"], fmt, precision)].path, r["key"]) for r in rows]
+            by_key = {}
+            for m in device.benchmark(models, runtime_settings):
+                by_key[m.key] = m
+                done += 1
+                emit(progress, "measure", done, len(jobs), m.key)
+            for row in rows:
+                model = exported[(row["key"], fmt, precision)]
+                suffix = "" if (fmt == own_format and precision == "fp32") else f",{fmt}" + (
+                    f",{precision}" if precision != "fp32" else "")
+                row.setdefault("models", {})[f"{fmt}-{precision}"] = str(model.path.relative_to(run.path))
+                entry = _measured_entry(row, by_key.get(row["key"]), device.name, runtime_settings.runtime,
+                                        statistic)
+                row.setdefault("measured", {})[f"latency_ms[{device.name}{suffix}]"] = entry["measured_ms"]
+                update_sidecar(model.sidecar or model.path, deployed={f"{device.name}/{fmt}-{precision}": entry})
+    doc["deployed"] = {**doc.get("deployed", {}), device.name: {"formats": list(formats), "precisions": precisions,
+                                                              "runtime": base_settings.runtime,
+                                                              "statistic": statistic}}
+    run.write_front(doc)
+    write_report(run)
+    return doc["front"]
+
+
+def _measured_entry(row: dict[str, Any], m: Any, device: str, runtime: str, statistic: str) -> dict[str, Any]:
+    """What model.json records of one deployed model's measurement, next to its predicted latency."""
+    ok = m is not None and m.ok
+    name = latency_name(device)
+    return {"device": device, "runtime": runtime,
+            "measured_ms": getattr(m, statistic) if ok else None, "statistic": statistic,
+            "median_ms": m.median_ms if ok else None, "min_ms": m.min_ms if ok else None,
+            "runs": m.n if ok else None,
+            "predicted_ms": (row.get("predicted") or {}).get(name, row["values"].get(name)),
+            "status": m.status if m is not None else "missing",
+            "error": m.error if m is not None else "no measurement came back",
+            "date": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())}
+
+
+def _search_bn_images(run_settings: dict[str, Any]) -> np.ndarray | None:
+    """The images `SupernetAccuracy` re-estimated batch norms on: the first ones of the run's validation data
+    (None when that data is gone)."""
+    from hwnas.data import load_dataset
+
+    try:
+        data = load_dataset(run_settings.get("data", "mnist5k"), split="val")
+    except HwnasError:
+        return None
+    images = data.x[: int(run_settings.get("bn_calibration_images") or 1000)]
+    return images if len(images) else None
+

@@ -1,0 +1,69 @@
+"""`profile`: measure a space's operators and whole subnets on a workspace device into its profile (resumable:
+a second call measures only what is missing); `export_measurements`: a device's measurement log as CSV."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from hwnas.errors import ProfilingError
+from hwnas.progress import ProgressFn
+from hwnas.workflows._common import device_configs, resolve_workspace
+from hwnas.workspace import Workspace
+
+__all__ = ["ProfileResult", "profile", "export_measurements"]
+
+
+@dataclass
+class ProfileResult:
+    """A written profile: its path, what it holds, and what this call spent."""
+
+    path: Path
+    device: str
+    operators: int
+    archs: int
+    missing_operators: list[str] = field(default_factory=list)
+    timing: dict[str, float] = field(default_factory=dict)
+
+
+def profile(device: str, space: Any = "ofa-mbv3", *, workspace: Workspace | str | Path | None = None,
+            resolutions: Sequence[int] | None = None, precision: str = "fp32", calibration: int = 50,
+            reference: bool | int = 20, operators: bool = True, archs: Sequence[Any] | None = None,
+            extra_archs: Sequence[Any] | None = None, runs: int | None = None, warmup: int | None = None,
+            rounds: int | None = None, chunk_size: int = 32, jobs: int = 2,
+            progress: ProgressFn | None = None) -> ProfileResult:
+    """Profile the workspace device `device` on `space` (a name or a SearchSpace): every operator (or those of
+    `archs`; none with `operators=False`), plus `calibration` random and `reference` fixed whole subnets and
+    `extra_archs`. `runs`, `warmup`, `rounds` override the device's measurement settings."""
+    from hwnas import space as spaces
+    from hwnas.devices import open_device
+    from hwnas.profiling import load_profile, profile_device
+
+    ws = resolve_workspace(workspace)
+    device_configs(ws, [device])
+    sp = spaces.create(space) if isinstance(space, str) else space
+    with open_device(device, ws) as dev:
+        settings = dev.config.settings(runs=runs, warmup=warmup, rounds=rounds)
+        path = profile_device(dev, sp, ws, settings=settings, resolutions=resolutions, precision=precision,
+                              calibration=calibration, reference=reference, ops=None if operators else [],
+                              archs=archs, extra_archs=extra_archs, chunk_size=chunk_size, jobs=jobs,
+                              progress=progress)
+    data = load_profile(path)
+    n_archs = sum(len(data.get(r) or []) for r in ("reference", "calibration", "extra"))
+    return ProfileResult(path, device, len(data["operators"]), n_archs, list(data["missing_operators"]),
+                         dict(data.get("timing") or {}))
+
+
+def export_measurements(device: str, csv_path: str | Path, *,
+                        workspace: Workspace | str | Path | None = None) -> int:
+    """Write every measurement a workspace device has as CSV; returns how many."""
+    from hwnas.profiling import MeasurementStore
+
+    ws = resolve_workspace(workspace)
+    store = MeasurementStore.for_device(ws, device)
+    if not store.path.exists():
+        raise ProfilingError(f"device {device} has no measurements yet ({store.path}); run `hwnas profile` first")
+    store.export_csv(csv_path)
+    return len(store.records())
