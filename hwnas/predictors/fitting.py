@@ -58,6 +58,9 @@ def fit_from_profile(name: str, profile: dict[str, Any], profile_path: str | Pat
         if base is None:
             raise PredictorError("few-shot needs --base: a predictor file fitted on another device of the same space")
         predictor = create_predictor(name, space=space, base=base, **options)
+    elif name == "gbm" and not profile["operators"]:
+        # a profile of whole subnets only (`hwnas profile --no-operators`): the trees learn without table features
+        predictor = create_predictor(name, space=space, **options)
     else:
         try:
             table = {key: value[stat] for key, value in profile["operators"].items()}
