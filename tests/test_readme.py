@@ -60,7 +60,7 @@ EXPECT = {
     "hwnas demo --quick --out hwnas-demo":
         Expect(("Everything is in",), ("hwnas-demo/predictors/local-cpu-ort-ofa-mbv3-onnxruntime.json",)),
     "hwnas search -w hwnas-demo --supernet hwnas/assets/demo_mbv3_mnist.pt --data mnist5k --device local-cpu-ort "
-    "--latency-ms local-cpu-ort=0.1 --evals 6 --limit 100 --out hwnas-demo/runs/tour":
+    "--latency-ms local-cpu-ort=1 --evals 6 --limit 100 --out hwnas-demo/runs/tour":
         Expect(("front:",), ("hwnas-demo/runs/tour/front.json", "hwnas-demo/runs/tour/report.html",
                              "hwnas-demo/runs/tour/evaluated.jsonl")),
     "hwnas deploy hwnas-demo/runs/tour -w hwnas-demo --device local-cpu-ort --format onnx":
