@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from typing import Annotated, Any
+from typing import Annotated
 
 import numpy as np
 import typer
@@ -11,7 +11,7 @@ from rich.table import Table
 
 from hwnas import space as spaces
 from hwnas.cli._common import JsonOpt, SeedOpt, out, read_json_arg
-from hwnas.errors import InvalidArchError, SpaceError
+from hwnas.workflows.space import identify_archs, make_space
 
 group = typer.Typer(help="Look at search spaces and architectures.", no_args_is_help=True)
 
@@ -42,12 +42,12 @@ def sample(
     width_mult: WidthOpt = None,
 ) -> None:
     """Sample random architectures from a space."""
-    sp = _make_space(name, width_mult)
+    sp = make_space(name, width_mult)
     archs = sp.sample(np.random.default_rng(seed), n)
     if as_json:
         out.print_json(json.dumps([a.to_dict() for a in archs]))
         return
-    table = Table("key", "MFLOPs", "Mparams")
+    table = Table("key", "MMACs", "Mparams")
     for a in archs:
         table.add_row(a.key, f"{sp.flops(a):.1f}", f"{sp.params(a):.3f}")
     out.print(table)
@@ -62,46 +62,17 @@ def show(
 ) -> None:
     """Show an architecture's key, FLOPs, params and operators."""
     data = read_json_arg(arch)
-    items = data if isinstance(data, list) else [data]
-    if not items:
-        raise InvalidArchError("no arch given: the JSON list is empty")
-    results = []
-    for item in items:
-        sp, a = _find_space(item, name, width_mult)
-        ops = sp.operators(a)
-        results.append((sp, a, ops))
+    found = identify_archs(data if isinstance(data, list) else [data], name, width_mult)
+    results = [(sp, a, sp.operators(a)) for sp, a in found]
     if as_json:
         out.print_json(json.dumps([
             {"space": sp.name, "key": a.key, "arch": a.to_dict(), "flops_m": sp.flops(a), "params_m": sp.params(a),
              "operators": [op.key for op in ops]} for sp, a, ops in results]))
         return
     for sp, a, ops in results:
-        out.print(f"[bold]{sp.name}[/bold] {a.key}  {sp.flops(a):.1f} MFLOPs  {sp.params(a):.3f} M params")
+        out.print(f"[bold]{sp.name}[/bold] {a.key}  {sp.flops(a):.1f} MMACs  {sp.params(a):.3f} M params")
         table = Table("#", "operator")
         table.columns[1].overflow = "fold"
         for i, op in enumerate(ops):
             table.add_row(str(i), op.key)
         out.print(table)
-
-
-def _make_space(name: str, width_mult: float | None) -> spaces.SearchSpace:
-    options: dict[str, Any] = {}
-    if width_mult is not None:
-        if name != "ofa-mbv3":
-            raise SpaceError("--width-mult applies to ofa-mbv3 only")
-        options["width_mult"] = width_mult
-    return spaces.create(name, **options)
-
-
-def _find_space(item: Any, name: str | None, width_mult: float | None):
-    if name is not None:
-        sp = _make_space(name, width_mult)
-        return sp, sp.validate(item)
-    errors = []
-    for candidate in spaces.list_spaces():
-        sp = _make_space(candidate, width_mult if candidate == "ofa-mbv3" else None)
-        try:
-            return sp, sp.validate(item)
-        except InvalidArchError as exc:
-            errors.append(f"{candidate}: {exc}")
-    raise InvalidArchError("no space accepts this arch (" + "; ".join(errors) + ")")
