@@ -1,14 +1,17 @@
-"""File primitives every layer may use: content hashes and atomic writes (never a half-written file)."""
+"""File primitives every layer may use: content hashes, atomic writes (never a half-written file), and reading
+a JSON file a user gave us with one-line errors."""
 
 from __future__ import annotations
 
 import functools
 import hashlib
+import json
 import os
 import tempfile
 from pathlib import Path
+from typing import Any
 
-__all__ = ["sha256_file", "atomic_write_bytes", "atomic_write_text"]
+__all__ = ["sha256_file", "atomic_write_bytes", "atomic_write_text", "read_json_file"]
 
 
 def sha256_file(path: str | Path) -> str:
@@ -47,3 +50,19 @@ def _umask() -> int:
 
 def atomic_write_text(path: str | Path, text: str) -> None:
     atomic_write_bytes(path, text.encode("utf-8"))
+
+
+def read_json_file(path: str | Path, error: type[Exception], what: str, if_missing: str, if_corrupt: str) -> Any:
+    """The JSON document in `path`. Raises `error` with one line naming the file when it is missing (then says
+    `if_missing`), not JSON or nested absurdly deep (`if_corrupt`), or unreadable."""
+    path = Path(path)
+    if not path.is_file():
+        raise error(f"{what} {path} does not exist; {if_missing}")
+    try:
+        return json.loads(path.read_text(encoding="utf-8"))
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        raise error(f"{what} {path} is corrupt or truncated ({exc}); {if_corrupt}") from None
+    except RecursionError:
+        raise error(f"{what} {path} is nested too deeply to be one; {if_corrupt}") from None
+    except OSError as exc:
+        raise error(f"cannot read {what} {path}: {exc.strerror or exc}") from None

@@ -39,21 +39,10 @@ class Workspace:
             (path / sub).mkdir(parents=True, exist_ok=True)
         return cls(path)
 
-    @property
-    def devices_dir(self) -> Path:
-        return self.root / "devices"
-
-    @property
-    def profiles_dir(self) -> Path:
-        return self.root / "profiles"
-
-    @property
-    def predictors_dir(self) -> Path:
-        return self.root / "predictors"
-
-    @property
-    def runs_dir(self) -> Path:
-        return self.root / "runs"
+    devices_dir = property(lambda self: self.root / "devices", doc="devices/*.toml: the inventory")
+    profiles_dir = property(lambda self: self.root / "profiles", doc="profiles/<device>/: measured tables")
+    predictors_dir = property(lambda self: self.root / "predictors", doc="predictors/*.json: fitted predictors")
+    runs_dir = property(lambda self: self.root / "runs", doc="runs/<id>/: search run folders")
 
     def profile_dir(self, device: str) -> Path:
         return self.profiles_dir / device

@@ -42,7 +42,7 @@ COVERED_ELSEWHERE = {
 EXPECT = {
     "hwnas spaces": Expect(("ofa-mbv3", "nasbench201")),
     "hwnas space sample ofa-mbv3 -n 3 --json > archs.json": Expect(files=("archs.json",)),
-    "hwnas space show archs.json": Expect(("ofa-mbv3 r", "MFLOPs", "expanded_conv-input:")),
+    "hwnas space show archs.json": Expect(("ofa-mbv3 r", "MMACs", "expanded_conv-input:")),
     "hwnas device list": Expect(("local-cpu-ort", "onnxruntime", "tflite")),
     "hwnas device add cpu --local --runtime onnxruntime": Expect(files=("devices/cpu.toml",)),
     "hwnas device check cpu": Expect(("cpu is ready",)),

@@ -7,6 +7,7 @@ from __future__ import annotations
 import json
 import shutil
 
+import numpy as np
 import pytest
 
 from hwnas import workflows
@@ -28,8 +29,7 @@ def python_path(tmp_path_factory):
     profiled = workflows.profile("cpu", space, workspace=ws, operators=False, calibration=12, reference=0, runs=3,
                                  warmup=1, rounds=1, jobs=1, progress=events.append)
     fitted = workflows.fit("cpu", "gbm", workspace=ws)
-    _, _, predicted = workflows.predict("cpu", space.sample(__import__("numpy").random.default_rng(5), 3),
-                                        workspace=ws)
+    _, _, predicted = workflows.predict("cpu", space.sample(np.random.default_rng(5), 3), workspace=ws)
     outcome = workflows.search(ckpt, ["cpu"], workspace=ws, evals=3, limit=50, algorithm="random",
                                out=ws.runs_dir / "r", progress=events.append)
     deployed = workflows.deploy(outcome.run.path, "cpu", formats=["onnx"], workspace=ws, max_models=2,

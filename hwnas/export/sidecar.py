@@ -12,6 +12,7 @@ from typing import Any
 
 from hwnas.errors import ExportError
 from hwnas.export.config import SUFFIXES
+from hwnas.files import read_json_file
 from hwnas.workspace import atomic_write_text
 
 __all__ = ["SIDECAR_NAME", "sidecar_path", "read_sidecar", "write_sidecar", "update_sidecar"]
@@ -31,12 +32,8 @@ def sidecar_path(path: str | Path) -> Path:
 
 def read_sidecar(path: str | Path) -> dict[str, Any]:
     target = sidecar_path(path)
-    try:
-        data = json.loads(target.read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        raise ExportError(f"no sidecar {target}: export the model with hwnas.export first") from None
-    except json.JSONDecodeError as exc:
-        raise ExportError(f"sidecar {target} is not valid JSON ({exc.msg}); re-export the model") from None
+    data = read_json_file(target, ExportError, "sidecar", "export the model with hwnas.export first",
+                          "re-export the model")
     if not isinstance(data, dict):
         raise ExportError(f"sidecar {target} must hold a JSON object; re-export the model")
     return data

@@ -12,7 +12,7 @@ import numpy as np
 
 from hwnas import space as spaces
 from hwnas.errors import PredictorError
-from hwnas.files import atomic_write_text
+from hwnas.files import atomic_write_text, read_json_file
 from hwnas.space import Arch, SearchSpace
 
 __all__ = ["Predictor", "FORMAT", "FORMAT_VERSION", "check_header", "read_predictor_json", "resolve_space"]
@@ -207,14 +207,8 @@ def check_header(data: Any, source: str) -> None:
 
 
 def read_predictor_json(path: str | Path) -> dict[str, Any]:
-    path = Path(path)
-    if not path.is_file():
-        raise PredictorError(f"predictor file {path} does not exist; fit one with `hwnas fit`")
-    try:
-        data = json.loads(path.read_text(encoding="utf-8"))
-    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-        raise PredictorError(f"predictor file {path} is corrupt or truncated ({exc}); refit it with `hwnas fit`") \
-            from None
+    data = read_json_file(path, PredictorError, "predictor file", "fit one with `hwnas fit`",
+                          "refit it with `hwnas fit`")
     check_header(data, f"predictor file {path}")
     return data
 

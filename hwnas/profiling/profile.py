@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from hwnas.errors import ProfilingError
+from hwnas.files import read_json_file
 from hwnas.profiling.store import MeasurementStore, StoredMeasurement
 from hwnas.space import OpSpec, SearchSpace
 from hwnas.workspace import Workspace, atomic_write_text
@@ -111,13 +112,8 @@ def load_profile(path: str | Path, space: str | None = None, runtime: str | None
                  precision: str | None = None) -> dict[str, Any]:
     """Read and check a profile file; a file for another space, runtime or precision is a ProfilingError."""
     path = Path(path)
-    if not path.is_file():
-        raise ProfilingError(f"profile {path} does not exist; run `hwnas profile` first")
-    try:
-        data = json.loads(path.read_text(encoding="utf-8"))
-    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-        raise ProfilingError(f"profile {path} is corrupt or truncated ({exc}); re-run `hwnas profile` to rebuild it "
-                             "from the measurement store") from None
+    data = read_json_file(path, ProfilingError, "profile", "run `hwnas profile` first",
+                          "re-run `hwnas profile` to rebuild it from the measurement store")
     if not isinstance(data, dict) or data.get("format") != PROFILE_FORMAT:
         raise ProfilingError(f"{path} is not an hwnas profile (no 'format': '{PROFILE_FORMAT}')")
     version = data.get("format_version")

@@ -4,7 +4,8 @@ expensive) and latency on a device from its fitted predictor (cheap)."""
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Any
+from dataclasses import dataclass
+from typing import Any, ClassVar
 
 import numpy as np
 
@@ -19,25 +20,26 @@ def latency_name(device: str) -> str:
     return f"latency_ms[{device}]"
 
 
+@dataclass(eq=False, repr=False)
 class SupernetAccuracy(Objective):
     """Top-1 (%) of a subnet of `supernet` on `data`: extract, recalibrate batch norms, evaluate (expensive).
     `limit` caps the images evaluated; `calib_data` (default: `data`) feeds the batch-norm recalibration."""
 
-    name = "top1"
-    direction = "max"
-    expensive = True
-    unit = "%"
+    name: ClassVar[str] = "top1"
+    direction: ClassVar[str] = "max"
+    expensive: ClassVar[bool] = True
+    unit: ClassVar[str] = "%"
 
-    def __init__(self, supernet: Any, data: Any, limit: int | None = None, calib_data: Any = None,
-                 calib_batches: int = 4, batch_size: int = 250):
-        if data is None or len(data) == 0:
+    supernet: Any
+    data: Any
+    limit: int | None = None
+    calib_data: Any = None
+    calib_batches: int = 4
+    batch_size: int = 250
+
+    def __post_init__(self) -> None:
+        if self.data is None or len(self.data) == 0:
             raise DataError("the evaluation dataset is empty; pass data with at least one labelled image")
-        self.supernet = supernet
-        self.data = data
-        self.limit = limit
-        self.calib_data = calib_data
-        self.calib_batches = calib_batches
-        self.batch_size = batch_size
 
     def evaluate(self, archs: Sequence[Any]) -> np.ndarray:
         from hwnas.supernet import evaluate
