@@ -22,7 +22,8 @@ class AccuracyPredictor(GBMPredictor):
     log_target = False
 
     def __init__(self, space: Any = None, n_estimators: int = 300, max_depth: int = 3,
-                 learning_rate: float = 0.05, subsample: float = 0.8, min_samples_trees: int = 30, seed: int = 0):
+                 learning_rate: float = 0.05, subsample: float = 0.8, min_samples_trees: int | None = None,
+                 seed: int = 0):
         super().__init__(space=space, table=None, n_estimators=n_estimators, max_depth=max_depth,
                          learning_rate=learning_rate, subsample=subsample, min_samples_trees=min_samples_trees,
                          seed=seed)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import inspect
 import json
+import math
 from abc import ABC, abstractmethod
 from pathlib import Path
 from typing import Any, ClassVar
@@ -15,10 +16,23 @@ from hwnas.errors import PredictorError
 from hwnas.files import atomic_write_text, read_json_file
 from hwnas.space import Arch, SearchSpace
 
-__all__ = ["Predictor", "FORMAT", "FORMAT_VERSION", "check_header", "read_predictor_json", "resolve_space"]
+__all__ = ["Predictor", "FORMAT", "FORMAT_VERSION", "MAX_LATENCY_MS", "MIN_LATENCY_MS", "check_header",
+           "read_predictor_json", "resolve_space", "conformal_halfwidth"]
 
 FORMAT = "hwnas-predictor"
 FORMAT_VERSION = 1
+MAX_LATENCY_MS = 1e6  # 1000 s: beyond it a value is a damaged file or a wild extrapolation, not a latency
+MIN_LATENCY_MS = 1e-6  # the least latency predict returns (a table of zeros, a calibration that went below 0)
+
+
+def conformal_halfwidth(scores: np.ndarray, coverage: float) -> float:
+    """Split-conformal quantile of sorted nonconformity scores: the ceil((n+1) * coverage)-th smallest, or
+    infinity when there are too few scores for that coverage (n < coverage / (1 - coverage))."""
+    if not 0 < coverage < 1:
+        raise PredictorError(f"coverage must be between 0 and 1 (e.g. 0.95), got {coverage!r}")
+    n = len(scores)
+    k = math.ceil((n + 1) * coverage)
+    return float(scores[k - 1]) if 0 < k <= n else math.inf
 
 
 def resolve_space(space: Any) -> SearchSpace:
@@ -71,8 +85,66 @@ class Predictor(ABC):
         """Learn from archs and their measured values (ms); returns self."""
 
     @abstractmethod
+    def _predict(self, archs: Any) -> np.ndarray:
+        """The model's raw predictions; `predict` checks them."""
+
     def predict(self, archs: Any) -> np.ndarray:
-        """Predicted values (ms for latency predictors), one per arch."""
+        """Predicted values (ms for latency predictors), one per arch: finite, and for latency within
+        [floor, MAX_LATENCY_MS] (below the floor is raised to it; beyond the maximum is a PredictorError)."""
+        values = np.asarray(self._predict(archs), dtype=float).reshape(-1)
+        bad = ~np.isfinite(values)
+        if self.target == "latency_ms":
+            bad |= values > MAX_LATENCY_MS
+        if bad.any():
+            i = int(np.flatnonzero(bad)[0])
+            raise PredictorError(f"{self.name} predicted {values[i]!r} for arch #{i} ({int(bad.sum())} of "
+                                 f"{values.size} not a latency in ms); the predictor file is damaged or the arch is "
+                                 "far outside what it was fitted on: refit it with `hwnas fit`")
+        if self.target == "latency_ms":
+            values = np.maximum(values, self.__dict__.get("floor_ms_") or MIN_LATENCY_MS)
+        return values
+
+    def predict_interval(self, archs: Any, coverage: float = 0.95) -> tuple[np.ndarray, np.ndarray]:
+        """(lo, hi) split-conformal prediction intervals in ms: with probability `coverage` a new measurement
+        falls inside, if it behaves like the held-out measurements the predictor was calibrated on (its
+        cross-validation residuals at fit time, or `conformalize(archs, ms)`). `hi` is inf when there were
+        too few of them for this coverage (19 for 95%)."""
+        return self.interval_from(self.predict(archs), coverage)
+
+    def interval_from(self, predicted: np.ndarray, coverage: float = 0.95) -> tuple[np.ndarray, np.ndarray]:
+        """`predict_interval` for predictions already made."""
+        q = self.interval_halfwidth(coverage)
+        predicted = np.asarray(predicted, dtype=float)
+        if self.target == "latency_ms":
+            return predicted * math.exp(-q), predicted * math.exp(q) if math.isfinite(q) else np.full_like(
+                predicted, math.inf)
+        return predicted - q, predicted + q
+
+    def interval_halfwidth(self, coverage: float = 0.95) -> float:
+        """The conformal quantile: for latency a log ratio (interval = pred * exp(+-q)), else absolute."""
+        conformal = self.__dict__.get("conformal_")
+        if not conformal:
+            raise PredictorError(f"this {self.name} predictor has no calibration for intervals; refit it with this "
+                                 "hwnas, or call conformalize(archs, measured_ms) with held-out measurements")
+        return conformal_halfwidth(np.asarray(conformal["scores"], dtype=float), coverage)
+
+    def conformalize(self, archs: Any, y: Any, source: str = "held-out") -> Predictor:
+        """Calibrate the intervals on measurements the predictor was not fitted on (split conformal)."""
+        self._check_fitted()
+        archs = self._archs(archs)
+        y = self._targets(y, len(archs), positive=self.target == "latency_ms")
+        self._set_conformal(y, self.predict(archs), source)
+        return self
+
+    def _set_conformal(self, y: np.ndarray, predicted: np.ndarray, source: str) -> None:
+        """Store the sorted nonconformity scores of out-of-sample predictions (|log ratio| for latency)."""
+        y, predicted = np.asarray(y, dtype=float), np.asarray(predicted, dtype=float)
+        if self.target == "latency_ms":
+            scores = np.abs(np.log(y / np.maximum(predicted, MIN_LATENCY_MS)))
+        else:
+            scores = np.abs(y - predicted)
+        self.conformal_ = {"source": source, "n": int(len(scores)),
+                           "scores": [float(f"{v:.6g}") for v in np.sort(scores)]}
 
     def components(self, archs: Any) -> np.ndarray:
         """Per-stage parts of the prediction, shape (n, k), summing to `predict`. Default: one column."""
@@ -124,9 +196,12 @@ class Predictor(ABC):
         self._check_fitted()
         return self._archs(archs)
 
-    def _fitted(self, n_fit: int) -> Predictor:
-        """Where every `fit` on measurements ends: note how many it learnt from, mark fitted, return self."""
+    def _fitted(self, n_fit: int, y: np.ndarray | None = None) -> Predictor:
+        """Where every `fit` on measurements ends: note how many it learnt from, mark fitted, return self.
+        With the measured latencies `y`, predictions are floored at a fifth of the fastest one."""
         self.n_fit_ = n_fit
+        if y is not None and self.target == "latency_ms" and len(y):
+            self.floor_ms_ = float(0.2 * np.min(y))
         self.fitted_ = True
         return self
 
@@ -162,6 +237,8 @@ class Predictor(ABC):
             "params": self._params_json(),
             "meta": dict(self.__dict__.get("meta_", {})),
             "state": self._state_json(),
+            "bounds": {"floor_ms": self.__dict__.get("floor_ms_")},
+            "conformal": self.__dict__.get("conformal_"),
         }
 
     def save(self, path: str | Path, meta: dict[str, Any] | None = None) -> Path:
@@ -176,7 +253,8 @@ class Predictor(ABC):
         return path
 
     @classmethod
-    def restore(cls, params: dict[str, Any], state: dict[str, Any], meta: dict[str, Any] | None = None) -> Predictor:
+    def restore(cls, params: dict[str, Any], state: dict[str, Any], meta: dict[str, Any] | None = None,
+                bounds: dict[str, Any] | None = None, conformal: dict[str, Any] | None = None) -> Predictor:
         """A fitted predictor of this class from saved `params` (nested predictors already built) and `state`;
         `hwnas.predictors.registry.predictor_from_json` finds the class by name and calls this."""
         unknown = set(params) - set(cls._get_param_names())
@@ -188,8 +266,30 @@ class Predictor(ABC):
         except (KeyError, TypeError, ValueError, IndexError) as exc:
             raise PredictorError(f"predictor state is malformed ({type(exc).__name__}: {exc}); refit it") from None
         obj.meta_ = dict(meta or {})
+        floor = (bounds or {}).get("floor_ms")
+        if floor is not None:
+            obj.floor_ms_ = _checked_number(floor, "bounds.floor_ms", positive=True)
+        if conformal is not None:
+            obj.conformal_ = _checked_conformal(conformal)
         obj.fitted_ = True
         return obj
+
+
+def _checked_number(value: Any, field: str, positive: bool = False) -> float:
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value) \
+            or abs(value) > MAX_LATENCY_MS or (positive and value <= 0):
+        raise PredictorError(f"{field} is {value!r}, not a {'positive ' if positive else ''}finite number "
+                             f"below {MAX_LATENCY_MS:g}; refit it with `hwnas fit`")
+    return float(value)
+
+
+def _checked_conformal(data: Any) -> dict[str, Any]:
+    if not isinstance(data, dict) or not isinstance(data.get("scores"), list):
+        raise PredictorError("conformal is not {source, n, scores: [...]}; refit it with `hwnas fit`")
+    scores = [_checked_number(v, f"conformal.scores[{i}]") for i, v in enumerate(data["scores"])]
+    if any(v < 0 for v in scores) or scores != sorted(scores):
+        raise PredictorError("conformal.scores must be sorted and >= 0; refit it with `hwnas fit`")
+    return {"source": str(data.get("source", "")), "n": len(scores), "scores": scores}
 
 
 def check_header(data: Any, source: str) -> None:

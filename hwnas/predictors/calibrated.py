@@ -12,11 +12,12 @@ from typing import Any
 
 import numpy as np
 
-from hwnas.predictors.base import Predictor
+from hwnas.predictors.base import Predictor, _checked_number
+from hwnas.predictors.capacity import cv_folds
 from hwnas.predictors.features import stage_count, summarize, summary_lut
 from hwnas.predictors.linear import RidgeFit, fit_ridge
 from hwnas.predictors.registry import register_predictor
-from hwnas.predictors.tables import read_table
+from hwnas.predictors.tables import read_table, table_from_mapping
 
 __all__ = ["LUTCalibratedPredictor", "fit_scale_offset"]
 
@@ -32,6 +33,12 @@ def fit_scale_offset(base: np.ndarray, y: np.ndarray, offset: bool = True) -> tu
     if s <= 0:  # nonsense from too few points: fall back to a pure scale
         return float(np.sum(w * base * y) / np.sum(w * base * base)), 0.0
     return float(s), float(c)
+
+
+def _calibrate(lut: np.ndarray, feats: np.ndarray, y: np.ndarray) -> tuple[float, float, RidgeFit]:
+    scale, offset = fit_scale_offset(lut, y)
+    correction = fit_ridge(feats, y - (scale * lut + offset), weights=1.0 / y**2)
+    return scale, offset, correction
 
 
 @register_predictor("lut-calibrated")
@@ -60,10 +67,19 @@ class LUTCalibratedPredictor(Predictor):
         self.n_stages_ = stage_count(self.space_)
         stages, feats = self._features(archs)
         lut = stages.sum(axis=1)
-        self.scale_, self.offset_ = fit_scale_offset(lut, y)
-        residual = y - (self.scale_ * lut + self.offset_)
-        self.correction_ = fit_ridge(feats, residual, weights=1.0 / y**2)
-        return self._fitted(len(archs))
+        self.scale_, self.offset_, self.correction_ = _calibrate(lut, feats, y)
+        # out-of-fold predictions: the residuals that calibrate the prediction intervals
+        folds = cv_folds(len(y))
+        oof = np.empty(len(y))
+        for fold in np.unique(folds):
+            test = folds == fold
+            if (~test).sum() == 0:
+                oof[test] = lut[test] * self.scale_
+                continue
+            s, c, corr = _calibrate(lut[~test], feats[~test], y[~test])
+            oof[test] = s * lut[test] + c + corr.predict(feats[test])
+        self._set_conformal(y, oof, "cross-validation")
+        return self._fitted(len(archs), y)
 
     def components(self, archs: Any) -> np.ndarray:
         archs = self._fitted_archs(archs)
@@ -73,7 +89,7 @@ class LUTCalibratedPredictor(Predictor):
         share = np.where(total[:, None] > 0, stages / np.maximum(total, 1e-12)[:, None], 1.0 / self.n_stages_)
         return share * pred[:, None]
 
-    def predict(self, archs: Any) -> np.ndarray:
+    def _predict(self, archs: Any) -> np.ndarray:
         return self.components(archs).sum(axis=1)
 
     def _params_json(self) -> dict[str, Any]:
@@ -86,8 +102,9 @@ class LUTCalibratedPredictor(Predictor):
                 "correction": self.correction_.to_json(), "n_fit": self.n_fit_}
 
     def _load_state(self, state: dict[str, Any]) -> None:
-        self.table_ = {str(k): float(v) for k, v in state["table_ms"].items()}
+        self.table_ = table_from_mapping(state["table_ms"], "table_ms")
         self.n_stages_ = int(state["n_stages"])
-        self.scale_, self.offset_ = float(state["scale"]), float(state["offset_ms"])
+        self.scale_ = _checked_number(state["scale"], "scale", positive=True)
+        self.offset_ = _checked_number(state["offset_ms"], "offset_ms")
         self.correction_ = RidgeFit.from_json(state["correction"])
         self.n_fit_ = int(state["n_fit"])

@@ -59,7 +59,7 @@ class FewShotPredictor(Predictor):
         self.correction_ = fit_ridge(comps * self.scale_, residual, weights=1.0 / y**2)
         return self._fitted(len(y))
 
-    def predict(self, archs: Any) -> np.ndarray:
+    def _predict(self, archs: Any) -> np.ndarray:
         archs = self._fitted_archs(archs)
         total, comps = self._parts(archs)
         return self.scale_ * total + self.correction_.predict(comps * self.scale_)

@@ -2,8 +2,10 @@
 table total, FLOPs, operator counts), on top of a linear base model.
 
 The base is the calibrated table (with a table) or a ridge model on the operator features (without one); the
-trees learn the log ratio of the measured latency to the base. With few samples the trees stay near zero and
-the predictor is the base; with many they learn the interactions a sum cannot.
+trees learn the log ratio of the measured latency to the base. How many trees, and how deep, is chosen by
+cross-validation on the samples at hand (`hwnas.predictors.capacity`): none when they do not beat the base out
+of fold, so a few samples give the base and more samples give the trees only once they help.
+The out-of-fold residuals of the chosen model calibrate the prediction intervals.
 """
 
 from __future__ import annotations
@@ -14,12 +16,13 @@ from typing import Any
 import numpy as np
 import xgboost as xgb
 
-from hwnas.predictors.base import Predictor
+from hwnas.predictors.base import Predictor, _checked_number
 from hwnas.predictors.calibrated import fit_scale_offset
+from hwnas.predictors.capacity import cv_folds, select_boosting, train_booster
 from hwnas.predictors.features import arch_features, stage_count
 from hwnas.predictors.linear import RidgeFit, fit_ridge
 from hwnas.predictors.registry import register_predictor
-from hwnas.predictors.tables import read_table
+from hwnas.predictors.tables import read_table, table_from_mapping
 
 __all__ = ["GBMPredictor", "booster_to_json", "booster_from_json"]
 
@@ -37,12 +40,17 @@ def booster_from_json(data: dict[str, Any]) -> xgb.Booster:
 
 @register_predictor("gbm")
 class GBMPredictor(Predictor):
-    """xgboost on arch encodings and operator features, over a linear base. `table` is optional."""
+    """xgboost on arch encodings and operator features, over a linear base. `table` is optional.
+
+    `n_estimators` and `max_depth` bound what cross-validation may choose (rounds 0..n_estimators, depth 2 or
+    max_depth); `min_samples_trees`, if set, keeps trees off below that many samples whatever CV says.
+    """
 
     log_target = True
 
     def __init__(self, space: Any = None, table: Any = None, n_estimators: int = 400, max_depth: int = 4,
-                 learning_rate: float = 0.05, subsample: float = 0.8, min_samples_trees: int = 20, seed: int = 0):
+                 learning_rate: float = 0.05, subsample: float = 0.8, min_samples_trees: int | None = None,
+                 seed: int = 0):
         self.space = space
         self.table = table
         self.n_estimators = n_estimators
@@ -74,34 +82,52 @@ class GBMPredictor(Predictor):
         return np.maximum(base, self.floor_)
 
     # ---------------------------------------------------------------- fit
+    def _fit_base(self, feats: np.ndarray, y: np.ndarray) -> tuple[float, float, RidgeFit]:
+        weights = 1.0 / y**2 if self.log_target else None
+        if self.table_ is not None:
+            lut_total = feats[:, self.n_stages_]
+            scale, offset = fit_scale_offset(lut_total, y)
+            residual = y - (scale * lut_total + offset)
+        else:
+            scale, offset, residual = 0.0, 0.0, y
+        return scale, offset, fit_ridge(feats, residual, weights=weights)
+
+    def _base_with(self, fitted: tuple[float, float, RidgeFit], feats: np.ndarray) -> np.ndarray:
+        self.scale_, self.offset_, self.linear_ = fitted
+        return self._base(feats)
+
+    def _link(self, values: np.ndarray) -> np.ndarray:
+        return np.log(values) if self.log_target else values
+
     def fit(self, archs: Any, y: Any = None) -> GBMPredictor:
         archs = self._archs(archs)
         y = self._targets(y, len(archs), positive=self.log_target)
         self.table_ = read_table(self.table) if self.table is not None else None
         self._prepare()
         feats, full = self._features(archs)
-        weights = 1.0 / y**2 if self.log_target else None
         self.floor_ = float(0.2 * np.min(y)) if self.log_target else -np.inf
-        if self.table_ is not None:
-            lut_total = feats[:, self.n_stages_]
-            self.scale_, self.offset_ = fit_scale_offset(lut_total, y)
-            residual = y - (self.scale_ * lut_total + self.offset_)
-        else:
-            self.scale_, self.offset_ = 0.0, 0.0
-            residual = y
-        self.linear_ = fit_ridge(feats, residual, weights=weights)
-        base = self._base(feats)
-        self.booster_ = None
-        if len(y) >= self.min_samples_trees:
-            target = np.log(y / base) if self.log_target else y - base
-            dtrain = xgb.DMatrix(full, label=target)
-            params = {"max_depth": self.max_depth, "eta": self.learning_rate, "subsample": self.subsample,
-                      "colsample_bytree": 0.8, "min_child_weight": 2.0, "lambda": 1.0, "seed": self.seed,
-                      "nthread": 1, "objective": "reg:squarederror", "base_score": 0.0}
-            self.booster_ = xgb.train(params, dtrain, num_boost_round=self.n_estimators)
-        return self._fitted(len(y))
+        target = self._link(y)
 
-    def predict(self, archs: Any) -> np.ndarray:
+        def base_fn(train: np.ndarray) -> np.ndarray:
+            return self._link(self._base_with(self._fit_base(feats[train], y[train]), feats))
+
+        allow = self.min_samples_trees is None or len(y) >= self.min_samples_trees
+        choice = select_boosting(full, target, cv_folds(len(y), self.seed), base_fn,
+                                 depths=tuple(sorted({2, int(self.max_depth)})), max_rounds=int(self.n_estimators),
+                                 learning_rate=self.learning_rate, subsample=self.subsample, seed=self.seed,
+                                 allow_trees=allow)
+        base = self._base_with(self._fit_base(feats, y), feats)
+        self.booster_ = None
+        self.capacity_ = {"depth": choice.depth, "rounds": choice.rounds, "cv_mse": choice.cv_error,
+                          "base_cv_mse": choice.base_cv_error}
+        if choice.rounds > 0:
+            self.booster_ = train_booster(full, target - self._link(base), choice.depth, choice.rounds,
+                                          self.learning_rate, self.subsample, self.seed)
+        oof = np.exp(choice.oof) if self.log_target else choice.oof
+        self._set_conformal(y, oof, "cross-validation")
+        return self._fitted(len(y), y if self.log_target else None)
+
+    def _predict(self, archs: Any) -> np.ndarray:
         archs = self._fitted_archs(archs)
         if not archs:
             return np.zeros(0)
@@ -125,15 +151,17 @@ class GBMPredictor(Predictor):
             "scale": self.scale_, "offset": self.offset_, "floor": self.floor_ if np.isfinite(self.floor_) else None,
             "linear": self.linear_.to_json(), "n_fit": self.n_fit_,
             "xgboost_json": booster_to_json(self.booster_) if self.booster_ is not None else None,
+            "capacity": getattr(self, "capacity_", None),
         }
 
     def _load_state(self, state: dict[str, Any]) -> None:
         table = state["table_ms"]
-        self.table_ = {str(k): float(v) for k, v in table.items()} if table is not None else None
+        self.table_ = table_from_mapping(table, "table_ms") if table is not None else None
         self.n_stages_ = int(state["n_stages"])
         self.op_types_ = list(state["op_types"])
-        self.scale_, self.offset_ = float(state["scale"]), float(state["offset"])
-        self.floor_ = float(state["floor"]) if state["floor"] is not None else -np.inf
+        self.scale_, self.offset_ = _checked_number(state["scale"], "scale"), _checked_number(state["offset"], "offset")
+        self.floor_ = _checked_number(state["floor"], "floor") if state["floor"] is not None else -np.inf
+        self.capacity_ = state.get("capacity")
         self.linear_ = RidgeFit.from_json(state["linear"])
         self.n_fit_ = int(state["n_fit"])
         booster = state["xgboost_json"]

@@ -9,6 +9,8 @@ from typing import Any
 
 import numpy as np
 
+from hwnas.errors import PredictorError
+
 __all__ = ["RidgeFit", "fit_ridge"]
 
 ALPHAS = tuple(10.0 ** np.arange(-4, 4.5, 0.5))
@@ -31,6 +33,11 @@ class RidgeFit:
 
     @classmethod
     def from_json(cls, data: dict[str, Any]) -> RidgeFit:
+        for field in ("mean", "scale", "coef", "intercept"):
+            values = np.asarray(data[field], dtype=float)
+            if not np.all(np.isfinite(values)) or np.any(np.abs(values) > 1e12):
+                raise PredictorError(f"linear model field {field!r} holds a value that is not a finite number; "
+                                     "refit it with `hwnas fit`")
         return cls(np.asarray(data["mean"], dtype=float), np.asarray(data["scale"], dtype=float),
                    np.asarray(data["coef"], dtype=float), data["intercept"], data["alpha"])
 

@@ -10,7 +10,7 @@ import numpy as np
 from hwnas.predictors.base import Predictor
 from hwnas.predictors.features import stage_count, summarize, summary_lut
 from hwnas.predictors.registry import register_predictor
-from hwnas.predictors.tables import read_table
+from hwnas.predictors.tables import read_table, table_from_mapping
 
 __all__ = ["LUTPredictor"]
 
@@ -44,7 +44,7 @@ class LUTPredictor(Predictor):
         rows = [summary_lut(summarize(sp, a, self.n_stages_), self.table_, self.n_stages_) for a in archs]
         return np.array(rows).reshape(len(archs), self.n_stages_)
 
-    def predict(self, archs: Any) -> np.ndarray:
+    def _predict(self, archs: Any) -> np.ndarray:
         return self.components(archs).sum(axis=1)
 
     def _params_json(self) -> dict[str, Any]:
@@ -56,5 +56,5 @@ class LUTPredictor(Predictor):
         return {"table_ms": self.table_, "n_stages": self.n_stages_}
 
     def _load_state(self, state: dict[str, Any]) -> None:
-        self.table_ = {str(k): float(v) for k, v in state["table_ms"].items()}
+        self.table_ = table_from_mapping(state["table_ms"], "table_ms")
         self.n_stages_ = int(state["n_stages"])

@@ -66,4 +66,4 @@ def predictor_from_json(data: dict[str, Any]) -> Predictor:
     for key, value in list(params.items()):
         if isinstance(value, dict) and value.get("format") == FORMAT:
             params[key] = predictor_from_json(value)
-    return klass.restore(params, data.get("state") or {}, data.get("meta"))
+    return klass.restore(params, data.get("state") or {}, data.get("meta"), data.get("bounds"), data.get("conformal"))

@@ -15,9 +15,10 @@ import yaml
 
 from hwnas.errors import PredictorError
 
-__all__ = ["read_table", "table_from_mapping", "read_ofa_yaml", "PROFILE_FORMAT"]
+__all__ = ["read_table", "table_from_mapping", "read_ofa_yaml", "PROFILE_FORMAT", "MAX_ENTRY_MS"]
 
 PROFILE_FORMAT = "hwnas-profile"
+MAX_ENTRY_MS = 1e6  # no operator takes 1000 s: a larger entry is a damaged file
 
 
 def _value_ms(key: str, value: Any, source: str) -> float:
@@ -28,8 +29,9 @@ def _value_ms(key: str, value: Any, source: str) -> float:
                 break
         else:
             raise PredictorError(f"{source}: entry {key!r} has no median_ms/mean_ms/mean field")
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value) or value < 0:
-        raise PredictorError(f"{source}: entry {key!r} is {value!r}, not a latency in ms >= 0")
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value) or value < 0 \
+            or value > MAX_ENTRY_MS:
+        raise PredictorError(f"{source}: entry {key!r} is {value!r}, not a latency in ms (0..{MAX_ENTRY_MS:g})")
     return float(value)
 
 
