@@ -1,8 +1,12 @@
-"""`few-shot`: adapts a predictor fitted on one device to another from k <= 20 subnets measured there.
+"""`few-shot`: a predictor for a new device from a few subnets measured there and predictors of other devices
+(sources) of the same space.
 
-The new device's latency is modelled as s * base(arch) plus a ridge correction over the base's per-stage
-parts (devices differ most in how fast they run early high-resolution stages versus late wide ones). The
-ridge penalty is chosen by leave-one-out error, so with very few samples it stays a pure rescaling.
+Candidates, all on log latency and all scored by cross-validation on the target's samples: each source
+rescaled (the ranking is the source's), each source with a fitted slope, all sources combined by ridge, and all
+sources plus the arch's operator features by ridge; the best one is kept. On top of it, boosted trees on the
+arch encoding, operator features and source predictions learn the residual, with their capacity chosen by
+the same folds (`hwnas.predictors.capacity`): no trees unless they beat the linear model out of fold. So a
+handful of samples give a rescaled best source, and more samples let the target re-rank it.
 """
 
 from __future__ import annotations
@@ -11,69 +15,169 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import xgboost as xgb
 
 from hwnas.errors import PredictorError
-from hwnas.predictors.base import Predictor
-from hwnas.predictors.calibrated import fit_scale_offset
+from hwnas.predictors.base import Predictor, _checked_number
+from hwnas.predictors.capacity import cv_folds, select_boosting, train_booster
+from hwnas.predictors.features import arch_features, stage_count
+from hwnas.predictors.gbm import booster_from_json, booster_to_json
 from hwnas.predictors.linear import RidgeFit, fit_ridge
 from hwnas.predictors.registry import load_predictor, register_predictor
 
 __all__ = ["FewShotPredictor"]
 
+SWITCH_MARGIN = 0.98  # a more complex candidate must cut the out-of-fold error by 2% to be chosen
+
 
 @register_predictor("few-shot")
 class FewShotPredictor(Predictor):
-    """`base` is a fitted latency Predictor (or the path of one) for another device of the same space."""
+    """`base` is a fitted latency Predictor, a predictor file, or a list of them (source devices, same space).
 
-    def __init__(self, space: Any = None, base: Any = None):
+    `n_estimators` / `max_depth` bound the residual trees cross-validation may choose; `seed` fixes the folds.
+    """
+
+    def __init__(self, space: Any = None, base: Any = None, n_estimators: int = 300, max_depth: int = 4,
+                 seed: int = 0):
         self.space = space
         self.base = base
+        self.n_estimators = n_estimators
+        self.max_depth = max_depth
+        self.seed = seed
 
-    def _base(self) -> Predictor:
-        base = self.base
-        if base is None:
-            raise PredictorError("few-shot needs base=<a fitted predictor of another device, or its file>")
-        if isinstance(base, (str, Path)):
-            base = load_predictor(base)
-        if not isinstance(base, Predictor):
-            raise PredictorError(f"few-shot base must be a Predictor or a predictor file, got {type(base).__name__}")
-        base._check_fitted()
-        if self.space is not None and base.space_.config() != self.space_.config():
-            raise PredictorError(f"few-shot base predicts space {base.space_.name!r} with other options; "
-                                 "use a base fitted for the same space")
-        return base
+    # ------------------------------------------------------------- sources
+    def _sources(self) -> list[Predictor]:
+        items = self.base if isinstance(self.base, (list, tuple)) else [self.base]
+        if not items or any(b is None for b in items):
+            raise PredictorError("few-shot needs base=<a fitted predictor of another device, or its file, "
+                                 "or a list of them>")
+        sources = []
+        for base in items:
+            if isinstance(base, (str, Path)):
+                base = load_predictor(base)
+            if not isinstance(base, Predictor):
+                raise PredictorError(f"few-shot base must be a Predictor or a predictor file, got "
+                                     f"{type(base).__name__}")
+            base._check_fitted()
+            if self.space is not None and base.space_.config() != self.space_.config():
+                raise PredictorError(f"few-shot base predicts space {base.space_.name!r} with other options; "
+                                     "use a base fitted for the same space")
+            sources.append(base)
+        return sources
 
-    def _parts(self, archs: list) -> tuple[np.ndarray, np.ndarray]:
-        comps = self.base_.components(archs)
-        return comps.sum(axis=1), comps
+    @property
+    def base_(self) -> Predictor:
+        """The first source (kept for callers of the one-source few-shot)."""
+        return self.sources_[0]
 
+    def _design(self, archs: list) -> tuple[np.ndarray, np.ndarray]:
+        """(linear columns [log source predictions..., log1p operator features...], tree features)."""
+        log_sources = np.column_stack([np.log(s.predict(archs)) for s in self.sources_])
+        feats = np.log1p(np.maximum(arch_features(self.space_, archs, None, self.n_stages_, self.op_types_), 0))
+        linear = np.hstack([log_sources, feats])
+        return linear, np.hstack([self.space_.encode(archs, "onehot"), linear])
+
+    def _candidates(self, n: int) -> list[tuple[str, list[int]]]:
+        m = len(self.sources_)
+        out: list[tuple[str, list[int]]] = [("offset", [i]) for i in range(m)]
+        if n >= 4:
+            out += [("ridge", [i]) for i in range(m)]
+            if m > 1:
+                out.append(("ridge", list(range(m))))
+            if n >= 6:
+                out.append(("ridge", list(range(self.n_linear_))))
+        return out
+
+    @staticmethod
+    def _fit_linear(kind: str, cols: list[int], x: np.ndarray, t: np.ndarray) -> Any:
+        if kind == "offset":
+            return float(np.mean(t - x[:, cols[0]]))
+        return fit_ridge(x[:, cols], t)
+
+    @staticmethod
+    def _apply_linear(kind: str, cols: list[int], model: Any, x: np.ndarray) -> np.ndarray:
+        if kind == "offset":
+            return x[:, cols[0]] + model
+        return model.predict(x[:, cols])
+
+    # ---------------------------------------------------------------- fit
     def fit(self, archs: Any, y: Any = None) -> FewShotPredictor:
-        self.base_ = self._base()
+        self.sources_ = self._sources()
         if self.space is None:
-            self.space = self.base_.space_
+            self.space = self.sources_[0].space_
         archs = self._archs(archs)
         y = self._targets(y, len(archs))
-        total, comps = self._parts(archs)
-        self.scale_, _ = fit_scale_offset(total, y, offset=False)
-        residual = y - self.scale_ * total
-        self.correction_ = fit_ridge(comps * self.scale_, residual, weights=1.0 / y**2)
-        return self._fitted(len(y))
+        self.n_stages_ = stage_count(self.space_)
+        self.op_types_ = sorted({op.type for op in self.space_.all_operators()})
+        x, full = self._design(archs)
+        self.n_linear_ = x.shape[1]
+        t = np.log(y)
+        folds = cv_folds(len(y), self.seed)
+        best: tuple[float, str, list[int]] | None = None
+        for kind, cols in self._candidates(len(y)):
+            oof = np.empty(len(y))
+            for fold in np.unique(folds):
+                test = folds == fold
+                train = ~test if (~test).any() else test
+                oof[test] = self._apply_linear(kind, cols, self._fit_linear(kind, cols, x[train], t[train]), x[test])
+            error = float(np.mean((oof - t) ** 2))
+            if best is None or error < best[0] * SWITCH_MARGIN:
+                best = (error, kind, cols)
+        assert best is not None
+        _, kind, cols = best
+
+        def base_fn(train: np.ndarray) -> np.ndarray:
+            return self._apply_linear(kind, cols, self._fit_linear(kind, cols, x[train], t[train]), x)
+
+        choice = select_boosting(full, t, folds, base_fn, depths=tuple(sorted({2, int(self.max_depth)})),
+                                 max_rounds=int(self.n_estimators), seed=self.seed)
+        self.linear_kind_, self.linear_cols_ = kind, [int(c) for c in cols]
+        self.linear_ = self._fit_linear(kind, cols, x, t)
+        self.booster_ = None
+        if choice.rounds > 0:
+            residual = t - self._apply_linear(kind, cols, self.linear_, x)
+            self.booster_ = train_booster(full, residual, choice.depth, choice.rounds, 0.05, 0.8, self.seed)
+        self.capacity_ = {"linear": kind, "columns": self.linear_cols_, "depth": choice.depth,
+                          "rounds": choice.rounds, "cv_mse": choice.cv_error, "base_cv_mse": choice.base_cv_error}
+        self._set_conformal(y, np.exp(choice.oof), "cross-validation")
+        return self._fitted(len(y), y)
 
     def _predict(self, archs: Any) -> np.ndarray:
         archs = self._fitted_archs(archs)
-        total, comps = self._parts(archs)
-        return self.scale_ * total + self.correction_.predict(comps * self.scale_)
+        if not archs:
+            return np.zeros(0)
+        x, full = self._design(archs)
+        t = self._apply_linear(self.linear_kind_, self.linear_cols_, self.linear_, x)
+        if self.booster_ is not None:
+            t = t + self.booster_.predict(xgb.DMatrix(full))
+        return np.exp(np.minimum(t, 50.0))
 
+    # ---------------------------------------------------------------- JSON
     def _params_json(self) -> dict[str, Any]:
         params = super()._params_json()
-        params["base"] = self.base_.to_json()
+        many = isinstance(self.base, (list, tuple))
+        params["base"] = [s.to_json() for s in self.sources_] if many else self.sources_[0].to_json()
         return params
 
     def _state_json(self) -> dict[str, Any]:
-        return {"scale": self.scale_, "correction": self.correction_.to_json(), "n_fit": self.n_fit_}
+        linear = self.linear_ if self.linear_kind_ == "offset" else self.linear_.to_json()
+        return {"n_stages": self.n_stages_, "op_types": self.op_types_, "n_linear": self.n_linear_,
+                "linear_kind": self.linear_kind_, "linear_columns": self.linear_cols_, "linear": linear,
+                "xgboost_json": booster_to_json(self.booster_) if self.booster_ is not None else None,
+                "capacity": self.capacity_, "n_fit": self.n_fit_}
 
     def _load_state(self, state: dict[str, Any]) -> None:
-        self.base_ = self._base()
-        self.scale_ = float(state["scale"])
-        self.correction_ = RidgeFit.from_json(state["correction"])
+        self.sources_ = self._sources()
+        self.n_stages_ = int(state["n_stages"])
+        self.op_types_ = [str(t) for t in state["op_types"]]
+        self.n_linear_ = int(state["n_linear"])
+        self.linear_kind_ = state["linear_kind"]
+        self.linear_cols_ = [int(c) for c in state["linear_columns"]]
+        if self.linear_kind_ not in ("offset", "ridge") or any(not 0 <= c < self.n_linear_ for c in self.linear_cols_):
+            raise PredictorError("few-shot linear model is damaged; refit it with `hwnas fit`")
+        self.linear_ = _checked_number(state["linear"], "linear") if self.linear_kind_ == "offset" else \
+            RidgeFit.from_json(state["linear"])
+        booster = state["xgboost_json"]
+        self.booster_ = booster_from_json(booster) if booster is not None else None
+        self.capacity_ = state.get("capacity")
         self.n_fit_ = int(state["n_fit"])

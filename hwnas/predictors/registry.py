@@ -66,4 +66,7 @@ def predictor_from_json(data: dict[str, Any]) -> Predictor:
     for key, value in list(params.items()):
         if isinstance(value, dict) and value.get("format") == FORMAT:
             params[key] = predictor_from_json(value)
+        elif isinstance(value, list) and value and all(isinstance(v, dict) and v.get("format") == FORMAT
+                                                       for v in value):
+            params[key] = [predictor_from_json(v) for v in value]
     return klass.restore(params, data.get("state") or {}, data.get("meta"), data.get("bounds"), data.get("conformal"))
