@@ -53,13 +53,16 @@ def device_from_config(config: DeviceConfig, **options: object) -> Device:
 
 def open_device(name: str, workspace: Workspace | None = None, **options: object) -> Device:
     """The device `devices/<name>.toml` of `workspace` (default: Workspace.find())."""
-    from hwnas.devices.inventory import validate_name
+    from hwnas.devices.inventory import device_file
+    from hwnas.devices.runner_host import RunnerDevice, owner_token
 
     ws = workspace or Workspace.find()
-    validate_name(name)
-    path = ws.devices_dir / f"{name}.toml"
+    path = device_file(ws, name)
     if not path.exists():
         known = ", ".join(sorted(p.stem for p in ws.devices_dir.glob("*.toml"))) or "none"
         raise InventoryError(f"no device {name!r} in {ws.devices_dir} (known: {known}); add it with "
                              f"`hwnas device add {name} --local|--ssh USER@HOST|--adb SERIAL`")
-    return device_from_config(load_device_config(path), **options)
+    device = device_from_config(load_device_config(path), **options)
+    if isinstance(device, RunnerDevice):
+        device.owner = owner_token(name, ws.root)
+    return device

@@ -317,7 +317,7 @@ class AdbDevice(RunnerDevice):
         name = f"benchmark_model-{sha256_file(local)[:16]}"
         if name not in self._list_dir(self.root):
             self._push(local, self._path(name))
-            code, _, err = self.shell(f"chmod 755 {shlex.quote(self._path(name))}")
+            code, _, err = self.shell(f"chmod 755 -- {shlex.quote(self._path(name))}")
             if code != 0:
                 raise DeviceError(f"device {self.name}: chmod of benchmark_model failed: {err.strip()}")
         return self._path(name)

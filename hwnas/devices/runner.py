@@ -6,6 +6,7 @@ copied to the device by the transports. Usage on the device:
     python3 runner.py info                  fingerprint as one JSON object
     python3 runner.py run MANIFEST.json     measure; JSON lines on stdout, same lines appended to the results file
     python3 runner.py unpack ARCHIVE FOLDER unpack pushed models (named by sha256, each checked)
+    python3 runner.py reap RUNS OWNER       stop the runners of OWNER's abandoned batches under the folder RUNS
 
 `run` is a supervisor (`Supervisor`): a worker process loads and times the models, so a model that hangs or
 crashes the runtime is reported failed and the batch goes on in a fresh worker; every finished (model, round) is
@@ -353,6 +354,8 @@ MANIFEST_FIELDS = {
     "use_gpu": (_or_null(lambda v: isinstance(v, bool)), "true, false or null", False),
     "pin_cores": (_or_null(_is_ints), "a list of integers or null", False),
     "results": (_or_null(lambda v: isinstance(v, str)), "a path or null", False),
+    "owner": (_or_null(lambda v: isinstance(v, str)), "a string or null", False),
+    "lock_timeout_s": (_or_null(lambda v: _is_number(v) and v >= 0), "a number >= 0 or null", False),
 }
 MODEL_FIELDS = {
     "index": (_is_int, "an integer", True),
@@ -644,7 +647,8 @@ def run_main(manifest_path):
 
 
 def follow_main(results_path, lock):
-    """Another runner owns this batch: print its results as they come; take over if it dies."""
+    """Another runner owns this batch: print its results (and a `progress` line per round) as they come; take
+    over if it dies."""
     offset = 0
     partial = b""
     last_beat = time.monotonic()
@@ -660,6 +664,8 @@ def follow_main(results_path, lock):
                 record = json.loads(raw.decode())
             except ValueError:
                 continue
+            if record.get("type") == "round":
+                _print(json.dumps(_progress(record)) + "\n")
             if record.get("type") in ("result", "failed"):
                 _print(raw.decode() + "\n")
             if record.get("type") == "end":
@@ -679,6 +685,10 @@ def follow_main(results_path, lock):
                 _print(json.dumps({"type": "heartbeat"}) + "\n")
                 last_beat = time.monotonic()
             time.sleep(FOLLOW_POLL_S)
+
+
+def _progress(round_record):
+    return {"type": "progress", "index": round_record["index"], "round": round_record["round"]}
 
 
 def _print(line):
@@ -703,8 +713,215 @@ def _ignore_hangups_exit_on_term():
 
 
 def supervise(manifest_path, manifest, results_path):
+    """Measure the batch (this process holds its lock): pid file, device lock, then the Supervisor."""
     _ignore_hangups_exit_on_term()
-    return Supervisor(manifest_path, manifest, results_path).run()
+    run_dir = os.path.dirname(results_path) or "."
+    pid_path = os.path.join(run_dir, PID_FILE)
+    _write_json(pid_path, {"pid": os.getpid(), "manifest": os.path.abspath(manifest_path),
+                           "owner": manifest.get("owner"), "started": time.time()})
+    try:
+        supervisor = Supervisor(manifest_path, manifest, results_path)
+        device_lock = DeviceLock(device_lock_path())
+        holder = device_lock.acquire(manifest.get("lock_timeout_s", LOCK_TIMEOUT_S), supervisor.stopped,
+                                     supervisor.busy)
+        if holder is not None:  # timed out, or asked to stop while waiting
+            supervisor.out.emit({"type": "end", "busy": holder} if holder else {"type": "end", "stopped": True})
+            return 4 if holder else 0
+        try:
+            device_lock.describe({"pid": os.getpid(), "manifest": os.path.abspath(manifest_path),
+                                  "owner": manifest.get("owner"), "since": time.time()})
+            return supervisor.run()
+        finally:
+            device_lock.release()
+    finally:
+        try:
+            os.remove(pid_path)
+        except OSError:
+            pass
+
+
+def _write_json(path, data):
+    tmp = f"{path}.{os.getpid()}.part"
+    with open(tmp, "w") as handle:
+        json.dump(data, handle)
+    os.replace(tmp, path)
+
+
+# ----------------------------------------------------------------------------------------------------------
+# the device lock: one batch measures on a device at a time, whatever its name, workspace or cache folder
+
+
+LOCK_TIMEOUT_S = 3600.0
+PID_FILE = "runner.pid"
+
+
+def machine_key():
+    """A short key of this machine (from /etc/machine-id, else its host name and CPU), the same for every user
+    and every cache folder on it."""
+    import hashlib
+
+    ident = _read("/etc/machine-id") or _read("/var/lib/dbus/machine-id") or f"{platform.node()} {_cpu_model()}"
+    return hashlib.sha256(ident.encode()).hexdigest()[:16]
+
+
+def device_lock_path():
+    import tempfile
+
+    return os.path.join(tempfile.gettempdir(), f"hwnas-device-{machine_key()}.lock")
+
+
+class DeviceLock:
+    """An exclusive flock on one file per machine, held by the runner measuring a batch. The kernel drops it when
+    that process ends, however it ends, so a lock is never stale; the file holds the holder's pid, manifest and
+    start time for the message of whoever waits."""
+
+    def __init__(self, path):
+        self.path = path
+        self.fd = None
+        self.writable = False
+
+    def _open(self):
+        flags = os.O_CREAT | getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_CLOEXEC", 0)
+        try:
+            self.fd = os.open(self.path, os.O_RDWR | flags, 0o644)
+            self.writable = True
+        except PermissionError:  # another user's lock file: locking needs only read access
+            self.fd = os.open(self.path, os.O_RDONLY | getattr(os, "O_NOFOLLOW", 0))
+
+    def holder(self):
+        try:
+            with open(self.path) as handle:
+                return json.loads(handle.read() or "{}")
+        except (OSError, ValueError):
+            return {}
+
+    def acquire(self, timeout_s, stopped, waiting):
+        """None once held; else what to report: the holder (timed out) or {} (asked to stop while waiting)."""
+        if fcntl is None:
+            return None
+        try:
+            self._open()
+        except OSError:
+            return None  # no usable temporary folder: measure without the device lock
+        deadline = None if timeout_s is None else time.monotonic() + float(timeout_s)
+        last_said = None
+        while True:
+            try:
+                fcntl.flock(self.fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                return None
+            except OSError:
+                pass
+            if stopped():
+                self.release()
+                return {}
+            holder = self.holder() or {"pid": None}
+            if deadline is not None and time.monotonic() >= deadline:
+                self.release()
+                return holder
+            if last_said is None or time.monotonic() - last_said >= HEARTBEAT_S:
+                waiting(holder)
+                last_said = time.monotonic()
+            time.sleep(0.1)
+
+    def describe(self, data):
+        if self.fd is None or not self.writable:
+            return
+        os.ftruncate(self.fd, 0)
+        os.pwrite(self.fd, json.dumps(data).encode(), 0)
+
+    def release(self):
+        if self.fd is not None:
+            if self.writable:
+                try:
+                    os.ftruncate(self.fd, 0)
+                except OSError:
+                    pass
+            os.close(self.fd)
+            self.fd = None
+
+
+# ----------------------------------------------------------------------------------------------------------
+# reap: stop the runners an earlier, abandoned batch of the same owner left behind
+
+
+def reap_main(runs_dir, owner, grace_s=30.0):
+    """Stop every runner still measuring a batch of `owner` under `runs_dir`: a `stop` file first (it stops
+    after the model it is measuring), then SIGTERM, then SIGKILL. Prints {"stopped": [...], "killed": [...]}."""
+    stopped, killed = [], []
+    try:
+        names = sorted(os.listdir(runs_dir))
+    except OSError:
+        names = []
+    for name in names:
+        run_dir = os.path.join(runs_dir, name)
+        try:
+            with open(os.path.join(run_dir, "manifest.json")) as handle:
+                manifest = json.load(handle)
+        except (OSError, ValueError):
+            continue
+        if not isinstance(manifest, dict) or manifest.get("owner") != owner:
+            continue
+        results_path = _results_path(os.path.join(run_dir, "manifest.json"), manifest)
+        if not _batch_alive(results_path):
+            continue
+        with open(os.path.join(run_dir, "stop"), "w"):
+            pass
+        stopped.append(name)
+        if not _wait_batch_ends(results_path, grace_s):
+            pid = (_read_json(os.path.join(run_dir, PID_FILE)) or {}).get("pid")
+            for sig in (signal.SIGTERM, getattr(signal, "SIGKILL", signal.SIGTERM)):
+                if isinstance(pid, int) and _is_our_runner(pid, run_dir):
+                    try:
+                        os.kill(pid, sig)
+                    except OSError:
+                        pass
+                if _wait_batch_ends(results_path, 5.0):
+                    break
+            killed.append(name)
+    sys.stdout.write(json.dumps({"stopped": stopped, "killed": killed}) + "\n")
+    return 0
+
+
+def _read_json(path):
+    try:
+        with open(path) as handle:
+            return json.load(handle)
+    except (OSError, ValueError):
+        return None
+
+
+def _batch_alive(results_path):
+    """True while a runner holds the batch's lock."""
+    if fcntl is None or not os.path.exists(results_path + ".lock"):
+        return False
+    with open(results_path + ".lock", "a") as lock:
+        try:
+            fcntl.flock(lock.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError:
+            return True
+        fcntl.flock(lock.fileno(), fcntl.LOCK_UN)
+        return False
+
+
+def _wait_batch_ends(results_path, timeout_s):
+    deadline = time.monotonic() + timeout_s
+    while _batch_alive(results_path):
+        if time.monotonic() > deadline:
+            return False
+        time.sleep(0.05)
+    return True
+
+
+def _is_our_runner(pid, run_dir):
+    """Whether `pid` is a runner of this run folder (where /proc says; elsewhere the pid file is trusted)."""
+    try:
+        with open(f"/proc/{pid}/cmdline", "rb") as handle:
+            argv = handle.read().decode(errors="replace")
+    except FileNotFoundError:
+        return not os.path.isdir("/proc/self")  # no /proc on this OS: trust the pid file
+    except OSError:
+        return False
+    return os.path.abspath(run_dir) in argv or run_dir in argv
 
 
 class Supervisor:
@@ -744,6 +961,7 @@ class Supervisor:
         for record in _previous_records(self.results_path):
             kind = record.get("type")
             if kind == "round":
+                self.out.emit(_progress(record), to_file=False)
                 index = record["index"]
                 self.samples.setdefault(index, {})[record["round"]] = record["samples_ms"]
                 self.run_total[index] = self.run_total.get(index, 0.0) + record.get("run_total_ms", 0.0)
@@ -793,6 +1011,10 @@ class Supervisor:
 
     def heartbeat(self):
         self.out.emit({"type": "heartbeat"}, to_file=False)
+
+    def busy(self, holder):
+        """Waiting for the device lock: say who holds it (stdout only; it also serves as a heartbeat)."""
+        self.out.emit({"type": "busy", "holder": holder}, to_file=False)
 
     def start_worker(self):
         """A worker that said `ready`, or None with `fatal` set (the runtime does not start)."""
@@ -865,6 +1087,7 @@ class Supervisor:
             record.update(state_key="before", state=reply["state_before"])
             self.states.setdefault(index, {})["before"] = reply["state_before"]
         self.out.emit(record, to_stdout=False)
+        self.out.emit(_progress(record), to_file=False)
         if rnd == self.rounds - 1:
             self.emit_result(entry, reply)
 
@@ -923,8 +1146,8 @@ def unpack_main(archive, dest):
 
 def main(argv=None):
     argv = list(sys.argv[1:] if argv is None else argv)
-    if not argv or argv[0] not in ("info", "run", "worker", "unpack"):
-        sys.stderr.write("usage: runner.py info | run MANIFEST.json | unpack ARCHIVE.tar FOLDER\n")
+    if not argv or argv[0] not in ("info", "run", "worker", "unpack", "reap"):
+        sys.stderr.write("usage: runner.py info | run MANIFEST.json | unpack ARCHIVE.tar FOLDER | reap RUNS OWNER\n")
         return 2
     if argv[0] == "info":
         sys.stdout.write(json.dumps(fingerprint()) + "\n")
@@ -934,6 +1157,11 @@ def main(argv=None):
             sys.stderr.write("usage: runner.py unpack ARCHIVE.tar FOLDER\n")
             return 2
         return unpack_main(argv[1], argv[2])
+    if argv[0] == "reap":
+        if len(argv) != 3:
+            sys.stderr.write("usage: runner.py reap RUNS_FOLDER OWNER\n")
+            return 2
+        return reap_main(argv[1], argv[2])
     if len(argv) != 2:
         sys.stderr.write(f"usage: runner.py {argv[0]} MANIFEST.json\n")
         return 2

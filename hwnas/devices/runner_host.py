@@ -8,10 +8,13 @@ A transport supplies a few primitives (`_exec`, `_open_stream`, `_list_dir`, `_p
 
 from __future__ import annotations
 
+import hashlib
 import json
+import logging
 import math
 import posixpath
 import re
+import socket
 import tarfile
 import tempfile
 import time
@@ -27,7 +30,9 @@ from hwnas.devices.runner import MANIFEST_VERSION, check_manifest
 from hwnas.errors import DeviceError, HostKeyError, TransportError
 
 __all__ = ["RunnerDevice", "LineStream", "RUNNER_PATH", "runner_sha256", "build_manifest",
-           "measurement_from_record", "failed_measurement"]
+           "measurement_from_record", "failed_measurement", "owner_token"]
+
+log = logging.getLogger(__name__)
 
 RUNNER_PATH = Path(__file__).with_name("runner.py")
 MAX_ATTEMPTS_WITHOUT_PROGRESS = 4
@@ -39,6 +44,13 @@ ProgressFn = Callable[[Measurement, int, int], None]
 
 def runner_sha256() -> str:
     return sha256_file(RUNNER_PATH)
+
+
+def owner_token(device: str, workspace: str | Path | None = None) -> str:
+    """Who starts a batch (this host, the workspace, the device name), as 16 hex digits written into the manifest:
+    a later batch of the same owner stops the runners an abandoned one left behind (`runner.py reap`)."""
+    text = f"{socket.gethostname()}\0{Path(workspace).resolve() if workspace else ''}\0{device}"
+    return hashlib.sha256(text.encode()).hexdigest()[:16]
 
 
 class LineStream:
@@ -112,16 +124,17 @@ def failed_measurement(sha256: str, key: str, device: str, settings: BenchmarkSe
 
 
 def build_manifest(models: Sequence[BenchmarkModel], paths: dict[str, str], settings: BenchmarkSettings,
-                   results: str) -> dict[str, Any]:
-    """The manifest the runner reads (docs/devices.md, "Runner protocol"): the settings, the results file, and per
-    model its index, path on the device (`paths`: sha256 -> path), key, sha256 and input shapes. It is checked
-    against the runner's own schema here, so a bad setting fails on the host, naming the field."""
+                   results: str, owner: str | None = None, lock_timeout_s: float | None = None) -> dict[str, Any]:
+    """The manifest the runner reads (docs/devices.md, "Runner protocol"): the settings, the results file, who
+    started the batch, how long to wait for the device lock, and per model its index, path on the device
+    (`paths`: sha256 -> path), key, sha256 and input shapes. It is checked against the runner's own schema here,
+    so a bad setting fails on the host, naming the field."""
     manifest = {
         "version": MANIFEST_VERSION, "runtime": settings.runtime, "threads": settings.threads,
         "warmup": settings.warmup, "runs": settings.runs, "min_seconds": settings.min_seconds,
         "rounds": settings.rounds, "timeout_per_model_s": settings.timeout_per_model_s, "use_gpu": settings.use_gpu,
         "pin_cores": list(settings.pin_cores) if settings.pin_cores else None,
-        "results": results,
+        "results": results, "owner": owner, "lock_timeout_s": lock_timeout_s,
         "models": [{"index": i, "path": paths[m.sha256], "key": m.key, "sha256": m.sha256,
                     "input_shapes": [list(s) for s in m.input_shapes] if m.input_shapes else None}
                    for i, m in enumerate(models)],
@@ -153,6 +166,9 @@ class RunnerDevice(Device):
         self.config = config
         self.name = config.name
         self.progress: ProgressFn | None = None  # called with (measurement, done, total) after each model
+        self.waiting: Callable[[str], None] | None = None  # called with a message while another batch holds the device
+        self.owner = owner_token(config.name)  # open_device adds the workspace
+        self._said_waiting_at = -math.inf
         self.keep_runs = False  # keep the run folder (manifest, results.jsonl) on the device, for inspection
         self.last_run_dir: str | None = None
 
@@ -215,6 +231,10 @@ class RunnerDevice(Device):
     def _path(self, *parts: str) -> str:
         return posixpath.join(self.root, *parts)
 
+    def _runner_argv(self, runner: str, *args: str) -> list[str]:
+        """The device's Python running the runner; `--` first, so no path is ever read as an option of Python."""
+        return [self.python, "--", runner, *args]
+
     def _runner_remote(self) -> str:
         """Push the runner once (by content hash); return its path on the device."""
         if self.models_are_local:
@@ -226,7 +246,7 @@ class RunnerDevice(Device):
 
     def info(self) -> dict[str, Any]:
         runner = self._runner_remote()
-        code, out, err = self._exec([self.python, runner, "info"], timeout_s=120.0)
+        code, out, err = self._exec(self._runner_argv(runner, "info"), timeout_s=120.0)
         if code != 0:
             raise DeviceError(f"device {self.name}: the runner failed ({_tail(err) or f'exit code {code}'}); "
                               f"check that `{self.python}` runs there (set python = \"...\" in devices/"
@@ -274,7 +294,7 @@ class RunnerDevice(Device):
                     tar.add(str(model.path), arcname=name, recursive=False)
             remote = self._path(f"incoming-{uuid.uuid4().hex[:12]}.tar")
             self._push(archive, remote)
-        code, _, err = self._exec([self.python, runner, "unpack", remote, folder], timeout_s=600.0)
+        code, _, err = self._exec(self._runner_argv(runner, "unpack", remote, folder), timeout_s=600.0)
         if code != 0:
             raise DeviceError(f"device {self.name}: unpacking the pushed models failed: {_tail(err)}")
 
@@ -283,21 +303,25 @@ class RunnerDevice(Device):
         if not models:
             return
         started = time.monotonic()
+        self._said_waiting_at = -math.inf
         batch_deadline = started + settings.timeout_per_batch_s if settings.timeout_per_batch_s else math.inf
         runner = self._retrying(self._runner_remote, batch_deadline)
         paths = self._retrying(lambda: self.push_models(models, runner), batch_deadline)
+        self._retrying(lambda: self.stop_abandoned(runner), batch_deadline)
         run_dir = self._path("runs", f"{time.strftime('%Y%m%d-%H%M%S')}-{uuid.uuid4().hex[:8]}")
-        manifest = build_manifest(models, paths, settings, posixpath.join(run_dir, "results.jsonl"))
+        manifest = build_manifest(models, paths, settings, posixpath.join(run_dir, "results.jsonl"), self.owner,
+                                  self.config.lock_timeout_s)
         self.last_run_dir = run_dir
         manifest_path = posixpath.join(run_dir, "manifest.json")
         self._retrying(lambda: self._write_file(manifest_path, json.dumps(manifest).encode()), batch_deadline)
-        argv = [self.python, runner, "run", manifest_path]
+        argv = self._runner_argv(runner, "run", manifest_path)
         yielded: set[int] = set()
+        rounds_seen: set[tuple[int, int]] = set()  # (model index, round) the runner recorded: progress, per round
         last = time.monotonic()
         attempts = 0
         try:
             while len(yielded) < len(models):
-                progress_before = len(yielded)
+                progress_before = (len(yielded), len(rounds_seen))
                 try:
                     stream = self._open_stream(argv)
                     try:
@@ -328,7 +352,13 @@ class RunnerDevice(Device):
                                 if self.progress:
                                     self.progress(m, len(yielded), len(models))
                                 yield m
+                            elif kind == "progress":
+                                rounds_seen.add((int(record["index"]), int(record["round"])))
+                            elif kind == "busy":
+                                self._say_waiting(record.get("holder"), time.monotonic() - started)
                             elif kind == "end":
+                                if record.get("busy") is not None:
+                                    raise DeviceError(self._busy_message(record["busy"], time.monotonic() - started))
                                 ended = True
                                 break
                         if not ended:
@@ -341,7 +371,8 @@ class RunnerDevice(Device):
                         raise DeviceError(f"device {self.name}: the runner ended with {len(models) - len(yielded)} "
                                           "models unmeasured")
                 except TransportError as exc:
-                    attempts = 0 if len(yielded) > progress_before else attempts + 1
+                    progressed = (len(yielded), len(rounds_seen)) != progress_before
+                    attempts = 0 if progressed else attempts + 1
                     if attempts >= MAX_ATTEMPTS_WITHOUT_PROGRESS:
                         raise
                     self._recover(exc, min(batch_deadline, time.monotonic() + self.config.reconnect_timeout_s))
@@ -350,7 +381,37 @@ class RunnerDevice(Device):
                 if not self.keep_runs:
                     self._remove_tree(run_dir)
             except (TransportError, DeviceError, OSError):
-                pass  # the link is gone: this run's folder stays under runs/ in the device cache (small)
+                pass  # the link is gone: the next batch of this owner stops the runner (stop_abandoned)
+
+    def stop_abandoned(self, runner: str) -> list[str]:
+        """Stop the runners that earlier batches of this owner left measuring (after a give-up, the link down);
+        return their run folders' names. Nothing to do (no device command) when no run folder is left."""
+        runs = self._path("runs")
+        if self.models_are_local or not self._list_dir(runs):
+            return []
+        code, out, err = self._exec(self._runner_argv(runner, "reap", runs, self.owner), timeout_s=120.0)
+        if code != 0:
+            raise DeviceError(f"device {self.name}: could not stop runners left by an abandoned batch: "
+                              f"{_tail(err) or f'exit code {code}'}")
+        report = _parse(out.strip().splitlines()[-1]) if out.strip() else None
+        stopped = list((report or {}).get("stopped") or [])
+        if stopped:
+            log.warning("device %s: stopped %d runner(s) still measuring for an abandoned batch (%s)", self.name,
+                        len(stopped), ", ".join(stopped))
+        return stopped
+
+    def _say_waiting(self, holder: Any, waited_s: float) -> None:
+        message = (f"device {self.name}: waiting for another batch to finish measuring there "
+                   f"({_holder(holder)}; waiting up to {self.config.lock_timeout_s:.0f} s, lock_timeout_s)")
+        if self.waiting is not None:
+            self.waiting(message)
+        elif waited_s - self._said_waiting_at >= 60.0:  # the log: the first time, then once a minute
+            log.warning("%s", message)
+            self._said_waiting_at = waited_s
+
+    def _busy_message(self, holder: Any, waited_s: float) -> str:
+        return (f"device {self.name} is busy: another batch measures there ({_holder(holder)}); gave up after "
+                f"{waited_s:.0f} s; run again when it is done, or raise lock_timeout_s in devices/{self.name}.toml")
 
     def _retrying(self, step: Callable[[], Any], deadline: float) -> Any:
         """Run a preparation step (push, manifest); after a dropped link, reconnect and run it again (steps
@@ -384,6 +445,13 @@ def _parse(line: str) -> dict[str, Any] | None:
     except ValueError:
         return None
     return record if isinstance(record, dict) else None
+
+
+def _holder(holder: Any) -> str:
+    holder = holder if isinstance(holder, dict) else {}
+    since = holder.get("since")
+    when = time.strftime(" since %H:%M:%S", time.localtime(since)) if isinstance(since, (int, float)) else ""
+    return f"runner pid {holder.get('pid') or '?'}{when}"
 
 
 def _tail(text: str, n: int = 300) -> str:

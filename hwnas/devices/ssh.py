@@ -21,13 +21,13 @@ from typing import Any
 
 from hwnas.devices.inventory import DeviceConfig
 from hwnas.devices.runner_host import LineStream, RunnerDevice
-from hwnas.errors import HostKeyError, TransportError
+from hwnas.errors import DeviceError, HostKeyError, TransportError
 from hwnas.workspace import atomic_write_text
 
 __all__ = ["SshDevice", "shell_command", "host_key_fingerprint"]
 
 log = logging.getLogger(__name__)
-DEFAULT_REMOTE_DIR = ".cache/hwnas"  # relative: inside the login user's home (per-user cache)
+DEFAULT_REMOTE_DIR = "~/.cache/hwnas"  # inside the login user's home (per-user cache); ~ expanded by us
 
 
 def _link_errors() -> tuple[type[BaseException], ...]:
@@ -65,11 +65,25 @@ class SshDevice(RunnerDevice):
         self._client: Any = None
         self._sftp: Any = None
         self._made_dirs: set[str] = set()  # folders known to exist on the device (saves SFTP round trips)
+        self._home: str | None = None  # the login folder on the device, absolute (asked once)
 
     @property
     def root(self) -> str:
+        """The cache folder, always absolute: `~/` is the login folder as the device's SFTP server names it, so
+        no path we pass to a device command can start with `-` or depend on the command's folder."""
         root = self.config.remote_dir or DEFAULT_REMOTE_DIR
-        return root[2:] if root.startswith("~/") else root
+        if not root.startswith("~/"):
+            return root
+        if self._home is None:
+            try:
+                home = self._sftp_client().normalize(".")
+            except _link_errors() as exc:
+                raise TransportError(f"device {self.name}: cannot find the login folder: {exc}") from None
+            if not home.startswith("/"):
+                raise DeviceError(f"device {self.name}: the login folder {home!r} is not an absolute path; set "
+                                  f"remote_dir = \"/ABSOLUTE/PATH\" in devices/{self.name}.toml")
+            self._home = home
+        return posixpath.join(self._home, root[2:])
 
     # -- connection -----------------------------------------------------------------------------------
     def connect(self) -> None:
@@ -103,13 +117,16 @@ class SshDevice(RunnerDevice):
             ) from None
         except paramiko.AuthenticationException as exc:
             client.close()
-            raise TransportError(
+            raise TransportError(self._key_problem(key) or (
                 f"device {self.name}: SSH authentication failed for {self.config.target} ({type(exc).__name__}); "
                 f"set key = \"PATH\" in devices/{self.name}.toml, load the key into ssh-agent, or export "
                 f"HWNAS_SSH_PASSPHRASE for an encrypted key"
-            ) from None
+            )) from None
         except (paramiko.SSHException, OSError, EOFError) as exc:
             client.close()
+            problem = self._key_problem(key)
+            if problem:
+                raise TransportError(problem) from None
             raise TransportError(f"device {self.name}: cannot connect to {self.config.target}: "
                                  f"{type(exc).__name__}: {exc}") from None
         self._client = client
@@ -117,6 +134,40 @@ class SshDevice(RunnerDevice):
         if transport is not None:
             transport.set_keepalive(5)
         log.info("connected to %s", self.config.target)
+
+    def _key_problem(self, key: str | None) -> str | None:
+        """Why the key file in `key` cannot be used (missing, wrong passphrase, not a key), or None: paramiko
+        reports a wrong passphrase as "Invalid key", so the file is tried again here to say what is wrong."""
+        import paramiko
+
+        if not key:
+            return None
+        where = f"device {self.name}: key {key}"
+        if not Path(key).is_file():
+            return f"{where} does not exist; fix key = \"PATH\" in devices/{self.name}.toml"
+        passphrase = os.environ.get("HWNAS_SSH_PASSPHRASE") or None
+        encrypted = False
+        for cls in (paramiko.Ed25519Key, paramiko.ECDSAKey, paramiko.RSAKey):
+            try:
+                cls.from_private_key_file(key, passphrase)
+                return None  # the key loads: the problem is elsewhere
+            except paramiko.PasswordRequiredException:
+                encrypted = True
+            except (paramiko.SSHException, OSError, ValueError, TypeError):
+                pass
+            if passphrase:
+                try:
+                    cls.from_private_key_file(key, None)
+                except paramiko.PasswordRequiredException:
+                    encrypted = True
+                except (paramiko.SSHException, OSError, ValueError, TypeError):
+                    pass
+        if encrypted and passphrase:
+            return f"{where}: wrong passphrase (HWNAS_SSH_PASSPHRASE does not decrypt it)"
+        if encrypted:
+            return (f"{where} is encrypted and no passphrase was given: export HWNAS_SSH_PASSPHRASE or load the key "
+                    f"into ssh-agent")
+        return f"{where} is not a private key that can be read (ed25519, ECDSA or RSA)"
 
     def close(self) -> None:
         for handle in (self._sftp, self._client):

@@ -12,7 +12,7 @@ import pytest
 from helpers import round_counts
 
 from hwnas.devices import BenchmarkModel, BenchmarkSettings, add_device, open_device
-from hwnas.errors import DeviceError, TransportError
+from hwnas.errors import DeviceError, InventoryError, TransportError
 from hwnas.workspace import Workspace
 
 
@@ -178,7 +178,9 @@ def test_hostile_serials_paths_and_names_never_execute(tmp_path, adb_device, ben
     with open_device("phone", ws) as device:
         got = list(device.benchmark([BenchmarkModel(model, evil)], tool_settings()))
     assert got[0].ok and got[0].key == evil
-    add_device(ws, "evil-serial", transport="adb", serial="127.0.0.1:1;touch PWNED4 $(touch PWNED5)")
+    with pytest.raises(InventoryError, match="serial must be"):  # a serial never holds a space
+        add_device(ws, "spaced-serial", transport="adb", serial="127.0.0.1:1;touch PWNED4 $(touch PWNED5)")
+    add_device(ws, "evil-serial", transport="adb", serial="127.0.0.1:1;touch${IFS}PWNED4;$(touch${IFS}PWNED5)")
     with pytest.raises(TransportError):
         open_device("evil-serial", ws).connect()
     for where in (tmp_path, adb_device.root, Path.cwd()):

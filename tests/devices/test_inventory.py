@@ -122,3 +122,82 @@ def test_python_3_10_reads_device_files_with_tomli(ws, monkeypatch):
     path.write_text("transport = ")
     with pytest.raises(InventoryError, match="not valid TOML"):
         module.load_device_config(path)
+
+
+@pytest.mark.parametrize(("line", "field"), [
+    ('gpu = "no"', "gpu"), ('port = "abc"', "port"), ('pin_cores = "ab"', "pin_cores"),
+    ("pin_cores = [-1]", "pin_cores"),
+    ('connect_timeout_s = "x"', "connect_timeout_s"), ("connect_timeout_s = nan", "connect_timeout_s"),
+    ("reconnect_timeout_s = -5", "reconnect_timeout_s"), ("host = 123", "host"), ("threads = true", "threads"),
+    ("threads = 2.0", "threads"), ("port = 70000", "port"), ("description = 1979-05-27", "description"),
+    ("runtime = [\"tflite\"]", "runtime"), ("lock_timeout_s = inf", "lock_timeout_s"), ('python = "-c"', "python"),
+])
+def test_wrongly_typed_values_are_one_line_naming_file_field_and_allowed_values(ws, line, field):
+    path = ws.devices_dir / "pi.toml"
+    path.write_text(f'transport = "ssh"\nhost = "10.0.0.7"\n{line}\n'.replace('host = "10.0.0.7"\nhost', "host"))
+    with pytest.raises(InventoryError) as info:
+        load_inventory(ws)
+    message = str(info.value)
+    assert message.startswith(f"{path}: ") and f"{field} must be" in message and "\n" not in message
+
+
+def test_a_file_that_is_not_utf8_is_one_line(ws):
+    (ws.devices_dir / "latin.toml").write_bytes(b'transport = "local"\ndescription = "caf\xe9"\n')
+    with pytest.raises(InventoryError, match="latin.toml is not UTF-8"):
+        load_inventory(ws)
+
+
+def test_one_bad_file_does_not_break_the_listing(ws):
+    add_device(ws, "good", transport="local")
+    (ws.devices_dir / "bad.toml").write_text('gpu = "no"\n')
+    (ws.devices_dir / "broken.toml").write_bytes(b"\xff\xfe")
+    errors: dict[str, str] = {}
+    assert list(load_inventory(ws, errors=errors)) == ["good"]
+    assert sorted(errors) == ["bad.toml", "broken.toml"] and "gpu must be true or false" in errors["bad.toml"]
+    with pytest.raises(InventoryError):
+        load_inventory(ws)  # without `errors`, the first bad file raises as before
+
+
+@pytest.mark.parametrize("text", ["del\x7fhere", "nul\x00", "esc\x1b[31m", "c1\x85", "tab\tand\r\nlines", 'q"\\'])
+def test_every_control_character_add_device_writes_loads_back(ws, text):
+    add_device(ws, "odd", transport="local", description=text)
+    assert load_inventory(ws)["odd"].description == text
+
+
+def test_remote_dir_that_reads_as_an_option_is_refused_and_nothing_runs(ws, tmp_path):
+    marker = tmp_path / "PWNED"
+    payload = f"-cimport os;open({str(marker)!r},'w')#"
+    for transport, extra in (("ssh", {"host": "127.0.0.1"}), ("adb", {"serial": "x"}), ("local", {})):
+        with pytest.raises(InventoryError) as info:
+            add_device(ws, "evil", transport=transport, remote_dir=payload, **extra)
+        assert "remote_dir must be an absolute path" in str(info.value) and "\n" not in str(info.value)
+        with pytest.raises(InventoryError, match="remote_dir"):
+            DeviceConfig(name="evil", transport=transport, remote_dir=payload, **extra)
+    (ws.devices_dir / "evil.toml").write_text(f'transport = "local"\nremote_dir = "{payload}"\n')
+    with pytest.raises(InventoryError, match="remote_dir"):
+        open_device("evil", ws)
+    assert not marker.exists() and [p.name for p in ws.devices_dir.iterdir()] == ["evil.toml"]
+
+
+def test_remote_dir_is_absolute_or_home_for_ssh_only(ws):
+    assert DeviceConfig(name="a", transport="ssh", host="h", remote_dir="~/cache").remote_dir == "~/cache"
+    assert DeviceConfig(name="a", transport="adb", serial="s", remote_dir="/data/x").remote_dir == "/data/x"
+    for transport, extra in (("ssh", {"host": "h"}), ("adb", {"serial": "s"})):
+        with pytest.raises(InventoryError, match="remote_dir"):
+            DeviceConfig(name="a", transport=transport, remote_dir="cache/hwnas", **extra)
+    with pytest.raises(InventoryError, match="remote_dir"):
+        DeviceConfig(name="a", transport="adb", serial="s", remote_dir="~/x")
+
+
+def test_every_name_that_becomes_a_path_is_checked(ws):
+    from hwnas.devices.inventory import device_file
+
+    assert device_file(ws, "pi4") == ws.devices_dir / "pi4.toml"
+    for name in ("../x", "/etc/passwd", "-x", "a/b"):
+        with pytest.raises(InventoryError, match="bad device name"):
+            device_file(ws, name)
+        with pytest.raises(InventoryError, match="bad device name"):
+            open_device(name, ws)
+    (ws.devices_dir / "bad name.toml").write_text('transport = "local"\n')
+    with pytest.raises(InventoryError, match="rename the file"):
+        load_inventory(ws)

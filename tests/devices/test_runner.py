@@ -22,7 +22,7 @@ def run_runner(tmp_path: Path, paths, timeout=120, **options):
                           timeout=timeout)
     assert proc.returncode == 0, proc.stderr
     lines = [json.loads(line) for line in proc.stdout.splitlines()]
-    return [r for r in lines if r["type"] != "heartbeat"], tmp_path / "results.jsonl"
+    return [r for r in lines if r["type"] not in ("heartbeat", "progress")], tmp_path / "results.jsonl"
 
 
 def file_records(path: Path):

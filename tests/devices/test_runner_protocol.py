@@ -187,7 +187,9 @@ def test_second_run_while_the_first_is_alive_only_follows_it(tmp_path, onnx_mode
             first.kill()
     assert first.returncode == 0 and second.returncode == 0, first_err + second.stderr
     measured = [r for r in lines(first_out) if r["type"] in ("result", "failed", "end")]
-    followed = [r for r in lines(second.stdout) if r["type"] != "heartbeat"]
+    followed = [r for r in lines(second.stdout) if r["type"] not in ("heartbeat", "progress")]
+    progress = {(r["index"], r["round"]) for r in lines(second.stdout) if r["type"] == "progress"}
+    assert progress == {(i, rnd) for i in range(2) for rnd in range(3)}  # the follower reports every round too
     assert followed == measured and [r["type"] for r in measured] == ["result", "result", "end"]
     assert round_counts(results) == {(i, rnd): 1 for i in range(2) for rnd in range(3)}
     assert [r["type"] for r in lines(results.read_text())].count("end") == 1  # the follower wrote nothing
