@@ -13,8 +13,10 @@ from hwnas.errors import PredictorError
 from hwnas.predictors.base import Predictor
 from hwnas.predictors.metrics import evaluate_predictions
 from hwnas.predictors.registry import create_predictor
+from hwnas.predictors.report import HeldOutReport, held_out_report
 
-__all__ = ["TRAIN_ROLES", "STATISTICS", "measured_rows", "fit_from_profile", "held_out_rows", "evaluate_on_rows"]
+__all__ = ["TRAIN_ROLES", "STATISTICS", "measured_rows", "fit_from_profile", "held_out_rows", "evaluate_on_rows",
+           "session_warnings", "fit_report"]
 
 # the measured subnets each predictor learns from; the rest of a profile's subnets are held out
 TRAIN_ROLES = {"lut": (), "lut-calibrated": ("calibration",), "gbm": ("calibration",), "few-shot": ("reference",)}
@@ -38,13 +40,50 @@ def _statistic(statistic: str) -> str:
     return statistic
 
 
+def session_warnings(profile: dict[str, Any], rows: list[dict[str, Any]] | None = None,
+                     allow_drift: bool = False, source: str = "the profile") -> list[str]:
+    """Warnings about the profiling sessions behind `rows` (default: all measured subnets).
+
+    A session whose reference checks moved beyond their noise is a warning; subnets from several sessions are
+    a PredictorError when any of them drifted or their reference levels disagree, unless `allow_drift`
+    (then it is a warning too).
+    """
+    sessions = [s for s in profile.get("sessions") or [] if isinstance(s, dict)]
+    rows = measured_rows(profile) if rows is None else rows
+    used = {r.get("session") for r in rows if r.get("session")}
+    warnings = []
+    if not sessions and rows:
+        warnings.append(f"{source} has no reference checks (profiled before they existed); drift between "
+                        "measurements cannot be ruled out: re-profile to check it")
+    relevant = [s for s in sessions if not used or s.get("id") in used]
+    for s in relevant:
+        if s.get("drifted"):
+            warnings.append(f"profiling session {s['id']} drifted: its reference subnets moved {s['drift_pct']:.0f}% "
+                            f"between its start and end (noise allows {s['threshold_pct']:.0f}%)")
+    if len(used) > 1:
+        disagree = _sessions_disagree(relevant)
+        problems = [w for w in warnings if "drifted" in w]
+        if disagree:
+            problems.append(f"the {len(used)} sessions measured the same reference subnets {disagree[0]:.0f}% apart "
+                            f"(noise allows {disagree[1]:.0f}%)")
+        if problems and not allow_drift:
+            raise PredictorError(f"{source} mixes measurements from {len(used)} profiling sessions and "
+                                 f"{'; '.join(problems)}: re-profile in one session on a quiet device (a new "
+                                 "workspace or a cleared store), or accept it with --allow-drift")
+        if disagree:
+            warnings.append(problems[-1])
+    return warnings
+
+
 def fit_from_profile(name: str, profile: dict[str, Any], profile_path: str | Path | None = None,
                      base: Any = None, max_samples: int | None = None, statistic: str = "median_ms",
-                     **options: Any) -> Predictor:
+                     allow_drift: bool = False, **options: Any) -> Predictor:
     """Fit predictor `name` on a profile: the operator table plus the subnets of its training roles.
 
     `statistic` picks which per-model figure is the latency: the median (default), or the minimum, which
-    is steadier on a machine whose CPU is shared with other work.
+    is steadier on a machine whose CPU is shared with other work. Subnets from several profiling sessions
+    that drifted or disagree are a PredictorError unless `allow_drift`; the warnings land in
+    `predictor.meta_["warnings"]`.
     """
     stat = _statistic(statistic)
     roles = TRAIN_ROLES.get(name)
@@ -67,6 +106,8 @@ def fit_from_profile(name: str, profile: dict[str, Any], profile_path: str | Pat
         except (KeyError, TypeError):
             raise PredictorError(f"the profile's operators have no {stat}; re-run `hwnas profile`") from None
         predictor = create_predictor(name, space=space, table=table, **options)
+    warnings = session_warnings(profile, rows, allow_drift, f"profile {profile_path}" if profile_path
+                                else "the profile")
     if roles and not rows:
         raise PredictorError(f"{name} learns from measured subnets ({'/'.join(roles)}) and the profile has none; "
                              "re-run `hwnas profile` with --calibration N")
@@ -75,9 +116,23 @@ def fit_from_profile(name: str, profile: dict[str, Any], profile_path: str | Pat
         "device": profile.get("device"), "runtime": profile.get("runtime"), "precision": profile.get("precision"),
         "threads": profile.get("threads"), "profile": str(profile_path) if profile_path else None,
         "profile_date": profile.get("date"), "fitted": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
-        "trained_on": [r["key"] for r in rows], "statistic": stat,
+        "trained_on": [r["key"] for r in rows], "statistic": stat, "warnings": warnings,
     }
     return predictor
+
+
+def fit_report(predictor: Predictor, profile: dict[str, Any], coverage: float = 0.95) -> HeldOutReport:
+    """What `hwnas fit` prints after fitting on `profile`: the error and interval coverage on the profile's
+    subnets the predictor did not learn from, and the drift warnings of `fit_from_profile`. With no held-out
+    subnets, a PredictorError saying how to get some."""
+    rows = held_out_rows(predictor, profile)
+    stat = (getattr(predictor, "meta_", {}) or {}).get("statistic") or "median_ms"
+    warnings = list((getattr(predictor, "meta_", {}) or {}).get("warnings") or [])
+    if not rows:
+        raise PredictorError("no held-out measured subnets to report on; profile with more --calibration "
+                             "subnets or measure some with `hwnas profile --measure-archs FILE`")
+    y = np.array([r[stat] for r in rows], dtype=float)
+    return held_out_report(predictor, [r["arch"] for r in rows], y, coverage, warnings)
 
 
 def held_out_rows(predictor: Predictor, profile: dict[str, Any]) -> list[dict[str, Any]]:
@@ -99,3 +154,23 @@ def evaluate_on_rows(predictor: Predictor, rows: list[dict[str, Any]], statistic
         raise PredictorError(f"the profile's subnets have no {stat}; re-run `hwnas profile`") from None
     pred = predictor.predict([r["arch"] for r in rows])
     return evaluate_predictions(y, pred), y, pred
+
+
+def _sessions_disagree(sessions: list[dict[str, Any]]) -> tuple[float, float] | None:
+    """(largest level ratio in %, threshold %) when two sessions measured the same references more than the
+    threshold apart (each session's level: the median of its checks), else None."""
+    levels: dict[str, list[float]] = {}
+    for s in sessions:
+        for phase in s["checks"].values():
+            for key, ms in phase.items():
+                levels.setdefault(key, []).append((s["id"], ms))  # type: ignore[arg-type]
+    worst = 0.0
+    for key in levels:
+        by_session: dict[str, list[float]] = {}
+        for sid, ms in levels[key]:  # type: ignore[misc]
+            by_session.setdefault(sid, []).append(ms)
+        medians = [float(np.median(v)) for v in by_session.values()]
+        if len(medians) > 1:
+            worst = max(worst, 100.0 * (max(medians) / min(medians) - 1.0))
+    threshold = max([s["threshold_pct"] for s in sessions] or [10.0])
+    return (round(worst, 2), threshold) if worst > threshold else None

@@ -1,7 +1,8 @@
 """Profile files: `profiles/<device>/<space>-<runtime>-<precision>.json`, derived from the measurement store.
 
 A profile holds the device fingerprint, the settings, the date, per-operator {median_ms, mean_ms, std_ms, n},
-and the whole subnets measured with it (calibration, reference, extra).
+and the whole subnets measured with it (calibration, reference, extra), each with the session that measured it,
+and per session the reference checks at its start, middle and end with its drift (`hwnas.profiling.drift`).
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ from typing import Any
 
 from hwnas.errors import ProfilingError
 from hwnas.files import read_json_file
+from hwnas.profiling.drift import session_summaries
 from hwnas.profiling.store import MeasurementStore, StoredMeasurement
 from hwnas.space import OpSpec, SearchSpace
 from hwnas.workspace import Workspace, atomic_write_text
@@ -74,7 +76,8 @@ def build_profile(store: MeasurementStore, device: str, space: SearchSpace, runt
             if rec is None:
                 missing_archs += 1
                 continue
-            rows.append({"key": arch.key, "arch": arch.to_dict(), **_stats(rec)})
+            rows.append({"key": arch.key, "arch": arch.to_dict(), **_stats(rec),
+                         **({"session": rec.session} if rec.session else {})})
         measured_archs[role] = rows
     used = [op_records[k] for k in operators] + [arch_records[r["key"]] for rows in measured_archs.values()
                                                 for r in rows]
@@ -99,6 +102,7 @@ def build_profile(store: MeasurementStore, device: str, space: SearchSpace, runt
         "operators": operators,
         "missing_operators": missing,
         "failed": {k: v for k, v in failed.items() if k in set(missing)},
+        "sessions": session_summaries(store.records(), space.name),
         **measured_archs,
     }
 

@@ -20,6 +20,7 @@ from hwnas import space as spaces
 from hwnas.devices.base import BenchmarkModel, BenchmarkSettings, Device, Measurement
 from hwnas.errors import DeviceError, ExportError, ProfilingError
 from hwnas.files import sha256_file
+from hwnas.profiling.drift import check_archs, new_session_id
 from hwnas.profiling.profile import build_profile, profile_path, write_profile
 from hwnas.profiling.reference import calibration_archs, reference_archs
 from hwnas.profiling.store import MeasurementStore, StoredMeasurement
@@ -103,13 +104,30 @@ def profile_device(
     timing = {"export_s": 0.0, "device_s": 0.0}
     started = time.monotonic()
 
+    session = new_session_id()
+    checks = check_archs(sp, len(role_archs["reference"]))
+
     def record(kind: str, key: str, role: str, spec: dict[str, Any], m: Measurement) -> None:
         store.append(StoredMeasurement(kind=kind, key=key, space=sp.name, precision=precision, measurement=m,
-                                       role=role, spec=spec))
+                                       role=role, spec=spec, session=session))
         timing["device_s"] += (m.wall_ms or 0.0) / 1000.0
+
+    def measure_checks(phase: str) -> None:
+        """Re-measure the reference checks: how the device's speed moved during this session."""
+        models, by_key = [], {}
+        for arch in checks:
+            try:
+                exported = _export_arch_cached(export_arch, sp, arch, arch_dir, fmt, precision)
+            except ExportError:
+                continue
+            models.append(BenchmarkModel(exported.path, arch.key, exported.sha256))
+            by_key[arch.key] = arch
+        for m in _measure(device, models, settings):
+            record("check", m.key, phase, by_key[m.key].to_dict(), m)
 
     with store.lock():
         fingerprint = device.info()
+        measure_checks("start")
         done_ops = set(store.latest("op", settings.runtime, precision, settings.threads))
         todo_ops = [op for op in op_list if op.key not in done_ops]
         done = len(op_list) - len(todo_ops)
@@ -128,6 +146,7 @@ def profile_device(
                     record("op", m.key, "", specs.get(m.key, {}), m)
                     done += 1
                     emit(progress, "operators", done, len(op_list), m.key)
+            measure_checks("middle")
             all_archs = [(role, a) for role in ("reference", "calibration", "extra") for a in role_archs[role]]
             done_archs = set(store.latest("arch", settings.runtime, precision, settings.threads, space=sp.name))
             todo_archs = [(role, a) for role, a in all_archs if a.key not in done_archs]
@@ -156,6 +175,7 @@ def profile_device(
                     record("arch", arch.key, role, arch.to_dict(), m)
                     done += 1
                     emit(progress, "archs", done, len(all_archs), arch.key)
+            measure_checks("end")
         finally:
             timing["wall_s"] = time.monotonic() - started
             path = profile_path(workspace, device.name, sp.name, settings.runtime, precision)

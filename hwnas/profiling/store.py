@@ -38,13 +38,14 @@ CSV_FIELDS = ("kind", "role", "key", "space", "precision", "runtime", "runtime_v
 class StoredMeasurement:
     """One line of the log: what was measured (an operator or a whole arch) and the Measurement."""
 
-    kind: str  # "op" or "arch"
+    kind: str  # "op", "arch", or "check" (a reference subnet re-measured to detect drift)
     key: str
     space: str
     precision: str
     measurement: Measurement
     role: str = ""  # for archs: "calibration", "reference" or "extra"
     spec: dict[str, Any] = field(default_factory=dict)  # the OpSpec or the arch dict
+    session: str = ""  # the profiling session that measured it (see hwnas.profiling.drift)
 
     @property
     def runtime(self) -> str:
@@ -63,12 +64,12 @@ class StoredMeasurement:
     def to_dict(self) -> dict[str, Any]:
         return {"v": STORE_VERSION, "kind": self.kind, "key": self.key, "space": self.space,
                 "precision": self.precision, "role": self.role, "spec": self.spec,
-                "measurement": self.measurement.to_dict()}
+                "measurement": self.measurement.to_dict(), **({"session": self.session} if self.session else {})}
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> StoredMeasurement:
         return cls(kind=data["kind"], key=data["key"], space=data["space"], precision=data["precision"],
-                   role=data.get("role", ""), spec=data.get("spec") or {},
+                   role=data.get("role", ""), spec=data.get("spec") or {}, session=str(data.get("session") or ""),
                    measurement=Measurement.from_dict(data["measurement"]))
 
 
