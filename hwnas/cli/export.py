@@ -8,7 +8,7 @@ from typing import Annotated, Any
 import typer
 from rich.table import Table
 
-from hwnas.cli._common import JsonOpt, SupernetOpt, console, out, print_json, progress_display, read_json_arg
+from hwnas.cli._common import JsonOpt, SupernetOpt, out, plain, print_json, progress_display, read_json_arg
 from hwnas.workflows.export import DEFAULT_CALIB_SAMPLES
 
 
@@ -42,12 +42,12 @@ def export(
     from hwnas.workflows import export as run
 
     space: Any = read_json_arg(space_name, "space config") if space_name else None
-    with progress_display(disable=as_json) as progress:
+    with progress_display() as progress:
         summary = run(read_json_arg(archs, "arch or search front"), out_dir, supernet=supernet_path, space=space,
                       formats=formats.split(","), int8=int8, calib=calib, calib_samples=calib_samples,
                       validate=not no_validate, jobs=jobs, progress=progress)
     for warning in summary.warnings:
-        console.print(f"[yellow]{warning}[/yellow]")
+        plain(f"warning: {warning}")
     if as_json:
         print_json([r.to_dict() for r in summary.models])
         return

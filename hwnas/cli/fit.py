@@ -55,10 +55,12 @@ def fit(
                  out=output, statistic=statistic)
     if as_json:
         print_json({"predictor": str(result.path), "name": predictor, "device": device, "space": result.space,
-                    "runtime": result.runtime, "operators": result.operators, "trained_on": len(result.trained_on)})
+                    "runtime": result.runtime, "operators": result.operators, "trained_on": len(result.trained_on),
+                    "held_out": result.held_out})
         return
     out.print(f"wrote {result.path}: {predictor} for {device} ({result.space}, {result.runtime}, "
               f"{result.operators} operators, trained on {len(result.trained_on)} measured subnets)")
+    out.print(result.summary(), markup=False, highlight=False)
 
 
 def predict(

@@ -15,10 +15,13 @@ from hwnas.cli._common import (
     WorkspaceOpt,
     ints,
     out,
+    plain,
     print_json,
     progress_display,
     read_json_arg,
 )
+
+INCOMPLETE_EXIT = 3  # the profile was written, but some operators failed: scripts can tell, a re-run retries them
 
 
 def register(app: typer.Typer) -> None:
@@ -35,6 +38,8 @@ def _archs_arg(arg: str | None) -> list | None:
 def profile(
     device: DeviceArg,
     space_name: SpaceOpt = None,
+    supernet: Annotated[Path | None, typer.Option("--supernet", help="Profile this checkpoint's own space (its "
+                                                  "widths, resolutions and classes).")] = None,
     resolutions: Annotated[str | None, typer.Option(help="Comma-separated input resolutions (default: all).")] = None,
     precision: Annotated[str, typer.Option(help="fp32 or int8.")] = "fp32",
     calibration: Annotated[int, typer.Option(min=0, help="Random whole subnets to measure.")] = 50,
@@ -62,7 +67,8 @@ def profile(
         out.print(f"wrote {count} measurements to {export_csv}")
         return
     with progress_display() as progress:
-        result = run(device, space_name or "ofa-mbv3", workspace=ws, resolutions=ints(resolutions, "--resolutions"),
+        result = run(device, space_name, supernet=supernet, workspace=ws,
+                     resolutions=ints(resolutions, "--resolutions"),
                      precision=precision, calibration=calibration, reference=reference, operators=operators,
                      archs=_archs_arg(archs), extra_archs=_archs_arg(measure_archs), runs=runs, warmup=warmup,
                      rounds=rounds, chunk_size=chunk_size, jobs=jobs, progress=progress)
@@ -75,4 +81,6 @@ def profile(
               f"(export {timing.get('export_s', 0):.0f} s, device {timing.get('device_s', 0):.0f} s, "
               f"wall {timing.get('wall_s', 0):.0f} s this run)")
     if result.missing_operators:
-        out.print(f"[yellow]{len(result.missing_operators)} operators failed; re-run to retry them[/yellow]")
+        plain(f"incomplete: {len(result.missing_operators)} operators failed (listed in {result.path}); re-run the "
+              f"same command to retry them (exit code {INCOMPLETE_EXIT})")
+        raise typer.Exit(INCOMPLETE_EXIT)

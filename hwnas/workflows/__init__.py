@@ -6,26 +6,32 @@ supernet, export, devices, profiling, predictors, search). Every `hwnas` command
     workflows.fit("local-cpu-ort", "gbm")
     outcome = workflows.search("supernet.pt", ["local-cpu-ort"], budgets={"local-cpu-ort": 5.0}, evals=100)
     workflows.deploy(outcome.run.path, "local-cpu-ort", formats=["onnx", "tflite"])
+
+or all four stages at once: `workflows.optimize("local-cpu-ort", supernet="supernet.pt", max_latency_ms=5.0)`.
 """
 
-from hwnas.workflows.demo import DemoResult, demo
+from hwnas.workflows.bench import bench
+from hwnas.workflows.demo import demo
 from hwnas.workflows.deploy import DeployResult, deploy, deploy_front
 from hwnas.workflows.export import ExportSummary, export
 from hwnas.workflows.fit import FitResult, PredictorEvaluation, evaluate_predictor, find_predictor, fit, predict
 from hwnas.workflows.objectives import SupernetAccuracy, latency_name, predicted_latency
+from hwnas.workflows.optimize import OptimizeResult, optimize
 from hwnas.workflows.profile import ProfileResult, export_measurements, profile
 from hwnas.workflows.search import SearchJob, prepare_search, search
 from hwnas.workflows.train import train
+from hwnas.workflows.workspace import init_workspace
 
 __all__ = [
-    "DemoResult",
     "DeployResult",
     "ExportSummary",
     "FitResult",
+    "OptimizeResult",
     "PredictorEvaluation",
     "ProfileResult",
     "SearchJob",
     "SupernetAccuracy",
+    "bench",
     "demo",
     "deploy",
     "deploy_front",
@@ -34,7 +40,9 @@ __all__ = [
     "export_measurements",
     "find_predictor",
     "fit",
+    "init_workspace",
     "latency_name",
+    "optimize",
     "predict",
     "predicted_latency",
     "prepare_search",

@@ -20,7 +20,7 @@ from hwnas.workflows._common import device_configs, resolve_workspace
 from hwnas.workflows.objectives import latency_name
 from hwnas.workspace import Workspace
 
-__all__ = ["DeployResult", "deploy", "deploy_front", "INT8_CALIB_IMAGES"]
+__all__ = ["DeployResult", "deploy", "deploy_front", "int8_calibration", "INT8_CALIB_IMAGES"]
 
 INT8_CALIB_IMAGES = 64  # training images int8 models are calibrated on
 
@@ -59,7 +59,7 @@ def deploy(run_dir: str | Path, device: str, *, formats: Sequence[str] = ("tflit
     path = run_settings.get("supernet")
     if not path or not Path(path).is_file():
         raise SearchError(f"the run's supernet checkpoint {path} is gone; deploy needs it for the weights")
-    calib = _int8_calibration(run_settings) if int8 else None
+    calib = int8_calibration(run_settings) if int8 else None
     supernet = load_checkpoint(path)
     with open_device(device, ws) as dev:
         rows = deploy_front(run.path, dev, formats, int8=int8, supernet=supernet, calib=calib, settings=settings,
@@ -75,7 +75,7 @@ def _check_formats(formats: Sequence[str]) -> None:
         raise SearchError(f"unknown format(s) {bad}; choose from {', '.join(FORMAT_RUNTIMES)}")
 
 
-def _int8_calibration(run_settings: dict[str, Any]) -> np.ndarray:
+def int8_calibration(run_settings: dict[str, Any]) -> np.ndarray:
     """The run's own training images, to calibrate int8 models on; never random noise."""
     from hwnas.data import load_dataset
 

@@ -50,7 +50,7 @@ def export(archs: Any, out_dir: str | Path, *, supernet: str | Path | None = Non
     checked = [net.validate(item) if net is not None else sp.validate(item) for item in arch_items(archs)]
     unique = list({a.key: a for a in checked}.values())
     calib_data = load_calibration(calib, calib_samples) if calib is not None else None
-    folder = prepare_folder(out_dir)
+    folder = prepare_folder(out_dir).resolve()
     warnings = []
     if net is None:
         warnings.append("no --supernet given: exporting random weights (fine for latency, not for accuracy)")

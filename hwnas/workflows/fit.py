@@ -32,6 +32,15 @@ class FitResult:
     runtime: str
     operators: int
     trained_on: list[str]
+    held_out: dict[str, Any] | None = None  # error metrics on the profile's subnets it did not learn from
+
+    def summary(self) -> str:
+        """One line on how good the predictor is, from its held-out subnets (or why that is unknown)."""
+        if not self.held_out:
+            return "no held-out measured subnets to report an error on: profile with --reference 20"
+        m = self.held_out
+        return (f"on {m['n']} held-out measured subnets: {m['mape_pct']:.1f}% mean error, "
+                f"{m['within_10pct'] * 100:.0f}% within 10%, Spearman {m['spearman']:.3f}")
 
 
 @dataclass
@@ -62,9 +71,13 @@ def fit(device: str, predictor: str = "lut-calibrated", *, workspace: Workspace 
                              statistic=statistic)
     target = Path(out) if out is not None else ws.predictor_path(device, profile["space"]["name"],
                                                                     profile["runtime"])
+    from hwnas.predictors.fitting import evaluate_on_rows, held_out_rows
+
+    held = held_out_rows(model, profile)
+    metrics = evaluate_on_rows(model, held)[0] if held else None
     model.save(target)
     return FitResult(target, model, device, profile["space"]["name"], profile["runtime"], len(profile["operators"]),
-                     list(model.meta_["trained_on"]))
+                     list(model.meta_["trained_on"]), metrics)
 
 
 def find_predictor(device: str, *, workspace: Workspace | str | Path | None = None, space: str | None = None,
