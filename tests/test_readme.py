@@ -57,6 +57,8 @@ EXPECT = {
     "hwnas export r32-3354-335476-5354-7373-7673 --supernet hwnas/assets/demo_mbv3_mnist.pt --format onnx --int8 "
     "--calib mnist5k --out models/":
         Expect(("top-1 agree",), ("models/r32-3354-335476-5354-7373-7673/onnx-int8/model.onnx",)),
+    "hwnas bench models/r32-3354-335476-5354-7373-7673/onnx-int8/model.onnx --device cpu --runs 10":
+        Expect(("measured on cpu", "median ms")),
     "hwnas demo --quick --out hwnas-demo":
         Expect(("Everything is in",), ("hwnas-demo/predictors/local-cpu-ort-ofa-mbv3-onnxruntime.json",)),
     "hwnas search -w hwnas-demo --supernet hwnas/assets/demo_mbv3_mnist.pt --data mnist5k --device local-cpu-ort "
@@ -65,6 +67,10 @@ EXPECT = {
                              "hwnas-demo/runs/tour/evaluated.jsonl")),
     "hwnas deploy hwnas-demo/runs/tour -w hwnas-demo --device local-cpu-ort --format onnx":
         Expect(("models in hwnas-demo/runs/tour/models",), ("hwnas-demo/runs/tour/models/*/onnx-fp32/model.onnx",)),
+    "hwnas optimize -w hwnas-demo --device local-cpu-ort --supernet hwnas/assets/demo_mbv3_mnist.pt "
+    "--max-latency 1 --evals 6 --limit 100 --max-models 2 --format onnx":
+        Expect(("reusing", "budget 1 ms", "Everything is in"), ("hwnas-demo/runs/optimize-local-cpu-ort/front.json",
+                                                                 "hwnas-demo/runs/optimize-local-cpu-ort/report.html")),
 }
 
 

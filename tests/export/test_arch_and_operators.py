@@ -82,7 +82,8 @@ def test_export_operators_names_files_by_content_and_reuses_them(tmp_path, small
         assert side["validation"]["passed"]
     stamps = {p.name: p.stat().st_mtime_ns for p in tmp_path.iterdir()}
     seen.clear()
-    again = export_operators(small_space, ops, tmp_path, "onnx", jobs=2, progress=lambda ev: seen.append((ev.done, ev.total)))
+    again = export_operators(small_space, ops, tmp_path, "onnx", jobs=2,
+                             progress=lambda ev: seen.append((ev.done, ev.total)))
     assert [(e.path, e.sha256) for e in again] == [(e.path, e.sha256) for e in first]
     assert {p.name: p.stat().st_mtime_ns for p in tmp_path.iterdir()} == stamps  # nothing rewritten
     assert seen == [(5, 5)]
