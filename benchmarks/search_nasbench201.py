@@ -1,5 +1,8 @@
 """NAS-Bench-201 search benchmark: CIFAR-10 test error vs measured device latency (Raspberry Pi 4, Pixel 3).
 
+--devices also takes eyeriss, fpga and the stress variants of `search_variants` (raspi4-noisy, gpu-flat,
+dsp-pool).
+
 The 341 degenerate archs are excluded, each objective is normalised to [0, 1] over the table, the reference
 point is (1, 1), and the exhaustive front gives the best hypervolume. For each algorithm and seed, prints the
 number of expensive evaluations (table lookups) needed to reach 95%, 98% and 99% of it, and the medians.
@@ -33,6 +36,7 @@ from importlib import metadata
 from pathlib import Path
 
 import numpy as np
+from search_variants import add_stress_variants
 
 from hwnas.objective import FunctionObjective
 from hwnas.search import (
@@ -48,6 +52,8 @@ from hwnas.search.prior import PriorModel
 from hwnas.search.surrogate import additive_surrogate, default_surrogate, ridge_surrogate
 from hwnas.search.tabular import Table
 
+DEVICES = ("raspi4", "pixel3", "eyeriss", "fpga")  # measured (Pi 4, Pixel 3) and simulated (Eyeriss, FPGA)
+
 DATA = Path(__file__).resolve().parents[1] / ".." / "shared" / "data" / "nasbench201"
 TARGETS = (0.95, 0.98, 0.99)
 VERSIONED = ("numpy", "scipy", "scikit-learn", "xgboost", "pymoo", "torch")
@@ -55,10 +61,14 @@ PRIORS = {"cifar100": "cifar100_test_acc", "imagenet16": "ImageNet16-120_test_ac
 
 
 def load(data: Path) -> Table:
+    """The non-degenerate archs with CIFAR-10 top-1, the four devices' latency, the related tasks' top-1 and the
+    stress variants' latency (`search_variants`): each device's latency is `cifar10_<device>_latency_ms`."""
     table = Table.from_csv([data / "nb201_accuracy.csv", data / "nb201_cifar10_latency_via_help.csv"],
-                           key="arch_str", columns=["cifar10_test_acc", "cifar10_raspi4_latency_ms",
-                                                    "cifar10_pixel3_latency_ms", *PRIORS.values()])
-    return table.filter(lambda a: not table.space.is_degenerate(a))
+                           key="arch_str", columns=["cifar10_test_acc", *(f"cifar10_{d}_latency_ms" for d in DEVICES),
+                                                    *PRIORS.values()])
+    table = table.filter(lambda a: not table.space.is_degenerate(a))
+    add_stress_variants(table)
+    return table
 
 
 def problem(table: Table, device: str, latency_known: bool = False, latency_fitted: int = 0):

@@ -1,7 +1,10 @@
 """The predictor-accelerated loop, in the manner of DyNAS-T's LINAS: validate a population with the expensive
 objectives, refit a surrogate per expensive objective on everything validated so far, run an inner NSGA-II on
 the surrogates (cheap objectives evaluated directly), validate the best new archs of its front, repeat.
-No arch is validated twice."""
+No arch is validated twice. Each batch is checked against what the surrogates predicted for it
+(`SurrogateMonitor`): where they stop ranking what is measured, part of the next batch goes to exploration
+(NSGA-II offspring, spread samples); later in the run part of each batch refines the front where it is still
+uncertain (one-edge neighbours of front archs, by optimistic hypervolume gain)."""
 
 from __future__ import annotations
 
@@ -11,6 +14,7 @@ import numpy as np
 from pymoo.operators.survival.rank_and_crowding.metrics import calc_crowding_distance
 
 from hwnas.search.algorithms import register_algorithm
+from hwnas.search.diagnostics import Z_INTERVAL, SurrogateMonitor
 from hwnas.search.evaluator import Evaluator
 from hwnas.search.nsga2 import run_nsga2
 from hwnas.search.pareto import Normalization, hypervolume, hypervolume_gains, nondominated_ranks, pareto_mask
@@ -27,6 +31,8 @@ def accelerated_search(evaluator: Evaluator, seed: int = 0, n_init: int = 20, ba
                        inner_pop: int = 20, inner_gens: int = 5, select: str = "thompson", optimism: float = 0.0,
                        n_mutants: int = 10, n_random: int = 500, n_spread: int = 100,
                        surrogate: SurrogateFactory | None = None, prior: PriorModel | None = None,
+                       explore: bool = True, refine_after: int = 100, refine_share: float = 0.4,
+                       grow_batch: int = 500,
                        progress: Callable[[Evaluator], None] | None = None) -> Evaluator:
     """Run the loop until the evaluator's budget is spent.
 
@@ -48,6 +54,19 @@ def accelerated_search(evaluator: Evaluator, seed: int = 0, n_init: int = 20, ba
     `n_init` archs are the prior's predicted front (`prior_front`) instead of archs spread over the FLOPs range,
     and, unless `surrogate` is given, that objective's surrogate takes the prior's prediction as a feature
     (`prior_surrogate`).
+
+    Robustness (with `select` "thompson"):
+    - `explore`: each batch's predictions at proposal time are paired with the values measured
+      (`SurrogateMonitor`: Spearman correlation and 80%-interval coverage over the last 30 proposals); where the
+      surrogates rank poorly, up to 60% of the next batch are NSGA-II offspring of the validated archs and spread
+      samples instead of Thompson picks. Each batch's diagnostics go to `evaluator.note` (the run folder's
+      diagnostics.jsonl).
+    - `refine_after`: from that many evaluations on, `refine_share` of each batch (2-objective problems) are
+      one-edge neighbours of validated front archs with the largest optimistic hypervolume gain (mean plus 1.28
+      predictive standard deviations, measurement noise included): between front points and at its ends, where
+      the front is still uncertain.
+    - `grow_batch`: the batch grows by `batch` every that many evaluations (5, then 10 from 500 on), so the loop's
+      own cost per proposal stays bounded as the surrogates' training set grows (0: fixed batch).
     """
     space = evaluator.space
     rng = np.random.default_rng(seed)
@@ -69,16 +88,19 @@ def accelerated_search(evaluator: Evaluator, seed: int = 0, n_init: int = 20, ba
         evaluator.evaluate(first)
         if progress is not None:
             progress(evaluator)
+    monitor = SurrogateMonitor([o.name for o in evaluator.quantities if o.expensive])
     round_ = 0
     while evaluator.remaining > 0:
         round_ += 1
         records = evaluator.records
+        monitor.observe(records)
         archs = [r.arch for r in records]
         models = {}
         for obj in evaluator.quantities:
             if obj.expensive:
                 y = np.array([r.values[obj.name] for r in records])
-                models[obj.name] = make(space, obj.name, seed + round_).fit(archs, y)
+                models[obj.name] = _fit(make(space, obj.name, seed + round_), archs, y,
+                                        [r.extra.get("noise_std", {}).get(obj.name) for r in records])
 
         def fitness(cands: list[Arch], models: dict = models) -> tuple[np.ndarray, np.ndarray]:
             vals = {}
@@ -101,10 +123,23 @@ def accelerated_search(evaluator: Evaluator, seed: int = 0, n_init: int = 20, ba
         new = np.array([not evaluator.is_evaluated(a) and evaluator.admits(a) for a in cands], dtype=bool)
         cands = [a for a, k in zip(cands, new, strict=False) if k]
         F, G = F[new], G[new]
-        k = min(batch, evaluator.remaining)
+        size = batch * (1 + evaluator.spent // grow_batch) if grow_batch else batch
+        k = min(size, evaluator.remaining)
+        picks: dict[str, int] = {}
         if select == "thompson":
+            n_explore = int(round(k * monitor.explore_share())) if explore else 0
+            n_refine = (min(int(round(k * refine_share)), k - n_explore)
+                        if evaluator.spent >= refine_after and n_obj == 2 else 0)
             pool = _candidate_pool(evaluator, cands + elite, rng, n_mutants, n_random, n_spread)
-            chosen = _select_thompson(evaluator, models, pool, k, rng) if pool else []
+            chosen = (_select_thompson(evaluator, models, pool, k - n_explore - n_refine, rng)
+                      if pool and k > n_explore + n_refine else [])
+            picks["surrogate"] = len(chosen)
+            if n_refine:
+                chosen += _select_refine(evaluator, models, rng, n_refine, {a.key for a in chosen})
+                picks["refine"] = len(chosen) - picks["surrogate"]
+            if n_explore:
+                chosen += _explore(evaluator, rng, n_explore, {a.key for a in chosen})
+                picks["explore"] = len(chosen) - sum(picks.values())
         elif cands:
             order = (_select_hv(evaluator, F, G, k) if select == "hv" and n_obj >= 2
                      else _select_front(F, G, k))
@@ -116,10 +151,132 @@ def accelerated_search(evaluator: Evaluator, seed: int = 0, n_init: int = 20, ba
             chosen += sample_new(space, rng, k - len(chosen), taken, admissible=evaluator.admissible)
         if not chosen:
             break  # the whole space is evaluated
+        if picks:
+            picks["fill"] = len(chosen) - sum(picks.values())
+        means, stds = _predictive(evaluator, models, chosen)
+        monitor.propose([a.key for a in chosen], means, stds)
         evaluator.evaluate(chosen)
+        monitor.observe(evaluator.records[-len(chosen):])
+        noise = {n: float(np.median(m.noise_std_at(np.array([r.values[n] for r in records]))))
+                 for n, m in models.items() if hasattr(m, "noise_std_at")}
+        evaluator.note(monitor.diagnostics(round_, evaluator.spent, {k: v for k, v in picks.items() if v},
+                                           noise).to_dict())
         if progress is not None:
             progress(evaluator)
     return evaluator
+
+
+def _fit(model, archs: list[Arch], y: np.ndarray, noise_std: list[float | None]):
+    """Fit a surrogate, passing the records' measured noise (`record.extra["noise_std"][name]`, from repeated
+    measurements) to those that take it."""
+    import inspect
+
+    if any(s is not None for s in noise_std) and "noise_std" in inspect.signature(model.fit).parameters:
+        return model.fit(archs, y, noise_std=np.array([np.nan if s is None else s for s in noise_std], dtype=float))
+    return model.fit(archs, y)
+
+
+def _predictive(evaluator: Evaluator, models: dict, archs: list[Arch]) -> tuple[dict, dict]:
+    """Per expensive quantity, the surrogate's mean and predictive standard deviation (its spread and the
+    measurement noise where it models it; 0 for a surrogate without either) for `archs`."""
+    means, stds = {}, {}
+    for name, model in models.items():
+        if getattr(model, "has_std", False):
+            try:
+                mean, std = model.predict(archs, return_std=True, noise=True)
+            except TypeError:
+                mean, std = model.predict(archs, return_std=True)
+        else:
+            mean = np.asarray(model.predict(archs), dtype=float)
+            std = np.zeros(len(archs))
+        means[name], stds[name] = np.asarray(mean, dtype=float), np.asarray(std, dtype=float)
+    return means, stds
+
+
+def _explore(evaluator: Evaluator, rng: np.random.Generator, n: int, taken: set[str]) -> list[Arch]:
+    """`n` archs that do not rely on the surrogates: two thirds NSGA-II offspring of the validated archs (binary
+    tournament by rank and crowding, crossover, mutation), the rest spread over the FLOPs range; each new, in
+    its effective form, admissible and of a network not validated before."""
+    space = evaluator.space
+    records = evaluator.records
+    done = {space.effective(r.arch).key for r in records} | set(evaluator.seen_keys) | set(taken)
+    order = _order_by_rank(evaluator.F(records), evaluator.G(records))
+    position = np.empty(len(records), dtype=int)
+    position[order] = np.arange(len(records))
+    out: list[Arch] = []
+    n_offspring = n - n // 3
+    for _ in range(50 * n_offspring):
+        if len(out) >= n_offspring:
+            break
+        parents = []
+        for _ in range(2):  # binary tournament: the better by rank and crowding
+            i, j = rng.integers(len(records), size=2)
+            parents.append(records[i if position[i] < position[j] else j].arch)
+        child = space.mutate(space.crossover(parents[0], parents[1], rng), rng)
+        cand = effective_candidate(space, child, evaluator.admits)
+        if cand is not None and cand.key not in done and space.effective(cand).key not in done:
+            done |= {cand.key, space.effective(cand).key}
+            out.append(cand)
+    out += sample_spread(space, rng, n - len(out), done, admissible=evaluator.admissible)
+    return out[:n]
+
+
+def _select_refine(evaluator: Evaluator, models: dict, rng: np.random.Generator, n: int,
+                   taken: set[str], n_mutants: int = 30) -> list[Arch]:
+    """`n` one-edge neighbours (`space.mutate`) of the validated front's archs, picked greedily by the
+    hypervolume their optimistic prediction (mean improved by `Z_INTERVAL` predictive standard deviations, noise
+    included) adds to the validated front plus the picks before it (at their mean). Gains lie only between
+    front points and past its ends, so these picks go where the front is still uncertain."""
+    space = evaluator.space
+    front = evaluator.front()
+    if not front:
+        return []
+    done = {space.effective(r.arch).key for r in evaluator.records} | set(taken)
+    found: dict[str, Arch] = {}
+    for rec in front:
+        for _ in range(n_mutants):
+            cand = effective_candidate(space, space.mutate(rec.arch, rng), evaluator.admits)
+            if cand is None:
+                continue
+            net = space.effective(cand).key
+            if net not in done and cand.key not in evaluator.seen_keys and cand.key not in taken:
+                found.setdefault(net, cand)
+    pool = list(found.values())
+    if not pool:
+        return []
+    means, stds = _predictive(evaluator, models, pool)
+    vals_mean, vals_opt = {}, {}
+    for o in evaluator.quantities:
+        if o.name in models:
+            vals_mean[o.name] = means[o.name]
+            vals_opt[o.name] = means[o.name] - o.sign * Z_INTERVAL * stds[o.name]  # better by Z std
+        else:
+            vals_mean[o.name] = vals_opt[o.name] = np.asarray(o.evaluate(pool), dtype=float)
+    F_mean = np.stack([o.sign * vals_mean[o.name] for o in evaluator.objectives], axis=1)
+    F_opt = np.stack([o.sign * vals_opt[o.name] for o in evaluator.objectives], axis=1)
+    if evaluator.constraints:
+        G = np.stack([c.violation(vals_mean[c.name]) for c in evaluator.constraints], axis=1)
+        feasible = np.all(G <= 0, axis=1)
+    else:
+        feasible = np.ones(len(pool), dtype=bool)
+    validated = evaluator.F(front)
+    norm = evaluator.normalization or Normalization.from_points(np.vstack([validated, F_mean]),
+                                                                reference=[1.1] * F_mean.shape[1])
+    current = norm.apply(validated)
+    chosen: list[int] = []
+    for _ in range(n):
+        gains = np.zeros(len(pool))
+        ok = feasible.copy()
+        ok[chosen] = False
+        if ok.any():
+            gains[ok] = hypervolume_gains(current, norm.apply(F_opt[ok]), norm.ref_point)
+        if gains.max() <= 0:
+            break
+        pick = int(np.argmax(gains))
+        chosen.append(pick)
+        pts = np.vstack([current, norm.apply(F_mean[pick:pick + 1])])
+        current = pts[pareto_mask(pts)]
+    return [pool[i] for i in chosen]
 
 
 def _candidate_pool(evaluator: Evaluator, seeds: list[Arch], rng: np.random.Generator, n_mutants: int,

@@ -84,6 +84,8 @@ class Evaluator:
         self._front_F = np.zeros((0, len(self.objectives)))
         self.n_computed = 0  # archs evaluated in this process (not taken from `resume`)
         self.n_reused = 0  # records another search measured, taken by `reuse` without spending the budget
+        self.notes: list[dict[str, Any]] = []  # an algorithm's per-batch diagnostics (`note`)
+        self.on_note: Callable[[dict[str, Any]], None] | None = None
 
     @property
     def quantities(self) -> list[Objective]:
@@ -176,6 +178,13 @@ class Evaluator:
         """Count `record` (say, of an earlier run of this search that a resumed one did not retrace: it was paid
         for) as evaluated by this search, against the budget, without evaluating its arch again."""
         self._accept(record, computed=False)
+
+    def note(self, entry: dict[str, Any]) -> None:
+        """Keep an algorithm's diagnostics of one batch (JSON-able; the accelerated loop's have a "round") and
+        pass it to `on_note` (`run_search` appends it to the run folder's diagnostics.jsonl)."""
+        self.notes.append(entry)
+        if self.on_note is not None:
+            self.on_note(entry)
 
     def _compute(self, archs: list[Arch]) -> None:
         start = time.perf_counter()

@@ -9,22 +9,41 @@ import json
 from pathlib import Path
 from typing import Any
 
-from hwnas.search.runfolder import RunFolder
+from hwnas.search.runfolder import RunFolder, read_jsonl
 from hwnas.workspace import atomic_write_bytes, atomic_write_text
 
-__all__ = ["plot_pareto", "write_report"]
+__all__ = ["diagnostics_html", "plot_pareto", "write_report"]
 
 
 def _records(run: RunFolder) -> list[dict[str, Any]]:
-    if not run.evaluated_path.is_file():
-        return []
-    out = []
-    for line in run.evaluated_path.read_text(encoding="utf-8").splitlines():
-        try:
-            out.append(json.loads(line))
-        except json.JSONDecodeError:
-            continue
-    return out
+    return read_jsonl(run.evaluated_path)
+
+
+def diagnostics_html(entries: list[dict[str, Any]], max_rows: int = 40) -> str:
+    """The accelerated loop's per-batch diagnostics as a section: how well the surrogates ranked each batch
+    (Spearman over the last 30 proposals), how often the measured value fell in their 80% interval, the noise
+    they model, and what each batch was spent on. Long runs show every n-th batch and the last."""
+    if not entries:
+        return ""
+    names = sorted({n for d in entries for n in (d.get("rank_corr") or {})})
+    step = max(1, -(-len(entries) // max_rows))
+    shown = entries[::step] + ([entries[-1]] if (len(entries) - 1) % step else [])
+    head = (["batch", "evals"] + [f"rank corr {n}" for n in names] + [f"80% coverage {n}" for n in names]
+            + [f"noise std {n}" for n in names] + ["surrogate", "refine", "explore"])
+    rows = []
+    for d in shown:
+        picks = d.get("picks") or {}
+        cells = [str(d.get("round")), str(d.get("evals"))]
+        for key in ("rank_corr", "coverage", "noise_std"):
+            cells += [_fmt((d.get(key) or {}).get(n)) for n in names]
+        cells += [str(picks.get(k, 0)) for k in ("surrogate", "refine", "explore")]
+        rows.append("<tr>" + "".join(f"<td>{c}</td>" for c in cells) + "</tr>")
+    explored = [d for d in entries if (d.get("picks") or {}).get("explore")]
+    summary = (f"<p>{len(explored)} of {len(entries)} batches moved part of their archs to exploration (NSGA-II "
+               "offspring, spread samples) because the surrogates ranked recent batches poorly (rank correlation "
+               "under 0.4) or their intervals covered under half of what was measured.</p>")
+    return (f"<h2>Surrogate diagnostics</h2>\n{summary}\n<table><tr>"
+            f"{''.join(f'<th>{html.escape(h)}</th>' for h in head)}</tr>\n{''.join(rows)}</table>")
 
 
 def _axes(doc: dict[str, Any]) -> tuple[str, str] | None:
@@ -154,6 +173,7 @@ td,th{{border:1px solid #ccc;padding:3px 6px;text-align:left}}code{{font-size:12
 {statistic_line}
 <table><tr>{''.join(f'<th>{html.escape(h)}</th>' for h in head)}</tr>
 {''.join(rows)}</table>
+{diagnostics_html(run.read_diagnostics())}
 <h2>Settings</h2>
 <table>{settings_rows}</table>
 </body></html>

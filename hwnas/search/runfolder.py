@@ -1,5 +1,6 @@
 """A search's run folder: settings.json, evaluated.jsonl (appended as each expensive evaluation happens, so a
-killed search resumes from it), front.json, front.csv and hypervolume.json. Every rewrite is atomic."""
+killed search resumes from it), diagnostics.jsonl (the algorithm's per-batch notes), front.json, front.csv and
+hypervolume.json. Every rewrite is atomic."""
 
 from __future__ import annotations
 
@@ -7,7 +8,7 @@ import csv
 import io
 import json
 import os
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -16,7 +17,7 @@ from hwnas.files import atomic_write_text
 from hwnas.search.evaluator import EvaluationRecord, Evaluator
 from hwnas.space import SearchSpace
 
-__all__ = ["RunFolder", "RESUME_KEYS"]
+__all__ = ["RunFolder", "RESUME_KEYS", "read_jsonl"]
 
 # settings that must match for a run folder to be resumed (the rest may change, e.g. --evals)
 RESUME_KEYS = ("space", "objectives", "constraints", "algorithm", "seed", "supernet_sha256", "data", "reuse",
@@ -43,6 +44,7 @@ class RunFolder:
     hv_path = _RunFile("hypervolume.json")
     plot_path = _RunFile("pareto.png")
     report_path = _RunFile("report.html")
+    diagnostics_path = _RunFile("diagnostics.jsonl")
 
     def __init__(self, path: str | Path):
         self.path = Path(path)
@@ -94,6 +96,27 @@ class RunFolder:
                                       "delete that line to resume") from None
         return out
 
+    # ------------------------------------------------------------ diagnostics
+    def read_diagnostics(self) -> list[dict[str, Any]]:
+        """The per-batch diagnostics of diagnostics.jsonl (the accelerated loop's: how well its surrogates
+        ranked each batch, what the batch was spent on); unreadable lines (a torn last write) are skipped."""
+        return read_jsonl(self.diagnostics_path)
+
+    def diagnostics_writer(self) -> Callable[[dict[str, Any]], None]:
+        """A callback for `Evaluator.on_note` that appends each entry to diagnostics.jsonl, skipping rounds the
+        file already holds: a resumed search retraces its earlier rounds and notes them again."""
+        written = {d.get("round") for d in self.read_diagnostics()}
+
+        def write(entry: dict[str, Any]) -> None:
+            if entry.get("round") is not None and entry.get("round") in written:
+                return
+            written.add(entry.get("round"))
+            with open(self.diagnostics_path, "a", encoding="utf-8") as handle:
+                handle.write(json.dumps(entry, sort_keys=True) + "\n")
+                handle.flush()
+
+        return write
+
     # --------------------------------------------------------------- results
     def write_results(self, evaluator: Evaluator, extra: dict[str, dict[str, Any]] | None = None) -> list[dict]:
         """front.json, front.csv and hypervolume.json from the evaluator. `extra` adds fields per arch key
@@ -126,6 +149,20 @@ class RunFolder:
     def write_front(self, doc: dict[str, Any]) -> None:
         atomic_write_text(self.front_json, json.dumps(doc, indent=2) + "\n")
         atomic_write_text(self.front_csv, front_csv_text(doc["front"]))
+
+
+def read_jsonl(path: Path) -> list[dict[str, Any]]:
+    """The JSON objects of a .jsonl file, one a line (none if the file is missing); unreadable lines (a torn last
+    write) are skipped."""
+    if not path.is_file():
+        return []
+    out = []
+    for line in path.read_text(encoding="utf-8").splitlines():
+        try:
+            out.append(json.loads(line))
+        except json.JSONDecodeError:
+            continue
+    return out
 
 
 def _flat(row: dict[str, Any]) -> dict[str, Any]:

@@ -86,6 +86,7 @@ def run_search(space: SearchSpace, objectives: Sequence[Objective], out: str | P
 
     evaluator = Evaluator(space, objectives, constraints, budget=budget, resume=previous, on_record=record,
                           normalization=norm)
+    evaluator.on_note = run.diagnostics_writer()
     reused = evaluator.reuse(reuse) if reuse else 0
     interrupted = False
     try:

@@ -166,7 +166,9 @@ class BootstrapEnsemble:
         self.power_transform = power_transform
         self.seed = seed
 
-    def fit(self, archs: Sequence[Arch], y: np.ndarray) -> BootstrapEnsemble:
+    def fit(self, archs: Sequence[Arch], y: np.ndarray, noise_std: np.ndarray | None = None) -> BootstrapEnsemble:
+        """Fit the members; `noise_std`, where known, is each value's measurement standard deviation (from
+        repeated measurements; NaN where unknown), a floor under the noise estimated from out-of-bag errors."""
         from sklearn.ensemble import ExtraTreesRegressor
         from sklearn.linear_model import Ridge, RidgeCV
 
@@ -186,8 +188,10 @@ class BootstrapEnsemble:
         alpha = float(RidgeCV(alphas=np.logspace(-3, 3, 13)).fit(X_ridge, y).alpha_) if self.ridge else 0.0
         rng = np.random.default_rng(self.seed)
         self.members_ = []
+        bags = []
         for _ in range(self.n_members):
             idx = rng.integers(0, len(y), len(y))
+            bags.append(idx)
             ridge = Ridge(alpha=alpha).fit(X_ridge[idx], y[idx]) if self.ridge else None
             trees = None
             if self.trees:
@@ -195,19 +199,53 @@ class BootstrapEnsemble:
                 trees = ExtraTreesRegressor(n_estimators=self.trees, random_state=int(rng.integers(1 << 31)),
                                             n_jobs=1).fit(X[idx], target)
             self.members_.append((ridge, trees))
+        self.noise_t_ = self._noise(X, X_ridge, y, bags, noise_std)
         return self
 
-    def predict_members(self, archs: Sequence[Arch]) -> np.ndarray:
-        """(n_members, n) predictions, one row per member."""
-        X = self.features(archs)
-        X_ridge = self.counts(archs) if self.counts is not None else X
+    def _noise(self, X: np.ndarray, X_ridge: np.ndarray, y: np.ndarray, bags: list[np.ndarray],
+               noise_std: np.ndarray | None) -> float:
+        """The measurement noise's standard deviation in the (transformed) target's units: the out-of-bag
+        error of the members' mean that their spread does not explain (the rest is noise no model of the
+        arch can predict), at least the median of the given per-value `noise_std`."""
+        n = len(y)
+        P = self._predict_transformed(X, X_ridge)
+        oob = np.ones((len(bags), n), dtype=bool)
+        for m, idx in enumerate(bags):
+            oob[m, idx] = False
+        counts = oob.sum(axis=0)
+        have = counts > 0
+        noise = 0.0
+        if have.sum() >= 3:
+            mean_oob = np.where(oob, P, 0.0).sum(axis=0)[have] / counts[have]
+            resid2 = float(np.mean((y[have] - mean_oob) ** 2))
+            spread2 = float(np.mean(P[:, have].var(axis=0)))
+            noise = float(np.sqrt(max(resid2 - spread2, 0.0)))
+        if noise_std is not None:
+            given = np.asarray(noise_std, dtype=float)
+            if np.isfinite(given).any():
+                slope = self._slope(y) if self.target_ is not None else np.ones(n)
+                noise = max(noise, float(np.nanmedian(given * slope)))
+        return noise
+
+    def _slope(self, y_t: np.ndarray) -> np.ndarray:
+        """d(transformed)/d(value) at each transformed value, numerically."""
+        lo = self._untransform((y_t - 1e-3)[None, :])[0]
+        hi = self._untransform((y_t + 1e-3)[None, :])[0]
+        return 2e-3 / np.maximum(np.abs(hi - lo), 1e-12)
+
+    def _predict_transformed(self, X: np.ndarray, X_ridge: np.ndarray) -> np.ndarray:
         rows = []
         for ridge, trees in self.members_:
             if self.counts is not None:  # the lookup table plus the trees' correction
                 rows.append(ridge.predict(X_ridge) + (trees.predict(X) if trees is not None else 0.0))
             else:
                 rows.append(np.mean([m.predict(X) for m in (ridge, trees) if m is not None], axis=0))
-        P = np.stack(rows)
+        return np.stack(rows)
+
+    def predict_members(self, archs: Sequence[Arch]) -> np.ndarray:
+        """(n_members, n) predictions, one row per member."""
+        X = self.features(archs)
+        P = self._predict_transformed(X, self.counts(archs) if self.counts is not None else X)
         return self._untransform(P) if self.target_ is not None else P
 
     def _untransform(self, P: np.ndarray) -> np.ndarray:
@@ -222,9 +260,33 @@ class BootstrapEnsemble:
         Y[bad] = np.where(Z[bad] > (lo + hi) / 2, self.y_range_[1], self.y_range_[0])
         return Y
 
-    def predict(self, archs: Sequence[Arch], return_std: bool = False) -> np.ndarray | tuple[np.ndarray, np.ndarray]:
+    def predict(self, archs: Sequence[Arch], return_std: bool = False,
+                noise: bool = False) -> np.ndarray | tuple[np.ndarray, np.ndarray]:
+        """The members' mean; with `return_std` also their spread, or with `noise` the predictive standard
+        deviation of a measurement: the spread and the measurement noise together (`noise_std_`), so a
+        noisy objective is never predicted more confidently than it can be measured."""
         P = self.predict_members(archs)
-        return (P.mean(axis=0), P.std(axis=0)) if return_std else P.mean(axis=0)
+        if not return_std:
+            return P.mean(axis=0)
+        if not noise or not self.noise_t_:
+            return P.mean(axis=0), P.std(axis=0)
+        X = self.features(archs)
+        T = self._predict_transformed(X, self.counts(archs) if self.counts is not None else X)
+        mean_t = T.mean(axis=0)
+        total = np.sqrt(T.var(axis=0) + self.noise_t_ ** 2)
+        if self.target_ is None:
+            return P.mean(axis=0), total
+        ends = self._untransform(np.stack([mean_t - total, mean_t + total]))
+        return P.mean(axis=0), np.abs(ends[1] - ends[0]) / 2
+
+    def noise_std_at(self, values: np.ndarray) -> np.ndarray:
+        """The estimated measurement noise's standard deviation, in the objective's units, at `values`."""
+        values = np.asarray(values, dtype=float)
+        if self.target_ is None:
+            return np.full(values.shape, self.noise_t_)
+        t = self.target_.transform(values.reshape(-1, 1)).ravel()
+        ends = self._untransform(np.stack([t - self.noise_t_, t + self.noise_t_]))
+        return (np.abs(ends[1] - ends[0]) / 2).reshape(values.shape)
 
 
 SurrogateFactory = Callable[[SearchSpace, str, int], Any]

@@ -1,0 +1,150 @@
+"""Is the accelerated loop ever the wrong choice? The loop against NSGA-II on NAS-Bench-201's clean devices and
+the stress variants (`search_variants`), both objectives expensive, scored as `search_nasbench201.py` scores.
+
+    python benchmarks/search_robustness.py [--seeds 10] [--devices raspi4,...] [--loop-budget 400]
+                                           [--nsga2-budget 1500] [--nsga2-pop 20,50] [--jobs 2]
+    python benchmarks/search_robustness.py --long --seeds 2 --devices raspi4,pixel3   # to 1,000 evaluations
+
+Per device: the median (over seeds) evaluations to 98% and 99% of the true hypervolume for the loop and for each
+NSGA-II population, their ratio (loop / best NSGA-II; the target is at most 0.5), and how often the loop's
+surrogate monitor moved part of a batch to exploration. A run that does not reach a level within its budget
+counts as budget + 1 ('>N'). With --long each loop runs to 1,000 evaluations: evaluations to 99.9%, the share of
+the true front's archs evaluated by 1,000 (NSGA-II's too), and the loop's own wall time per proposal around 100
+and 1,000 evaluations (table lookups cost nothing, so this is the loop's cost).
+"""
+
+from __future__ import annotations
+
+import argparse
+import functools
+import statistics
+import time
+from concurrent.futures import ProcessPoolExecutor
+from pathlib import Path
+
+import numpy as np
+import search_nasbench201 as nb
+
+from hwnas.search import Evaluator, accelerated_search, nsga2_search, pareto_mask
+
+LEVELS = (0.98, 0.99, 0.999)
+
+
+def true_front_keys(device: str) -> set[str]:
+    t = nb._TABLE
+    F = np.stack([-t.data["cifar10_test_acc"], t.data[f"cifar10_{device}_latency_ms"]], axis=1)
+    return {a.key for a, m in zip(t.archs, pareto_mask(F), strict=True) if m}
+
+
+def run(algo: str, device: str, budget: int, pop: int, stop: bool, loop_opts: dict, seed: int) -> dict:
+    """One seeded run: evaluations to each level (None: not reached), the true front's archs found by the end,
+    the loop's wall time per proposal by evaluations, and its batches' picks."""
+    table = nb._TABLE
+    objectives, norm, best, _ = nb.problem(table, device)
+    ev = Evaluator(table.space, objectives, budget=budget, normalization=norm, admissible=table.__contains__)
+    timing: list[tuple[int, float]] = []
+    last = [time.perf_counter(), 0]
+
+    def progress(e: Evaluator) -> None:
+        now = time.perf_counter()
+        if last[1]:
+            timing.append((e.spent, (now - last[0]) / max(e.spent - last[1], 1)))
+        last[0], last[1] = now, e.spent
+        if stop and e.hv_history and e.hv_history[-1][1] >= LEVELS[1] * best - 1e-12:
+            e.budget = e.spent
+
+    if algo == "loop":
+        accelerated_search(ev, seed=seed, progress=progress, **loop_opts)
+    else:
+        nsga2_search(ev, seed=seed, progress=progress, pop_size=pop)
+    hits = [next((n for n, hv in ev.hv_history if hv >= lv * best - 1e-12), None) for lv in LEVELS]
+    front = true_front_keys(device)
+    explored = sum(1 for d in ev.notes if d.get("picks", {}).get("explore"))
+    return {"hits": hits, "front_found": len(front & set(ev.seen_keys)), "front_size": len(front),
+            "timing": timing, "batches": len(ev.notes), "explore_batches": explored, "spent": ev.spent}
+
+
+def median_or_more(values: list[int | None], budget: int) -> float:
+    return statistics.median([v if v is not None else budget + 1 for v in values])
+
+
+def fmt(value: float, budget: int) -> str:
+    return f">{budget}" if value > budget else f"{value:.0f}"
+
+
+def cost_near(timing: list[tuple[int, float]], at: int) -> float | None:
+    near = [t for n, t in timing if abs(n - at) <= max(10, at // 10)]
+    return statistics.median(near) if near else None
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--data", type=Path, default=nb.DATA)
+    parser.add_argument("--seeds", type=int, default=10)
+    parser.add_argument("--first-seed", type=int, default=0)
+    parser.add_argument("--devices", default="raspi4,pixel3,eyeriss,fpga,raspi4-noisy,gpu-flat,dsp-pool")
+    parser.add_argument("--loop-budget", type=int, default=400)
+    parser.add_argument("--nsga2-budget", type=int, default=1500)
+    parser.add_argument("--nsga2-pop", default="20,50")
+    parser.add_argument("--jobs", type=int, default=1)
+    parser.add_argument("--long", action="store_true", help="run every search to 1,000 evaluations")
+    parser.add_argument("--plain", action="store_true",
+                        help="the loop without the monitor's exploration and the front refinement (as before)")
+    parser.add_argument("--algos", default="loop,nsga2")
+    args = parser.parse_args()
+    nb._load_table(args.data.resolve())
+    seeds = range(args.first_seed, args.first_seed + args.seeds)
+    loop_opts = {"explore": False, "refine_after": 1 << 30, "grow_batch": 0} if args.plain else {}
+    loop_budget = 1000 if args.long else args.loop_budget
+    nsga2_budget = 1000 if args.long else args.nsga2_budget
+    runs = []
+    if "loop" in args.algos:
+        runs.append(("loop", 0, loop_budget))
+    if "nsga2" in args.algos:
+        runs += [(f"nsga2-p{p}", int(p), nsga2_budget) for p in args.nsga2_pop.split(",")]
+    print(f"seeds {seeds.start}..{seeds.stop - 1}; loop budget {loop_budget}, NSGA-II budget {nsga2_budget}"
+          f"{'; plain loop' if args.plain else ''}")
+    for device in args.devices.split(","):
+        print(f"\n## {device}")
+        medians = {}
+        for label, pop, budget in runs:
+            start = time.perf_counter()
+            job = functools.partial(run, "loop" if label == "loop" else "nsga2", device, budget, pop,
+                                    not args.long, loop_opts)
+            if args.jobs > 1:
+                with ProcessPoolExecutor(args.jobs, initializer=nb._load_table,
+                                         initargs=(args.data.resolve(),)) as pool:
+                    out = list(pool.map(job, seeds))
+            else:
+                out = [job(s) for s in seeds]
+            med = [median_or_more([o["hits"][i] for o in out], budget) for i in range(len(LEVELS))]
+            medians[label] = (med, budget)
+            per_seed = ",".join(str(o["hits"][1]) if o["hits"][1] is not None else "-" for o in out)
+            line = (f"{label:<10} 98%: {fmt(med[0], budget):>6}  99%: {fmt(med[1], budget):>6}  "
+                    f"per-seed to 99%: {per_seed}")
+            if args.long:
+                found = [o["front_found"] for o in out]
+                line += (f"  99.9%: {fmt(med[2], budget)} (per seed "
+                         f"{','.join(str(o['hits'][2]) if o['hits'][2] else '-' for o in out)})"
+                         f"  true front found: {statistics.median(found):.0f}/{out[0]['front_size']}"
+                         f" ({','.join(map(str, found))})")
+                if label == "loop":
+                    c100 = [cost_near(o["timing"], 100) for o in out]
+                    c1000 = [cost_near(o["timing"], 1000) for o in out]
+                    line += (f"  cost/proposal @100: {statistics.median([c for c in c100 if c]):.2f}s"
+                             f" @1000: {statistics.median([c for c in c1000 if c]):.2f}s")
+            if label == "loop":
+                line += f"  batches with exploration: {sum(o['explore_batches'] for o in out)}/" \
+                        f"{sum(o['batches'] for o in out)}"
+            print(line + f"  {time.perf_counter() - start:.0f}s", flush=True)
+        if "loop" in medians and len(medians) > 1:
+            (lm, lb) = medians["loop"]
+            ratios = []
+            for i in range(2):
+                best = min(m[i] for k, (m, _) in medians.items() if k != "loop")
+                ratios.append(f"{lm[i] / best:.2f}x" + ("" if lm[i] <= lb else " (loop short)"))
+            print(f"loop / best NSGA-II: 98% {ratios[0]}, 99% {ratios[1]}")
+
+
+if __name__ == "__main__":
+    main()
