@@ -122,6 +122,8 @@ def profile_device(
                 continue
             models.append(BenchmarkModel(exported.path, arch.key, exported.sha256))
             by_key[arch.key] = arch
+        if not models:
+            return
         for m in _measure(device, models, settings):
             record("check", m.key, phase, by_key[m.key].to_dict(), m)
 
