@@ -45,5 +45,5 @@ class Registry(Generic[T]):
         kwargs = {k: v for k, v in kwargs.items() if v is not None}
         try:
             return factory(**kwargs)
-        except TypeError as exc:
+        except (TypeError, ValueError, OverflowError) as exc:  # a wrong type or an unusable value of an option
             raise self.error(f"bad options for {self.kind} {name!r}: {exc}") from exc

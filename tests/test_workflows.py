@@ -42,7 +42,8 @@ def test_profile_fit_predict_search_deploy_are_one_call_each(python_path):
     assert profiled.path.is_file() and profiled.archs == 12 and profiled.operators == 0
     assert fitted.path == ws.predictor_path("cpu", fitted.space, "onnxruntime") and fitted.path.is_file()
     assert len(fitted.trained_on) == 12
-    assert len(predicted) == 3 and all(ms > 0 for _, ms in predicted)
+    assert len(predicted) == 3 and all(p.latency_ms > 0 for p in predicted)
+    assert all(p.lo_ms is not None and p.lo_ms <= p.latency_ms <= p.hi_ms for p in predicted)
     assert outcome.evaluator.spent == 3 and outcome.front
     assert json.loads((outcome.run.path / "settings.json").read_text())["devices"] == ["cpu"]
     measured = [r for r in deployed.rows if (r.get("measured") or {}).get("latency_ms[cpu]")]
@@ -82,3 +83,24 @@ def test_search_checks_cheap_inputs_before_loading_anything(tmp_path):
         workflows.search(tmp_path / "missing.pt", ["cpu"], workspace=ws, budgets={"cpu": -3})
     with pytest.raises(InventoryError, match="no device 'cpu'"):
         workflows.search(tmp_path / "missing.pt", ["cpu"], workspace=ws)
+
+
+def test_a_budget_is_held_on_the_upper_end_of_the_interval_or_says_why_not():
+    from hwnas.objective import FunctionObjective
+    from hwnas.predictors import create_predictor
+    from hwnas.workflows.search import budget_constraint
+
+    space = load_checkpoint(demo_checkpoint_path()).space
+    archs = space.sample(np.random.default_rng(0), 60)
+    y = np.array([0.05 + 0.01 * space.flops(a) for a in archs]) * np.random.default_rng(1).lognormal(0, 0.05, 60)
+    predictor = create_predictor("gbm", space=space, n_estimators=30).fit(archs, y)
+    point = FunctionObjective("latency_ms[cpu]", lambda a: predictor.predict(list(a)))
+    constraint, why = budget_constraint(predictor, "cpu", point, 1.0, 0.95)
+    assert constraint.name == "latency_ms_upper[cpu]" and "95% interval" in why
+    probe = space.sample(np.random.default_rng(2), 20)
+    assert np.all(constraint.objective.evaluate(probe) > point.evaluate(probe))  # a margin, never below
+    constraint, why = budget_constraint(predictor, "cpu", point, 1.0, None)
+    assert constraint.objective is point and why.startswith("none")
+    del predictor.conformal_  # a file fitted before intervals existed
+    constraint, why = budget_constraint(predictor, "cpu", point, 1.0, 0.95)
+    assert constraint.objective is point and "no interval" in why

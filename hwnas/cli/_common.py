@@ -35,6 +35,9 @@ SpaceOpt = Annotated[str | None, typer.Option("--space", help="Search space name
 SupernetOpt = Annotated[Path | None, typer.Option("--supernet", help="Supernet checkpoint.")]
 RuntimeOpt = Annotated[str | None, typer.Option("--runtime", help="Runtime (default: the device's only one).")]
 PrecisionOpt = Annotated[str, typer.Option("--precision", help="fp32 or int8 profile.")]
+BudgetCoverageOpt = Annotated[float, typer.Option("--budget-coverage", min=0.0, max=0.999, help="Hold latency "
+                                                  "budgets on the upper end of the predictor's interval of this "
+                                                  "coverage (0: on the point prediction).")]
 
 LOG_EVERY_S = 10.0  # without a terminal, a progress line at most this often per stage (and at each stage's end)
 
@@ -73,6 +76,8 @@ def read_json_arg(arg: str, what: str = "arch") -> Any:
         raise HwnasError(
             f"{source} is not valid JSON ({exc.msg}, line {exc.lineno}); pass the {what} as JSON"
         ) from None
+    except RecursionError:
+        raise HwnasError(f"{source} is nested too deeply to be an {what}; pass the {what} as JSON") from None
 
 
 def ints(text: str | None, option: str) -> list[int] | None:

@@ -15,6 +15,7 @@ from hwnas.cli._common import (
     PrecisionOpt,
     RuntimeOpt,
     SpaceOpt,
+    SupernetOpt,
     WorkspaceOpt,
     console,
     out,
@@ -36,31 +37,50 @@ def register(app: typer.Typer) -> None:
 def fit(
     device: DeviceArg,
     space: SpaceOpt = None,
-    predictor: Annotated[str, typer.Option("--predictor", help="lut, lut-calibrated, gbm or few-shot.")]
-    = "lut-calibrated",
+    predictor: Annotated[str, typer.Option("--predictor", help="lut, lut-calibrated, gbm or few-shot (gbm with "
+                                                               "--measurements).")] = "lut-calibrated",
     runtime: RuntimeOpt = None,
     precision: PrecisionOpt = "fp32",
-    base: Annotated[Path | None, typer.Option("--base", help="few-shot: a predictor file of another device.")] = None,
+    base: Annotated[list[Path] | None, typer.Option("--base", help="few-shot: a predictor file of another device "
+                                                                   "(repeatable: several sources).")] = None,
     k: Annotated[int | None, typer.Option("-k", min=1, help="few-shot: use the first k reference subnets.")] = None,
     output: Annotated[Path | None, typer.Option("--out", help="Where to write (default: predictors/...).")] = None,
     statistic: Annotated[str, typer.Option("--statistic", help="median_ms (default), mean_ms, min_ms (steadier on "
                                                                "a shared CPU) or p90_ms.")] = "median_ms",
+    measurements: Annotated[Path | None, typer.Option("--measurements", help="Fit on whole-subnet measurements "
+                                                      "made elsewhere: a CSV with an arch column (JSON) and a "
+                                                      "latency column in ms, instead of the device's profile.")]
+    = None,
+    supernet: SupernetOpt = None,
+    allow_drift: Annotated[bool, typer.Option("--allow-drift", help="Fit on profiling sessions whose reference "
+                                                                    "subnets drifted apart.")] = False,
     as_json: JsonOpt = False,
     ws: WorkspaceOpt = None,
 ) -> None:
-    """Fit a latency predictor from a device's profile and write predictors/<device>-<space>-<runtime>.json."""
+    """Fit a latency predictor from a device's profile (or a CSV of measurements) and write
+    predictors/<device>-<space>-<runtime>.json; print its error on held-out subnets."""
     from hwnas.workflows import fit as run
+    from hwnas.workflows.fit import fit_measurements_file
 
-    result = run(device, predictor, workspace=ws, space=space, runtime=runtime, precision=precision, base=base, k=k,
-                 out=output, statistic=statistic)
+    if measurements is not None:
+        name = predictor if predictor != "lut-calibrated" else "gbm"  # no operator table in a CSV
+        result = fit_measurements_file(device, measurements, name, workspace=ws, space=space, supernet=supernet,
+                                       runtime=runtime, out=output)
+    else:
+        bases = [str(b) for b in base or []]
+        result = run(device, predictor, workspace=ws, space=space, runtime=runtime, precision=precision,
+                     base=(bases[0] if len(bases) == 1 else bases) or None, k=k, out=output, statistic=statistic,
+                     allow_drift=allow_drift)
     if as_json:
-        print_json({"predictor": str(result.path), "name": predictor, "device": device, "space": result.space,
-                    "runtime": result.runtime, "operators": result.operators, "trained_on": len(result.trained_on),
-                    "held_out": result.held_out})
+        print_json({"predictor": str(result.path), "name": result.predictor.name, "device": device,
+                    "space": result.space, "runtime": result.runtime, "operators": result.operators,
+                    "trained_on": len(result.trained_on),
+                    "held_out": result.report.to_dict() if result.report is not None else None})
         return
-    out.print(f"wrote {result.path}: {predictor} for {device} ({result.space}, {result.runtime}, "
+    out.print(f"wrote {result.path}: {result.predictor.name} for {device} ({result.space}, {result.runtime}, "
               f"{result.operators} operators, trained on {len(result.trained_on)} measured subnets)")
-    out.print(result.summary(), markup=False, highlight=False)
+    for line in result.lines():
+        out.print(line, markup=False, highlight=False)
 
 
 def predict(
@@ -79,11 +99,17 @@ def predict(
     path, model, rows = run(device, data if isinstance(data, list) else [data], workspace=ws, space=space,
                             runtime=runtime, file=file)
     if as_json:
-        print_json([{"key": key, "latency_ms": ms} for key, ms in rows])
+        print_json([r.to_dict() for r in rows])
         return
-    table = Table("arch", "predicted latency (ms)", title=f"{device} ({model.name}, {path.name})")
-    for key, ms in rows:
-        table.add_row(key, f"{ms:.3f}")
+    table = Table("arch", "predicted latency (ms)", "95% interval (ms)", title=f"{device} ({model.name}, {path.name})")
+    for r in rows:
+        if r.hi_ms is None:
+            interval = "- (refit for intervals)"
+        elif r.hi_ms == float("inf"):
+            interval = "unbounded (too few samples)"
+        else:
+            interval = f"{r.lo_ms:.3f} - {r.hi_ms:.3f}"
+        table.add_row(r.key, f"{r.latency_ms:.3f}", interval)
     out.print(table)
 
 

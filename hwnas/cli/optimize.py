@@ -11,6 +11,7 @@ import typer
 from rich.table import Table
 
 from hwnas.cli._common import (
+    BudgetCoverageOpt,
     JsonOpt,
     SeedOpt,
     SupernetOpt,
@@ -48,6 +49,7 @@ def optimize(
     = None,
     refit: Annotated[bool, typer.Option("--refit", help="Profile and fit again even if a predictor exists.")]
     = False,
+    budget_coverage: BudgetCoverageOpt = 0.95,
     seed: SeedOpt = 0,
     as_json: JsonOpt = False,
     ws: WorkspaceOpt = None,
@@ -59,7 +61,8 @@ def optimize(
     with progress_display() as progress:
         result = run(device, supernet=supernet, data=data, max_latency_ms=max_latency, workspace=ws, evals=evals,
                      limit=limit, profile_subnets=profile_subnets, formats=[f.strip() for f in formats.split(",")],
-                     int8=int8, max_models=max_models, out=out_dir, refit=refit, seed=seed, progress=progress,
+                     int8=int8, max_models=max_models, out=out_dir, refit=refit, seed=seed,
+                     budget_coverage=budget_coverage or None, progress=progress,
                      on_stage=_rule, on_note=plain)
     _report(result, as_json)
 

@@ -11,6 +11,7 @@ import typer
 from rich.table import Table as RichTable
 
 from hwnas.cli._common import (
+    BudgetCoverageOpt,
     JsonOpt,
     SeedOpt,
     SpaceOpt,
@@ -78,6 +79,7 @@ def search(
         "--prior", help="An earlier run folder that measured top-1 on other data or another checkpoint: the "
                         "search (accelerated or nsga2) starts from the front it predicts, and the loop's top-1 "
                         "surrogate learns from it; never counted as a result (repeatable).")] = None,
+    budget_coverage: BudgetCoverageOpt = 0.95,
     seed: SeedOpt = 0,
     as_json: JsonOpt = False,
     ws: WorkspaceOpt = None,
@@ -96,7 +98,8 @@ def search(
         with progress_display() as progress:
             outcome = run(supernet, devices, workspace=wsp, budgets=parse_budgets(latency_ms), data=data,
                           space=space_name, evals=evals, out=out_dir, algorithm=algorithm, limit=limit,
-                          reuse=reuse or [], prior=prior or [], seed=seed, progress=progress)
+                          reuse=reuse or [], prior=prior or [], seed=seed,
+                          budget_coverage=budget_coverage or None, progress=progress)
     except KeyboardInterrupt:
         plain(f"interrupted: the evaluations so far are kept in {out_dir / 'evaluated.jsonl'}; resume with:\n"
               f"  {hint}")

@@ -61,6 +61,10 @@ def predictor_from_json(data: dict[str, Any]) -> Predictor:
     under; nested predictors (a few-shot predictor's base) are rebuilt the same way."""
     check_header(data, "the predictor data")
     klass = predictor_class(data["predictor"])
+    for part in ("params", "state", "meta", "bounds", "conformal"):
+        if data.get(part) is not None and not isinstance(data[part], dict):
+            raise PredictorError(f"the predictor's {part!r} must be a JSON object, got {type(data[part]).__name__}; "
+                                 "refit it with `hwnas fit`")
     params = dict(data.get("params") or {})
     params["space"] = data["space"]
     for key, value in list(params.items()):

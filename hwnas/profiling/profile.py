@@ -16,6 +16,7 @@ from typing import Any
 from hwnas.errors import ProfilingError
 from hwnas.files import read_json_file
 from hwnas.profiling.drift import session_summaries
+from hwnas.profiling.schema import check_profile
 from hwnas.profiling.store import MeasurementStore, StoredMeasurement
 from hwnas.space import OpSpec, SearchSpace
 from hwnas.workspace import Workspace, atomic_write_text
@@ -124,14 +125,13 @@ def load_profile(path: str | Path, space: str | None = None, runtime: str | None
     if not isinstance(version, int) or version > PROFILE_VERSION:
         raise ProfilingError(f"profile {path} has format {version!r}, newer than this hwnas understands "
                              f"({PROFILE_VERSION}); upgrade hwnas")
-    found_space = (data.get("space") or {}).get("name") if isinstance(data.get("space"), dict) else None
+    check_profile(data, path)
+    found_space = data["space"]["name"]
     for what, wanted, found in (("space", space, found_space), ("runtime", runtime, data.get("runtime")),
                                 ("precision", precision, data.get("precision"))):
         if wanted is not None and found != wanted:
             raise ProfilingError(f"profile {path} is for {what} {found!r}, not {wanted!r}; "
                                  f"profile the device with --{what} {wanted}")
-    if not isinstance(data.get("operators"), dict):
-        raise ProfilingError(f"profile {path} has no operator table; re-run `hwnas profile`")
     return data
 
 

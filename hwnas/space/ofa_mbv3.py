@@ -120,15 +120,20 @@ class OFAMobileNetV3Space(SearchSpace):
         self.last_channel = make_divisible(self.base_widths[-1] * self.width_mult)
 
     def _check_options(self) -> None:
-        if self.width_mult <= 0:
-            raise SpaceError(f"width_mult must be positive, got {self.width_mult}")
+        if not 0 < self.width_mult <= 4:  # also refuses NaN
+            raise SpaceError(f"width_mult must be a number in (0, 4], got {self.width_mult}")
+        if not 1 <= self.n_classes <= 1_000_000 or not 1 <= self.in_channels <= 64:
+            raise SpaceError(f"n_classes must be 1-1000000 and in_channels 1-64, got {self.n_classes} and "
+                             f"{self.in_channels}")
+        if any(not 1 <= w <= 100_000 for w in self.base_widths):
+            raise SpaceError(f"base_widths must be positive channel counts, got {list(self.base_widths)}")
         if len(self.base_widths) != 9:
             raise SpaceError(f"base_widths needs 9 entries (first conv, first block, 5 stages, final expand, "
                              f"feature mix), got {len(self.base_widths)}")
         for name, values in (("resolutions", self.resolutions), ("ks_list", self.ks_list),
                              ("expand_list", self.expand_list), ("depth_list", self.depth_list)):
-            if not values or len(set(values)) != len(values) or min(values) < 1:
-                raise SpaceError(f"{name} must be distinct positive integers, got {list(values)}")
+            if not values or len(set(values)) != len(values) or min(values) < 1 or max(values) > 4096:
+                raise SpaceError(f"{name} must be distinct positive integers (at most 4096), got {list(values)}")
         if any(k % 2 == 0 or k > 9 for k in self.ks_list):
             raise SpaceError(f"ks_list must hold odd kernel sizes up to 9, got {list(self.ks_list)}")
         if max(self.expand_list) > 9:

@@ -15,15 +15,16 @@ from hwnas.errors import PredictorError
 from hwnas.workflows._common import resolve_workspace
 from hwnas.workspace import Workspace
 
-__all__ = ["FitResult", "PredictorEvaluation", "fit", "find_predictor", "predict", "evaluate_predictor",
-           "LATENCY_PREDICTORS"]
+__all__ = ["FitResult", "Prediction", "PredictorEvaluation", "fit", "fit_measurements_file", "find_predictor",
+           "predict", "evaluate_predictor", "LATENCY_PREDICTORS"]
 
 LATENCY_PREDICTORS = ("lut", "lut-calibrated", "gbm")  # those `evaluate_predictor(compare=True)` fits and scores
 
 
 @dataclass
 class FitResult:
-    """A fitted predictor, where it was written, and what it was fitted on."""
+    """A fitted predictor, where it was written, what it was fitted on, and its held-out report (error, interval
+    coverage, drift warnings; None when nothing was held out)."""
 
     path: Path
     predictor: Any
@@ -32,15 +33,14 @@ class FitResult:
     runtime: str
     operators: int
     trained_on: list[str]
-    held_out: dict[str, Any] | None = None  # error metrics on the profile's subnets it did not learn from
+    report: Any = None
+    note: str = ""
 
-    def summary(self) -> str:
-        """One line on how good the predictor is, from its held-out subnets (or why that is unknown)."""
-        if not self.held_out:
-            return "no held-out measured subnets to report an error on: profile with --reference 20"
-        m = self.held_out
-        return (f"on {m['n']} held-out measured subnets: {m['mape_pct']:.1f}% mean error, "
-                f"{m['within_10pct'] * 100:.0f}% within 10%, Spearman {m['spearman']:.3f}")
+    def lines(self) -> list[str]:
+        """What `hwnas fit` prints about how good the predictor is."""
+        if self.report is None:
+            return [self.note or "no held-out measured subnets to report an error on: profile with --reference 20"]
+        return self.report.lines()
 
 
 @dataclass
@@ -57,27 +57,54 @@ class PredictorEvaluation:
 
 def fit(device: str, predictor: str = "lut-calibrated", *, workspace: Workspace | str | Path | None = None,
         space: str | None = None, runtime: str | None = None, precision: str = "fp32", base: str | Path | None = None,
-        k: int | None = None, out: str | Path | None = None, statistic: str = "median_ms") -> FitResult:
+        k: int | None = None, out: str | Path | None = None, statistic: str = "median_ms", allow_drift: bool = False,
+        coverage: float = 0.95) -> FitResult:
     """Fit `predictor` (lut, lut-calibrated, gbm or few-shot with `base`, another device's predictor file, and
     `k` reference subnets) on the device's profile and write it to `out` (default
-    `predictors/<device>-<space>-<runtime>.json`)."""
-    from hwnas.predictors.fitting import fit_from_profile
+    `predictors/<device>-<space>-<runtime>.json`). Profiling sessions whose reference subnets drifted apart are
+    refused unless `allow_drift`. The result carries the error and `coverage` interval on held-out subnets."""
+    from hwnas.predictors.fitting import fit_from_profile, fit_report
     from hwnas.profiling import find_profile, load_profile
 
     ws = resolve_workspace(workspace)
     path = find_profile(ws, device, space, runtime, precision)
     profile = load_profile(path, space=space, runtime=runtime, precision=precision)
     model = fit_from_profile(predictor, profile, profile_path=path, base=str(base) if base else None, max_samples=k,
-                             statistic=statistic)
+                             statistic=statistic, allow_drift=allow_drift)
     target = Path(out) if out is not None else ws.predictor_path(device, profile["space"]["name"],
                                                                     profile["runtime"])
-    from hwnas.predictors.fitting import evaluate_on_rows, held_out_rows
-
-    held = held_out_rows(model, profile)
-    metrics = evaluate_on_rows(model, held)[0] if held else None
+    try:
+        report, note = fit_report(model, profile, coverage=coverage), ""
+    except PredictorError as exc:
+        report, note = None, str(exc)
     model.save(target)
     return FitResult(target, model, device, profile["space"]["name"], profile["runtime"], len(profile["operators"]),
-                     list(model.meta_["trained_on"]), metrics)
+                     list(model.meta_["trained_on"]), report, note)
+
+
+def fit_measurements_file(device: str, csv_path: str | Path, predictor: str = "gbm", *,
+                          workspace: Workspace | str | Path | None = None, space: Any = None,
+                          supernet: str | Path | None = None, runtime: str | None = None,
+                          out: str | Path | None = None, arch_column: str | None = None,
+                          latency_column: str | None = None, seed: int = 0, coverage: float = 0.95) -> FitResult:
+    """Fit `predictor` on whole-subnet measurements made elsewhere: a CSV of (arch, latency ms), DyNAS-T or
+    HELP style. The space is `space` (a name) or the checkpoint `supernet`'s; the runtime is `runtime` or the
+    workspace device's. A random fifth is held out for the report, then the predictor is refitted on all rows."""
+    from hwnas.predictors.measurements import fit_measurements, read_measurements_csv
+    from hwnas.workflows.profile import profile_space
+
+    ws = resolve_workspace(workspace)
+    if runtime is None:
+        from hwnas.workflows._common import device_configs
+
+        runtime = device_configs(ws, [device])[device].runtime
+    sp = profile_space(space, supernet)
+    rows = read_measurements_csv(csv_path, sp, arch_column=arch_column, latency_column=latency_column)
+    model, report = fit_measurements(predictor, rows, sp, seed=seed, coverage=coverage)
+    model.meta_ = {**model.meta_, "device": device, "runtime": runtime, "measurements": str(Path(csv_path).resolve())}
+    target = Path(out) if out is not None else ws.predictor_path(device, sp.name, runtime)
+    model.save(target)
+    return FitResult(target, model, device, sp.name, runtime, 0, list(model.meta_["trained_on"]), report)
 
 
 def find_predictor(device: str, *, workspace: Workspace | str | Path | None = None, space: str | None = None,
@@ -111,11 +138,27 @@ def find_predictor(device: str, *, workspace: Workspace | str | Path | None = No
     return candidates[0]
 
 
+@dataclass
+class Prediction:
+    """Predicted latency of one arch, with its `coverage` interval (None where the predictor has no interval
+    calibration; `hi` is inf when it had too few held-out residuals for that coverage)."""
+
+    key: str
+    latency_ms: float
+    lo_ms: float | None = None
+    hi_ms: float | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        finite = self.hi_ms is not None and np.isfinite(self.hi_ms)
+        return {"key": self.key, "latency_ms": self.latency_ms, "lo_ms": self.lo_ms,
+                "hi_ms": self.hi_ms if finite else None, "interval_unbounded": self.hi_ms is not None and not finite}
+
+
 def predict(device: str, archs: Sequence[Any], *, workspace: Workspace | str | Path | None = None,
-            space: str | None = None, runtime: str | None = None,
-            file: str | Path | None = None) -> tuple[Path, Any, list[tuple[str, float]]]:
-    """Predicted latency (ms) of `archs` (arch dicts, keys or Arch objects) on a device: the predictor file
-    used, the predictor, and (arch key, ms) pairs in order."""
+            space: str | None = None, runtime: str | None = None, file: str | Path | None = None,
+            coverage: float = 0.95) -> tuple[Path, Any, list[Prediction]]:
+    """Predicted latency (ms) of `archs` (arch dicts, keys or Arch objects) on a device, each with its
+    `coverage` prediction interval: the predictor file used, the predictor, and one `Prediction` per arch."""
     from hwnas.predictors import load_predictor
 
     if not archs:
@@ -124,8 +167,14 @@ def predict(device: str, archs: Sequence[Any], *, workspace: Workspace | str | P
                                                                runtime=runtime)
     model = load_predictor(path)
     checked = [model.space_.validate(a) for a in archs]
-    latency = model.predict(checked)
-    return path, model, [(a.key, float(v)) for a, v in zip(checked, latency, strict=True)]
+    latency = np.asarray(model.predict(checked), dtype=float)
+    try:
+        lo, hi = model.interval_from(latency, coverage)
+    except PredictorError:  # a file fitted before intervals existed
+        lo = hi = [None] * len(checked)
+    return path, model, [Prediction(a.key, float(v), None if low is None else float(low),
+                                    None if high is None else float(high))
+                         for a, v, low, high in zip(checked, latency, lo, hi, strict=True)]
 
 
 def evaluate_predictor(device: str, *, workspace: Workspace | str | Path | None = None, space: str | None = None,

@@ -60,7 +60,8 @@ def optimize(device: str, *, supernet: str | Path | None = None, data: str = "mn
              max_latency_ms: float | None = None, workspace: Workspace | str | Path | None = None, evals: int = 60,
              limit: int | None = None, calib_batches: int = 4, profile_subnets: int = 30, reference: bool = True,
              formats: Sequence[str] = ("onnx", "tflite"), int8: bool = False, max_models: int | None = None,
-             out: str | Path | None = None, refit: bool = False, seed: int = 0, progress: ProgressFn | None = None,
+             out: str | Path | None = None, refit: bool = False, seed: int = 0, budget_coverage: float | None = 0.95,
+             progress: ProgressFn | None = None,
              on_stage: Callable[[str], None] | None = None,
              on_note: Callable[[str], None] | None = None) -> OptimizeResult:
     """Search `supernet` (default: the shipped demo supernet) for the front of top-1 on `data` against latency on
@@ -114,7 +115,9 @@ def optimize(device: str, *, supernet: str | Path | None = None, data: str = "mn
     stage(f"2/4 search top-1 ({data}, {limit or 'all'} validation images) vs latency"
           + (f" under {max_latency_ms:g} ms" if max_latency_ms is not None else "") + f", {evals} evaluations")
     job = prepare_search(ckpt, [device], workspace=ws, budgets=budgets, data=data, space=space.name, limit=limit,
-                         calib_batches=calib_batches)
+                         calib_batches=calib_batches, budget_coverage=budget_coverage)
+    if budgets:
+        note(f"the budget is held on {job.settings['budget_margin'][device]}")
     run_dir = Path(out) if out is not None else ws.runs_dir / f"optimize-{device}"
     outcome = search(job=job, out=run_dir, evals=evals, algorithm="accelerated", seed=seed, progress=progress)
     note(f"front of {len(outcome.front)} models after {outcome.evaluator.spent} evaluations")

@@ -9,6 +9,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+
 from hwnas.errors import CheckpointError, DataError, PredictorError, SearchError
 from hwnas.files import sha256_file
 from hwnas.objective import Constraint, Objective
@@ -18,7 +20,7 @@ from hwnas.workflows.objectives import SupernetAccuracy, predicted_latency
 from hwnas.workspace import Workspace
 
 __all__ = ["SearchJob", "prepare_search", "load_device_predictor", "load_reused", "load_prior", "search",
-           "check_budgets", "TOP1_KEYS", "MIN_PRIOR_ARCHS"]
+           "check_budgets", "budget_constraint", "TOP1_KEYS", "MIN_PRIOR_ARCHS"]
 
 # settings that decide a run's top-1 values: another run's carry over only where all of them match
 TOP1_KEYS = ("supernet_sha256", "data", "limit", "bn_calibration_images")
@@ -71,11 +73,34 @@ def load_device_predictor(workspace: Workspace, device: str, space: Any, runtime
     return load_predictor(path, space=space)
 
 
+def budget_constraint(predictor: Any, device: str, point: Objective, ms: float,
+                      coverage: float | None) -> tuple[Constraint, str]:
+    """`latency <= ms` on `device`, held with a margin: on the upper end of the predictor's split-conformal
+    `coverage` interval, so that a model the search keeps measures within budget with that probability. Falls
+    back to the point prediction (and says why) when the predictor has no usable interval."""
+    from hwnas.objective import FunctionObjective
+
+    if coverage is None:
+        return Constraint(point, upper=ms), "none: the point prediction"
+    try:
+        halfwidth = predictor.interval_halfwidth(coverage)
+    except PredictorError:
+        return Constraint(point, upper=ms), "none: the predictor has no interval calibration (refit it)"
+    if not np.isfinite(halfwidth):
+        return Constraint(point, upper=ms), f"none: too few held-out residuals for a {coverage:.0%} interval"
+    upper = FunctionObjective(f"latency_ms_upper[{device}]",
+                              lambda archs: predictor.interval_from(predictor.predict(list(archs)), coverage)[1],
+                              "min", expensive=False, unit="ms")
+    return Constraint(upper, upper=ms), f"the upper end of the {coverage:.0%} interval"
+
+
 def prepare_search(supernet: str | Path, devices: Sequence[str], *, workspace: Workspace | str | Path | None = None,
                    budgets: Mapping[str, float] | None = None, data: str = "mnist5k", space: str | None = None,
-                   limit: int | None = None, batch_size: int = 250, calib_batches: int = 4) -> SearchJob:
+                   limit: int | None = None, batch_size: int = 250, calib_batches: int = 4,
+                   budget_coverage: float | None = 0.95) -> SearchJob:
     """Check the inputs (cheap checks first), then load the supernet, the validation data and each device's
-    predictor. `space`, when given, must be the checkpoint's space. `budgets`: {device: ms}."""
+    predictor. `space`, when given, must be the checkpoint's space. `budgets`: {device: ms}, each held on the
+    upper end of the predictor's `budget_coverage` interval (None: on the point prediction)."""
     from hwnas.data import load_dataset
     from hwnas.space import list_spaces
     from hwnas.supernet import load_checkpoint
@@ -101,14 +126,19 @@ def prepare_search(supernet: str | Path, devices: Sequence[str], *, workspace: W
     objectives: list[Objective] = [SupernetAccuracy(net, val, limit=limit, batch_size=batch_size,
                                                     calib_batches=calib_batches)]
     objectives += [predicted_latency(predictors[d], d) for d in devices]
-    constraints = [Constraint(objectives[1 + devices.index(d)], upper=ms) for d, ms in budgets.items()]
+    if budget_coverage is not None and not 0 < budget_coverage < 1:
+        raise SearchError(f"the budget coverage must be a share in (0, 1), like 0.95; got {budget_coverage!r}")
+    held = {d: budget_constraint(predictors[d], d, objectives[1 + devices.index(d)], ms, budget_coverage)
+            for d, ms in budgets.items()}
+    constraints = [constraint for constraint, _ in held.values()]
     settings = {"supernet": str(supernet_path.resolve()), "supernet_sha256": sha256_file(supernet_path),
                 "data": data, "limit": limit, "bn_calibration_images": calib_batches * batch_size,
                 "devices": devices, "runtimes": {d: configs[d].runtime for d in devices},
                 # which per-model figure each device's predictor predicts: deploy measures in the same one
                 "latency_statistics": {d: (getattr(predictors[d], "meta_", None) or {}).get("statistic")
                                        or "median_ms" for d in devices},
-                "latency_budgets_ms": budgets, "workspace": str(ws.root)}
+                "latency_budgets_ms": budgets, "budget_margin": {d: why for d, (_, why) in held.items()},
+                "workspace": str(ws.root)}
     return SearchJob(ws, sp, net, val, devices, objectives, constraints, predictors, settings)
 
 
@@ -165,9 +195,10 @@ def search(supernet: str | Path | None = None, devices: Sequence[str] = (), *,
            data: str = "mnist5k", space: str | None = None, evals: int = 100, out: str | Path | None = None,
            algorithm: str = "accelerated", limit: int | None = None, reuse: Sequence[str | Path] = (),
            prior: Sequence[str | Path] = (), seed: int = 0, job: SearchJob | None = None,
-           progress: ProgressFn | None = None) -> Any:
+           budget_coverage: float | None = 0.95, progress: ProgressFn | None = None) -> Any:
     """Search `supernet` for the front of top-1 against predicted latency on each of `devices` (under
-    `budgets`, {device: ms}) with at most `evals` top-1 evaluations, into the run folder `out` (default
+    `budgets`, {device: ms}, held on the upper end of each predictor's `budget_coverage` interval) with at
+    most `evals` top-1 evaluations, into the run folder `out` (default
     `runs/<time>`; an existing run of the same search is resumed). `reuse`: earlier runs on the same supernet
     and data whose evaluations are taken as results; `prior`: earlier runs on related data that only guide
     the search. `job` skips loading (a `prepare_search` result). Returns `hwnas.search.session.SearchOutcome`;
@@ -185,7 +216,7 @@ def search(supernet: str | Path | None = None, devices: Sequence[str] = (), *,
         if supernet is None:
             raise SearchError("pass --supernet CHECKPOINT (the shipped demo: `hwnas demo`)")
         job = prepare_search(supernet, devices, workspace=workspace, budgets=budgets, data=data, space=space,
-                             limit=limit)
+                             limit=limit, budget_coverage=budget_coverage)
     out_dir = Path(out) if out is not None else job.workspace.runs_dir / time.strftime("%Y%m%d-%H%M%S")
     settings = dict(job.settings)
     reused = load_reused(reuse, job)

@@ -97,7 +97,7 @@ def test_lost_device_keeps_what_was_measured_and_a_rerun_finishes(tmp_path, args
     flaky = tmp_path / "flaky-python"
     # the device's runner works for the first batch, then every later batch dies (a device that went away)
     flaky.write_text(f"""#!/bin/sh
-if [ "$2" = "run" ]; then
+if [ "$3" = "run" ]; then  # argv: -- RUNNER run MANIFEST
   n=$(cat {counter} 2>/dev/null || echo 0); n=$((n+1)); echo $n > {counter}
   if [ $n -ge 2 ]; then exit 3; fi
 fi
