@@ -20,6 +20,7 @@ __all__ = [
     "PredictorError",
     "SearchError",
     "WorkspaceError",
+    "ClusterError",
 ]
 
 
@@ -89,3 +90,7 @@ class SearchError(HwnasError):
 
 class WorkspaceError(HwnasError):
     """A workspace folder is missing or malformed."""
+
+
+class ClusterError(HwnasError):
+    """Ray is missing, a cluster cannot be reached, or distributed work failed beyond its retries."""
