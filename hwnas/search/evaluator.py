@@ -61,7 +61,8 @@ class Evaluator:
     def __init__(self, space: SearchSpace, objectives: Sequence[Objective], constraints: Sequence[Constraint] = (),
                  budget: int | None = None, resume: Iterable[EvaluationRecord] = (),
                  on_record: Callable[[EvaluationRecord], None] | None = None, chunk: int = 1,
-                 normalization: Normalization | None = None, admissible: Callable[[Arch], bool] | None = None):
+                 normalization: Normalization | None = None, admissible: Callable[[Arch], bool] | None = None,
+                 pool: Any = None):
         if not objectives:
             raise SearchError("a search needs at least one objective")
         names = [o.name for o in objectives]
@@ -77,6 +78,7 @@ class Evaluator:
         self.chunk = max(1, int(chunk))
         self.normalization = normalization
         self.admissible = admissible
+        self.pool = pool
         self._cache: dict[str, EvaluationRecord] = {r.key: r for r in resume}
         self.records: list[EvaluationRecord] = []
         self._seen: dict[str, EvaluationRecord] = {}
@@ -140,7 +142,7 @@ class Evaluator:
                 self._accept(self._cache[a.key], computed=False)
             else:
                 pending.append(a)
-                if len(pending) >= self.chunk:
+                if len(pending) >= self.chunk and self.pool is None:
                     self._compute(pending)
                     pending = []
         if pending:
@@ -187,6 +189,9 @@ class Evaluator:
             self.on_note(entry)
 
     def _compute(self, archs: list[Arch]) -> None:
+        if self.pool is not None:
+            self._compute_pooled(archs)
+            return
         start = time.perf_counter()
         values = {o.name: o.evaluate(archs) for o in self._all}
         took = (time.perf_counter() - start) / len(archs)
@@ -194,14 +199,30 @@ class Evaluator:
             rec = EvaluationRecord(a, {n: float(v[i]) for n, v in values.items()}, 0, took)
             self._accept(rec, computed=True)
 
-    def _accept(self, rec: EvaluationRecord, computed: bool, reused: bool = False) -> None:
+    def _compute_pooled(self, archs: list[Arch]) -> None:
+        """The expensive quantities on the pool's workers (results reported as they come), the cheap ones here;
+        the batch accepted in proposal order once complete."""
+        cheap = {o.name: o.evaluate(archs) for o in self._all if not o.expensive}
+        base = self.spent
+        done: dict[int, EvaluationRecord] = {}
+        for i, values, took, where in self.pool.map_unordered(archs):
+            merged = {o.name: float(values[o.name]) if o.name in values else float(cheap[o.name][i])
+                      for o in self._all}
+            rec = EvaluationRecord(archs[i], merged, base + 1 + i, took, {"worker": where} if where else {})
+            done[i] = rec
+            if self.on_record is not None:
+                self.on_record(rec)
+        for i in range(len(archs)):
+            self._accept(done[i], computed=True, notify=False)
+
+    def _accept(self, rec: EvaluationRecord, computed: bool, reused: bool = False, notify: bool = True) -> None:
         rec.index = 0 if reused else self.spent + 1
         self.records.append(rec)
         self.n_reused += reused
         self._seen[rec.key] = rec
         if computed:
             self.n_computed += 1
-            if self.on_record is not None:
+            if notify and self.on_record is not None:
                 self.on_record(rec)
         if self.normalization is not None:
             if self.feasible([rec])[0]:

@@ -60,11 +60,14 @@ def run_search(space: SearchSpace, objectives: Sequence[Objective], out: str | P
                extra: Callable[[EvaluationRecord], dict[str, Any]] | None = None,
                progress: Callable[[Evaluator], None] | None = None,
                on_record: Callable[[EvaluationRecord], None] | None = None,
-               options: dict[str, Any] | None = None, reuse: Sequence[EvaluationRecord] = ()) -> SearchOutcome:
+               options: dict[str, Any] | None = None, reuse: Sequence[EvaluationRecord] = (),
+               pool: Any = None) -> SearchOutcome:
     """Search `space` for the front of `objectives` under `constraints` with at most `budget` expensive
     evaluations, into the run folder `out` (resumed if it holds the same search). `reuse`: records of other
     searches whose expensive values hold for this one (the same supernet and data), taken without spending
-    the budget, their cheap values computed afresh (`Evaluator.reuse`). `algorithm` is a registered name
+    the budget, their cheap values computed afresh (`Evaluator.reuse`). `pool` (an unstarted
+    `hwnas.distributed.EvaluationPool`; the caller closes it) evaluates the expensive objectives of each batch in
+    parallel. `algorithm` is a registered name
     (`hwnas.search.algorithms.list_algorithms()`), `options` its options. On KeyboardInterrupt the results so
     far are written and the interrupt is raised again."""
     search = create_algorithm(algorithm, **(options or {}))  # a SearchError names an unknown one or option
@@ -85,7 +88,9 @@ def run_search(space: SearchSpace, objectives: Sequence[Objective], out: str | P
             on_record(rec)
 
     evaluator = Evaluator(space, objectives, constraints, budget=budget, resume=previous, on_record=record,
-                          normalization=norm)
+                          normalization=norm, pool=pool)
+    if pool is not None:
+        pool.start([o for o in evaluator.quantities if o.expensive])
     evaluator.on_note = run.diagnostics_writer()
     reused = evaluator.reuse(reuse) if reuse else 0
     interrupted = False

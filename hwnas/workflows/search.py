@@ -4,7 +4,8 @@ typed `SearchJob`; `search` runs it."""
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -195,14 +196,18 @@ def search(supernet: str | Path | None = None, devices: Sequence[str] = (), *,
            data: str = "mnist5k", space: str | None = None, evals: int = 100, out: str | Path | None = None,
            algorithm: str = "accelerated", limit: int | None = None, reuse: Sequence[str | Path] = (),
            prior: Sequence[str | Path] = (), seed: int = 0, job: SearchJob | None = None,
-           budget_coverage: float | None = 0.95, progress: ProgressFn | None = None) -> Any:
+           budget_coverage: float | None = 0.95, ray: Any = None, workers: int | None = None,
+           progress: ProgressFn | None = None) -> Any:
     """Search `supernet` for the front of top-1 against predicted latency on each of `devices` (under
     `budgets`, {device: ms}, held on the upper end of each predictor's `budget_coverage` interval) with at
     most `evals` top-1 evaluations, into the run folder `out` (default
     `runs/<time>`; an existing run of the same search is resumed). `reuse`: earlier runs on the same supernet
     and data whose evaluations are taken as results; `prior`: earlier runs on related data that only guide
-    the search. `job` skips loading (a `prepare_search` result). Returns `hwnas.search.session.SearchOutcome`;
-    on Ctrl-C the evaluations so far are kept and KeyboardInterrupt is raised again."""
+    the search. `job` skips loading (a `prepare_search` result). `ray` (`hwnas.distributed.RaySettings`) spreads
+    the top-1 evaluations over `workers` Ray workers (default: one per CPU of the cluster), each loading the
+    supernet and data once; the front of a seeded search does not depend on it. Returns
+    `hwnas.search.session.SearchOutcome`; on Ctrl-C the evaluations so far are kept and KeyboardInterrupt is
+    raised again."""
     import time
 
     from hwnas.search.session import run_search
@@ -228,7 +233,42 @@ def search(supernet: str | Path | None = None, devices: Sequence[str] = (), *,
         options = {"prior": model}
         settings["prior"] = [str(Path(p).resolve()) for p in prior]
         settings["prior_archs"] = model.n_fit_
-    return run_search(job.space, job.objectives, out_dir, evals, job.constraints, algorithm=algorithm, seed=seed,
-                      settings=settings, options=options, reuse=reused,
-                      progress=lambda ev: emit(progress, "search", min(ev.spent, evals), evals),
-                      on_record=lambda rec: emit(progress, "search", min(rec.index, evals), evals, rec.key))
+    if workers is not None and workers < 1:
+        raise SearchError(f"--workers must be at least 1; got {workers}")
+    # progress: the evaluations spent at the last batch's end, plus those that arrived since (in any order)
+    count = {"spent": 0, "arrived": 0}
+
+    def batch_done(ev: Any) -> None:
+        count.update(spent=ev.spent, arrived=0)
+        emit(progress, "search", min(ev.spent, evals), evals)
+
+    def arrived(rec: Any) -> None:
+        count["arrived"] += 1
+        emit(progress, "search", min(max(rec.index, count["spent"] + count["arrived"]), evals), evals, rec.key)
+
+    with evaluation_pool(ray, workers) as pool:
+        if pool is not None:
+            settings["executor"] = pool.describe()
+        return run_search(job.space, job.objectives, out_dir, evals, job.constraints, algorithm=algorithm,
+                          seed=seed, settings=settings, options=options, reuse=reused, pool=pool,
+                          progress=batch_done, on_record=arrived)
+
+
+@contextmanager
+def evaluation_pool(ray: Any, workers: int | None) -> Iterator[Any]:
+    """A started-on-demand `RayEvaluationPool` inside a Ray session when `ray` asks for one, else None
+    (the evaluator then evaluates in-process)."""
+    from hwnas.distributed import ray_session
+
+    if ray is None or not ray.enabled:
+        yield None
+        return
+    from hwnas.distributed import available_workers
+    from hwnas.distributed.pool import RayEvaluationPool
+
+    with ray_session(ray) as session:
+        pool = RayEvaluationPool(session, workers or available_workers(session))
+        try:
+            yield pool
+        finally:
+            pool.close()
