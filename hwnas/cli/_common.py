@@ -39,6 +39,20 @@ BudgetCoverageOpt = Annotated[float, typer.Option("--budget-coverage", min=0.0, 
                                                   "budgets on the upper end of the predictor's interval of this "
                                                   "coverage (0: on the point prediction).")]
 
+RayOpt = Annotated[bool, typer.Option("--ray", help="Run on a Ray started on this machine for this command "
+                                      "(needs `pip install 'hwnas[ray]'`).")]
+RayAddressOpt = Annotated[str | None, typer.Option("--ray-address", metavar="ADDRESS", help="Run on the Ray "
+                                                   "cluster at ADDRESS (HOST:PORT, or auto); implies --ray.")]
+
+
+def ray_settings(ray: bool, ray_address: str | None) -> Any:
+    """The `hwnas.distributed.RaySettings` of --ray/--ray-address (None: in-process)."""
+    from hwnas.distributed import RaySettings
+
+    settings = RaySettings.from_options(ray=ray, ray_address=ray_address)
+    return settings if settings.enabled else None
+
+
 LOG_EVERY_S = 10.0  # without a terminal, a progress line at most this often per stage (and at each stage's end)
 
 

@@ -13,6 +13,8 @@ from rich.table import Table as RichTable
 from hwnas.cli._common import (
     BudgetCoverageOpt,
     JsonOpt,
+    RayAddressOpt,
+    RayOpt,
     SeedOpt,
     SpaceOpt,
     SupernetOpt,
@@ -21,6 +23,7 @@ from hwnas.cli._common import (
     plain,
     print_json,
     progress_display,
+    ray_settings,
     workspace,
 )
 from hwnas.errors import SearchError
@@ -80,6 +83,10 @@ def search(
                         "search (accelerated or nsga2) starts from the front it predicts, and the loop's top-1 "
                         "surrogate learns from it; never counted as a result (repeatable).")] = None,
     budget_coverage: BudgetCoverageOpt = 0.95,
+    ray: RayOpt = False,
+    ray_address: RayAddressOpt = None,
+    workers: Annotated[int | None, typer.Option("--workers", min=1, help="Ray workers evaluating top-1 at once "
+                                                "(default: one per CPU of the cluster).")] = None,
     seed: SeedOpt = 0,
     as_json: JsonOpt = False,
     ws: WorkspaceOpt = None,
@@ -99,7 +106,8 @@ def search(
             outcome = run(supernet, devices, workspace=wsp, budgets=parse_budgets(latency_ms), data=data,
                           space=space_name, evals=evals, out=out_dir, algorithm=algorithm, limit=limit,
                           reuse=reuse or [], prior=prior or [], seed=seed,
-                          budget_coverage=budget_coverage or None, progress=progress)
+                          budget_coverage=budget_coverage or None, ray=ray_settings(ray, ray_address),
+                          workers=workers, progress=progress)
     except KeyboardInterrupt:
         plain(f"interrupted: the evaluations so far are kept in {out_dir / 'evaluated.jsonl'}; resume with:\n"
               f"  {hint}")
