@@ -1,5 +1,6 @@
-"""`hwnas profile DEVICE`: calls `hwnas.workflows.profile` (operators and whole subnets measured on a device,
-resumable) and prints what the profile holds."""
+"""`hwnas profile DEVICE...`: calls `hwnas.workflows.profile` (operators and whole subnets measured on a device,
+resumable), or `profile_many` for several devices at once (in-process, or on Ray with --ray / --ray-address),
+and prints what each profile holds."""
 
 from __future__ import annotations
 
@@ -9,8 +10,9 @@ from typing import Annotated
 import typer
 
 from hwnas.cli._common import (
-    DeviceArg,
     JsonOpt,
+    RayAddressOpt,
+    RayOpt,
     SpaceOpt,
     WorkspaceOpt,
     ints,
@@ -21,6 +23,8 @@ from hwnas.cli._common import (
     read_json_arg,
 )
 
+DevicesArg = Annotated[list[str], typer.Argument(help="Device name(s) (devices/<name>.toml in the workspace); "
+                                                     "several are profiled at once.")]
 INCOMPLETE_EXIT = 3  # the profile was written, but some operators failed: scripts can tell, a re-run retries them
 
 
@@ -36,7 +40,7 @@ def _archs_arg(arg: str | None) -> list | None:
 
 
 def profile(
-    device: DeviceArg,
+    devices: DevicesArg,
     space_name: SpaceOpt = None,
     supernet: Annotated[Path | None, typer.Option("--supernet", help="Profile this checkpoint's own space (its "
                                                   "widths, resolutions and classes).")] = None,
@@ -55,32 +59,61 @@ def profile(
     chunk_size: Annotated[int, typer.Option(min=1, help="Operators exported and measured per batch.")] = 32,
     jobs: Annotated[int, typer.Option(min=1, help="Parallel export processes.")] = 2,
     export_csv: Annotated[Path | None, typer.Option(help="Only write the device's measurement log as CSV.")] = None,
+    ray: RayOpt = False,
+    ray_address: RayAddressOpt = None,
     as_json: JsonOpt = False,
     ws: WorkspaceOpt = None,
 ) -> None:
-    """Profile a device: every operator of a space, plus whole subnets; resumes where a previous run stopped."""
+    """Profile devices: every operator of a space, plus whole subnets; resumes where a previous run stopped.
+    Several devices are profiled at once, each in its own thread (with --ray or --ray-address: each served by a
+    Ray actor)."""
+    from hwnas.distributed import RaySettings
+    from hwnas.errors import HwnasError
     from hwnas.workflows import export_measurements
     from hwnas.workflows import profile as run
+    from hwnas.workflows.profile import FarmProfilingError, profile_many
 
+    devices = list(dict.fromkeys(devices))
     if export_csv is not None:
-        count = export_measurements(device, export_csv, workspace=ws)
+        if len(devices) > 1:
+            raise HwnasError("--export-csv writes one device's measurements; name one device")
+        count = export_measurements(devices[0], export_csv, workspace=ws)
         out.print(f"wrote {count} measurements to {export_csv}")
         return
+    settings = RaySettings.from_options(ray=ray, ray_address=ray_address)
+    options = dict(supernet=supernet, workspace=ws, resolutions=ints(resolutions, "--resolutions"),
+                   precision=precision, calibration=calibration, reference=reference, operators=operators,
+                   archs=_archs_arg(archs), extra_archs=_archs_arg(measure_archs), runs=runs, warmup=warmup,
+                   rounds=rounds, chunk_size=chunk_size, jobs=jobs)
+    failed: FarmProfilingError | None = None
     with progress_display() as progress:
-        result = run(device, space_name, supernet=supernet, workspace=ws,
-                     resolutions=ints(resolutions, "--resolutions"),
-                     precision=precision, calibration=calibration, reference=reference, operators=operators,
-                     archs=_archs_arg(archs), extra_archs=_archs_arg(measure_archs), runs=runs, warmup=warmup,
-                     rounds=rounds, chunk_size=chunk_size, jobs=jobs, progress=progress)
+        if len(devices) == 1 and not settings.enabled:
+            results = [run(devices[0], space_name, progress=progress, **options)]
+        else:
+            try:
+                results = profile_many(devices, space_name, ray=settings, progress=progress, **options)
+            except FarmProfilingError as exc:
+                results, failed = exc.results, exc
     if as_json:
-        print_json({"profile": str(result.path), "device": device, "operators": result.operators,
-                    "archs": result.archs, "missing_operators": result.missing_operators, "timing": result.timing})
-        return
-    timing = result.timing
-    out.print(f"wrote {result.path}: {result.operators} operators, {result.archs} whole subnets "
-              f"(export {timing.get('export_s', 0):.0f} s, device {timing.get('device_s', 0):.0f} s, "
-              f"wall {timing.get('wall_s', 0):.0f} s this run)")
-    if result.missing_operators:
-        plain(f"incomplete: {len(result.missing_operators)} operators failed (listed in {result.path}); re-run the "
-              f"same command to retry them (exit code {INCOMPLETE_EXIT})")
+        docs = [{"profile": str(r.path), "device": r.device, "operators": r.operators, "archs": r.archs,
+                 "missing_operators": r.missing_operators, "timing": r.timing} for r in results]
+        if len(devices) > 1:
+            print_json(docs)  # the devices that failed are named in the error line
+        elif docs:
+            print_json(docs[0])
+    else:
+        for result in results:
+            timing = result.timing
+            named = f"{result.device}: " if len(devices) > 1 else ""
+            out.print(f"{named}wrote {result.path}: {result.operators} operators, {result.archs} whole subnets "
+                      f"(export {timing.get('export_s', 0):.0f} s, device {timing.get('device_s', 0):.0f} s, "
+                      f"wall {timing.get('wall_s', 0):.0f} s this run)")
+    if failed is not None:
+        raise failed
+    incomplete = [r for r in results if r.missing_operators]
+    for result in incomplete:
+        named = f"{result.device}: " if len(devices) > 1 else ""
+        plain(f"{named}incomplete: {len(result.missing_operators)} operators failed (listed in {result.path}); "
+              f"re-run the same command to retry them (exit code {INCOMPLETE_EXIT})")
+    if incomplete:
         raise typer.Exit(INCOMPLETE_EXIT)

@@ -9,12 +9,14 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from hwnas.distributed.cluster import RaySettings
 from hwnas.errors import ProfilingError
 from hwnas.progress import ProgressFn
 from hwnas.workflows._common import device_configs, resolve_workspace
 from hwnas.workspace import Workspace
 
-__all__ = ["ProfileResult", "profile", "export_measurements", "refuse_other_config", "profile_space"]
+__all__ = ["ProfileResult", "FarmProfilingError", "profile", "profile_many", "export_measurements",
+           "refuse_other_config", "profile_space"]
 
 
 @dataclass
@@ -60,22 +62,100 @@ def profile(device: str, space: Any = None, *, supernet: str | Path | None = Non
     `operators=False`), plus `calibration` random and `reference` fixed whole subnets and `extra_archs`.
     `runs`, `warmup`, `rounds` override the device's measurement settings."""
     from hwnas.devices import open_device
-    from hwnas.profiling import load_profile, profile_device
 
     ws = resolve_workspace(workspace)
     config = device_configs(ws, [device])[device]
     sp = profile_space(space, supernet)
     refuse_other_config(ws, device, sp, config.runtime, precision)
+    job = _ProfileJob(ws, sp, dict(resolutions=resolutions, precision=precision, calibration=calibration,
+                                   reference=reference, ops=None if operators else [], archs=archs,
+                                   extra_archs=extra_archs, chunk_size=chunk_size, jobs=jobs),
+                      dict(runs=runs, warmup=warmup, rounds=rounds))
     with open_device(device, ws) as dev:
-        settings = dev.config.settings(runs=runs, warmup=warmup, rounds=rounds)
-        path = profile_device(dev, sp, ws, settings=settings, resolutions=resolutions, precision=precision,
-                              calibration=calibration, reference=reference, ops=None if operators else [],
-                              archs=archs, extra_archs=extra_archs, chunk_size=chunk_size, jobs=jobs,
-                              progress=progress)
-    data = load_profile(path)
-    n_archs = sum(len(data.get(r) or []) for r in ("reference", "calibration", "extra"))
-    return ProfileResult(path, device, len(data["operators"]), n_archs, list(data["missing_operators"]),
-                         dict(data.get("timing") or {}))
+        return job(device, dev, progress)
+
+
+def profile_many(devices: Sequence[str], space: Any = None, *, ray: RaySettings | None = None,
+                 supernet: str | Path | None = None, workspace: Workspace | str | Path | None = None,
+                 resolutions: Sequence[int] | None = None, precision: str = "fp32", calibration: int = 50,
+                 reference: bool | int = 20, operators: bool = True, archs: Sequence[Any] | None = None,
+                 extra_archs: Sequence[Any] | None = None, runs: int | None = None, warmup: int | None = None,
+                 rounds: int | None = None, chunk_size: int = 32, jobs: int = 2,
+                 progress: ProgressFn | None = None) -> list[ProfileResult]:
+    """`profile` on several workspace devices at once (one driver thread per device), in-process or, with `ray`
+    (see `RaySettings`), each device served by a Ray actor holding its connection. The models are exported
+    once on this machine (shared by devices of one runtime) and every measurement goes into the workspace
+    store here as it arrives: an interrupted or failed run resumes as `profile` does. One device failing does
+    not stop the others: their profiles are written, then one ProfilingError names each failed device.
+    Progress events come with the device's name before their stage ("pixel7: operators")."""
+    from hwnas.distributed import ray_session
+    from hwnas.distributed.farm import DeviceFarm
+
+    ws = resolve_workspace(workspace)
+    names = list(dict.fromkeys(devices))
+    configs = device_configs(ws, names)
+    sp = profile_space(space, supernet)
+    for name in names:
+        refuse_other_config(ws, name, sp, configs[name].runtime, precision)
+    job = _ProfileJob(ws, sp, dict(resolutions=resolutions, precision=precision, calibration=calibration,
+                                   reference=reference, ops=None if operators else [], archs=archs,
+                                   extra_archs=extra_archs, chunk_size=chunk_size, jobs=jobs),
+                      dict(runs=runs, warmup=warmup, rounds=rounds))
+    if len(names) > 1:
+        job.export_ahead(sorted({configs[n].runtime for n in names}), progress)
+    with ray_session(ray) as ray_module:
+        outcome = DeviceFarm(ws, ray_module).run(names, job, progress)
+    if outcome.errors:
+        raise FarmProfilingError(outcome.failure_message(
+            "profiling", "what was measured is kept (the other devices' profiles are written): re-run the same "
+                         "command to continue"), [outcome.results[n] for n in names if n in outcome.results])
+    return [outcome.results[name] for name in names]
+
+
+class FarmProfilingError(ProfilingError):
+    """Some devices of a `profile_many` failed (the message names each); `results` holds the others' profiles."""
+
+    def __init__(self, message: str, results: list[ProfileResult]):
+        super().__init__(message)
+        self.results = results
+
+
+class _ProfileJob:
+    """Profiling one open device with fixed options (the same for every device of a `profile_many`)."""
+
+    def __init__(self, ws: Workspace, space: Any, options: dict[str, Any], overrides: dict[str, Any]):
+        self.ws, self.space, self.options, self.overrides = ws, space, options, overrides
+
+    def __call__(self, name: str, dev: Any, progress: ProgressFn | None) -> ProfileResult:
+        from hwnas.profiling import load_profile, profile_device
+
+        settings = dev.config.settings(**self.overrides)
+        path = profile_device(dev, self.space, self.ws, settings=settings, progress=progress, **self.options)
+        data = load_profile(path)
+        n_archs = sum(len(data.get(r) or []) for r in ("reference", "calibration", "extra"))
+        return ProfileResult(path, name, len(data["operators"]), n_archs, list(data["missing_operators"]),
+                             dict(data.get("timing") or {}))
+
+    def export_ahead(self, runtimes: Sequence[str], progress: ProgressFn | None) -> None:
+        """Export every model once before the devices start (their threads then find them in the cache instead
+        of exporting the same models side by side). Best effort: a model that fails here is exported again, and
+        recorded as failed, by the device that needs it."""
+        from hwnas.errors import ExportError
+        from hwnas.export import format_for_runtime
+        from hwnas.profiling import export_profile_models
+
+        formats: dict[str, str] = {}
+        for runtime in runtimes:
+            try:
+                formats.setdefault(format_for_runtime(runtime), runtime)
+            except ExportError:
+                continue  # profile_device says why this runtime cannot be profiled
+        options = {k: v for k, v in self.options.items() if k != "chunk_size"}
+        for runtime in formats.values():
+            try:
+                export_profile_models(self.space, self.ws, runtime, progress=progress, **options)
+            except ExportError:
+                continue
 
 
 def export_measurements(device: str, csv_path: str | Path, *,
