@@ -9,10 +9,10 @@ from typing import Annotated, Any
 import typer
 from rich.table import Table
 
-from hwnas.cli._common import JsonOpt, WorkspaceOpt, console, out, workspace
+from hwnas.cli._common import JsonOpt, WorkspaceOpt, console, out, plain, workspace
 from hwnas.devices import add_device, device_from_config, load_inventory
 from hwnas.devices.check import find_problems
-from hwnas.errors import InventoryError
+from hwnas.errors import HwnasError, InventoryError
 
 group = typer.Typer(help="Manage target devices (devices/*.toml in the workspace).", no_args_is_help=True)
 
@@ -54,8 +54,11 @@ def add(
     remote_dir: Annotated[str | None, typer.Option("--remote-dir", help="Cache folder on the device.")] = None,
     known_hosts: Annotated[Path | None, typer.Option("--known-hosts", help="known_hosts file to use.")] = None,
     benchmark_model: Annotated[Path | None, typer.Option(
-        "--benchmark-model", help="adb: TFLite benchmark_model binary built for the phone.")] = None,
-    trust_new_host: TrustOpt = False,
+        "--benchmark-model", help="adb only: TFLite benchmark_model binary built for the phone, a file on THIS "
+        "machine (copied to the phone when measuring); a missing file is refused.")] = None,
+    trust_new_host: Annotated[bool, typer.Option(
+        "--trust-new-host", help="ssh: connect once now and record an unknown host key in known_hosts; when that "
+        "connection fails, no device file is written.")] = False,
     force: Annotated[bool, typer.Option("--force", help="Replace an existing device file.")] = False,
     ws_path: WorkspaceOpt = None,
 ) -> None:
@@ -63,6 +66,8 @@ def add(
     chosen = [flag for flag, value in (("--ssh", ssh), ("--adb", adb), ("--local", local)) if value]
     if len(chosen) != 1:
         raise InventoryError("give exactly one of --ssh user@host[:port], --adb SERIAL or --local")
+    if benchmark_model is not None and not adb:
+        raise InventoryError("--benchmark-model is for --adb devices (TFLite's benchmark_model run on a phone)")
     options: dict[str, Any] = dict(runtime=runtime, threads=threads, gpu=gpu, python=python, remote_dir=remote_dir)
     if ssh:
         user, host, port = _parse_ssh(ssh)
@@ -71,30 +76,66 @@ def add(
                        known_hosts=str(known_hosts.expanduser().resolve()) if known_hosts else None)
     elif adb:
         options.update(transport="adb", serial=adb,
-                       benchmark_binary=str(benchmark_model.expanduser().resolve()) if benchmark_model else None)
+                       benchmark_binary=str(_local_binary(benchmark_model)) if benchmark_model else None)
     else:
         options.update(transport="local")
     ws = workspace(ws_path)
-    config = add_device(ws, name, overwrite=force, **options)
+    connect = _record_host_key if trust_new_host and ssh else None
+    config = add_device(ws, name, overwrite=force, before_write=connect, **options)
     console.print(f"added {name} ({config.target}, {config.runtime}, {config.threads} thread(s)) to "
                   f"{ws.devices_dir / (name + '.toml')}")
-    if trust_new_host and config.transport == "ssh":
+    console.print(f"check it with: hwnas device check {name}")
+
+
+def _local_binary(path: Path) -> Path:
+    """--benchmark-model: a file on this machine (hwnas copies it to the phone), checked here."""
+    resolved = path.expanduser().resolve()
+    if not resolved.is_file():
+        what = "is a folder" if resolved.is_dir() else "does not exist"
+        raise InventoryError(f"--benchmark-model {path} {what} on this machine; pass the path of a benchmark_model "
+                             "binary built for the phone (hwnas copies it there)")
+    return resolved
+
+
+def _record_host_key(config: Any) -> None:
+    """The first connection of `device add --ssh --trust-new-host`, before the file is written."""
+    try:
         with device_from_config(config, trust_new_host=True):
             console.print(f"host key of {config.host} recorded")
-    console.print(f"check it with: hwnas device check {name}")
+    except HwnasError as exc:
+        raise InventoryError(f"{exc}; devices/{config.name}.toml was not written: fix the connection and run "
+                             "`hwnas device add` again") from None
 
 
 @group.command("list")
 def list_devices(as_json: JsonOpt = False, ws_path: WorkspaceOpt = None) -> None:
-    """List the devices of the workspace."""
-    inventory = load_inventory(workspace(ws_path))
+    """List the devices of the workspace. A device file that cannot be read is one line on stderr
+    (`devices/NAME.toml: what is wrong`; under "errors" with --json) while the others are listed; the exit code
+    is then 1."""
+    ws = workspace(ws_path)
+    errors: dict[str, str] = {}
+    inventory = load_inventory(ws, errors=errors)
+    problems = [_file_problem(ws, file, message) for file, message in sorted(errors.items())]
     if as_json:
-        out.print_json(json.dumps({name: c.to_dict() for name, c in inventory.items()}))
-        return
-    table = Table("device", "transport", "target", "runtime", "threads", "gpu", "description")
-    for name, c in inventory.items():
-        table.add_row(name, c.transport, c.target, c.runtime, str(c.threads), "yes" if c.gpu else "", c.description)
-    out.print(table)
+        out.print_json(json.dumps({"devices": {name: c.to_dict() for name, c in inventory.items()},
+                                   "errors": problems}, default=str))
+    else:
+        table = Table("device", "transport", "target", "runtime", "threads", "gpu", "description")
+        for name, c in inventory.items():
+            table.add_row(name, c.transport, c.target, c.runtime, str(c.threads), "yes" if c.gpu else "",
+                          c.description)
+        out.print(table)
+        for problem in problems:
+            plain(f"error: {problem['error']}")
+    if problems:
+        raise typer.Exit(1)
+
+
+def _file_problem(ws: Any, file: str, message: str) -> dict[str, str]:
+    """{"file": "devices/x.toml", "error": one line starting with that name}: the workspace's path is left out."""
+    shown = f"{ws.devices_dir.name}/{file}"
+    line = " ".join(message.replace(str(ws.devices_dir / file), shown).split())
+    return {"file": shown, "error": line if line.startswith(shown) else f"{shown}: {line}"}
 
 
 @group.command("check")

@@ -12,6 +12,7 @@ from __future__ import annotations
 import math
 import re
 import sys
+from collections.abc import Callable
 from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
 from typing import Annotated, Any, Literal
@@ -336,12 +337,17 @@ def load_inventory(workspace: Workspace | None = None, errors: dict[str, str] | 
     return configs
 
 
-def add_device(workspace: Workspace | None, name: str, *, overwrite: bool = False, **options: Any) -> DeviceConfig:
-    """Write devices/<name>.toml atomically and return its config. Options are DeviceConfig fields."""
+def add_device(workspace: Workspace | None, name: str, *, overwrite: bool = False,
+               before_write: Callable[[DeviceConfig], None] | None = None, **options: Any) -> DeviceConfig:
+    """Write devices/<name>.toml atomically and return its config. Options are DeviceConfig fields.
+    `before_write` (e.g. a first SSH connection that records the host key) is called with the checked config
+    before anything is written: when it raises, no file is written and an existing one stays as it was."""
     ws = workspace or Workspace.find()
     path = device_file(ws, name)
     config = DeviceConfig.from_dict(name, {k: v for k, v in options.items() if v is not None})
     if path.exists() and not overwrite:
         raise InventoryError(f"device {name} already exists ({path}); pass --force to replace it")
+    if before_write is not None:
+        before_write(config)
     atomic_write_text(path, config.to_toml())
     return config
