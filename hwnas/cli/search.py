@@ -127,22 +127,43 @@ def search(
 
 def deploy(
     run_dir: Annotated[Path, typer.Argument(help="A search run folder (runs/<id>).")],
-    device: Annotated[str, typer.Option("--device", help="Device to measure on.")],
+    device: Annotated[list[str], typer.Option("--device", help="Device to measure on (repeatable: several are "
+                                                               "measured at once).")],
     formats: Annotated[str, typer.Option("--format", help="Comma-separated: tflite, onnx.")] = "tflite,onnx",
     int8: Annotated[bool, typer.Option("--int8", help="Also export and measure int8 models (calibrated on the "
                                                       "run's training images).")] = False,
+    ray: RayOpt = False,
+    ray_address: RayAddressOpt = None,
     as_json: JsonOpt = False,
     ws: WorkspaceOpt = None,
 ) -> None:
-    """Export each front model, measure it on the device, and record measured next to predicted latency."""
+    """Export each front model, measure it on the device(s), and record measured next to predicted latency."""
+    from hwnas.distributed import RaySettings
     from hwnas.workflows import deploy as run
+    from hwnas.workflows.deploy import FarmDeployError, deploy_many
 
+    devices = list(dict.fromkeys(device))
     fmt_list = [f.strip() for f in formats.split(",") if f.strip()]
+    settings = RaySettings.from_options(ray=ray, ray_address=ray_address)
+    failed: FarmDeployError | None = None
     with progress_display() as progress:
-        result = run(run_dir, device, formats=fmt_list, int8=int8, workspace=workspace(ws), progress=progress)
+        if len(devices) == 1 and not settings.enabled:
+            result = run(run_dir, devices[0], formats=fmt_list, int8=int8, workspace=workspace(ws),
+                         progress=progress)
+        else:
+            try:
+                result = deploy_many(run_dir, devices, ray=settings, formats=fmt_list, int8=int8,
+                                     workspace=workspace(ws), progress=progress)
+            except FarmDeployError as exc:
+                result, failed = exc.result, exc
+    if failed is not None and not result.devices:
+        raise failed
     if as_json:
-        print_json({"run": str(result.run.path), "device": device, "models": str(result.models_dir),
+        named = {"device": devices[0]} if len(devices) == 1 else {"devices": result.devices}
+        print_json({"run": str(result.run.path), **named, "models": str(result.models_dir),
                     "report": str(result.report), "front": result.rows})
-        return
-    print_front(result.rows, f"deployed on {device}: predicted vs measured latency (ms)")
-    out.print(f"models in {result.models_dir}; report: {result.report}")
+    else:
+        print_front(result.rows, f"deployed on {', '.join(result.devices)}: predicted vs measured latency (ms)")
+        out.print(f"models in {result.models_dir}; report: {result.report}")
+    if failed is not None:
+        raise failed

@@ -5,13 +5,14 @@ from __future__ import annotations
 
 import time
 from collections.abc import Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from hwnas.errors import DataError, HwnasError, SearchError
+from hwnas.distributed.cluster import RaySettings
+from hwnas.errors import DataError, DeviceError, HwnasError, SearchError
 from hwnas.progress import ProgressFn, emit
 from hwnas.search.report import write_report
 from hwnas.search.runfolder import RunFolder
@@ -20,7 +21,8 @@ from hwnas.workflows._common import device_configs, resolve_workspace
 from hwnas.workflows.objectives import latency_name
 from hwnas.workspace import Workspace
 
-__all__ = ["DeployResult", "deploy", "deploy_front", "int8_calibration", "INT8_CALIB_IMAGES"]
+__all__ = ["DeployResult", "FarmDeployError", "deploy", "deploy_many", "deploy_front", "int8_calibration",
+           "INT8_CALIB_IMAGES"]
 
 INT8_CALIB_IMAGES = 64  # training images int8 models are calibrated on
 
@@ -32,6 +34,10 @@ class DeployResult:
     run: RunFolder
     device: str
     rows: list[dict[str, Any]]
+    devices: list[str] = field(default_factory=list)  # every device measured (deploy_many); [device] otherwise
+
+    def __post_init__(self) -> None:
+        self.devices = self.devices or [self.device]
 
     @property
     def models_dir(self) -> Path:
@@ -49,22 +55,70 @@ def deploy(run_dir: str | Path, device: str, *, formats: Sequence[str] = ("tflit
     (fp32, and int8 with `int8`, calibrated on the run's own training images), validate, measure, record.
     `settings` (BenchmarkSettings) overrides the device's own measurement settings."""
     from hwnas.devices import open_device
-    from hwnas.supernet import load_checkpoint
 
     ws = resolve_workspace(workspace)
+    run, supernet, calib = _prepare_run(ws, run_dir, [device], formats, int8)
+    with open_device(device, ws) as dev:
+        rows = deploy_front(run.path, dev, formats, int8=int8, supernet=supernet, calib=calib, settings=settings,
+                            progress=progress, max_models=max_models)
+    return DeployResult(run, device, rows)
+
+
+class FarmDeployError(DeviceError):
+    """Some devices of a `deploy_many` failed (the message names each); `result` holds what the others
+    measured (already written into the run folder)."""
+
+    def __init__(self, message: str, result: DeployResult):
+        super().__init__(message)
+        self.result = result
+
+
+def deploy_many(run_dir: str | Path, devices: Sequence[str], *, ray: RaySettings | None = None,
+                formats: Sequence[str] = ("tflite", "onnx"), int8: bool = False,
+                workspace: Workspace | str | Path | None = None, settings: Any = None,
+                max_models: int | None = None, progress: ProgressFn | None = None) -> DeployResult:
+    """`deploy` on several workspace devices at once: the front is exported once here, then measured on every
+    device concurrently (one driver thread per device; with `ray`, each device served by a Ray actor), and
+    each device's measurements are recorded next to the predicted latency. One device failing does not stop
+    the others: what they measured is written, then a FarmDeployError names each failed device. Progress
+    events of the measuring come with the device's name before their stage ("pixel7: measure")."""
+    from hwnas.distributed import ray_session
+    from hwnas.distributed.farm import DeviceFarm
+
+    ws = resolve_workspace(workspace)
+    names = list(dict.fromkeys(devices))
+    run, supernet, calib = _prepare_run(ws, run_dir, names, formats, int8)
+    deployment = _FrontDeployment(run.path, formats, int8=int8, supernet=supernet, calib=calib,
+                                  max_models=max_models)
+    deployment.export(progress)
+    with ray_session(ray) as ray_module:
+        outcome = DeviceFarm(ws, ray_module).run(
+            names, lambda _name, dev, report: deployment.measure(dev, settings, report), progress)
+    measured = [outcome.results[n] for n in names if n in outcome.results]
+    rows = deployment.record(measured) if measured else deployment.rows
+    result = DeployResult(run, measured[0].device if measured else names[0], rows,
+                          devices=[m.device for m in measured])
+    if outcome.errors:
+        raise FarmDeployError(outcome.failure_message(
+            "deploying", "the others' measurements are recorded in the run folder; re-run deploy with the "
+                         "failed --device to measure there"), result)
+    return result
+
+
+def _prepare_run(ws: Workspace, run_dir: str | Path, devices: list[str], formats: Sequence[str],
+                 int8: bool) -> tuple[RunFolder, Any, Any]:
+    """The run folder, its supernet and the int8 calibration images; every check before any work."""
+    from hwnas.supernet import load_checkpoint
+
     run = RunFolder(run_dir)
     run_settings = run.read_settings()
-    device_configs(ws, [device])
+    device_configs(ws, devices)
     _check_formats(formats)
     path = run_settings.get("supernet")
     if not path or not Path(path).is_file():
         raise SearchError(f"the run's supernet checkpoint {path} is gone; deploy needs it for the weights")
     calib = int8_calibration(run_settings) if int8 else None
-    supernet = load_checkpoint(path)
-    with open_device(device, ws) as dev:
-        rows = deploy_front(run.path, dev, formats, int8=int8, supernet=supernet, calib=calib, settings=settings,
-                            progress=progress, max_models=max_models)
-    return DeployResult(run, device, rows)
+    return run, load_checkpoint(path), calib
 
 
 def _check_formats(formats: Sequence[str]) -> None:
@@ -106,72 +160,119 @@ def deploy_front(run_dir: str | Path, device: Any, formats: Sequence[str] = ("tf
     calibrated on random inputs, which is fine for latency alone. A supernet subnet's batch norms are
     re-estimated on `bn_data` (default: the images the search recalibrated on), fp32 and int8 alike, so each
     file holds the network whose top-1 the search measured."""
-    from hwnas.devices.base import BenchmarkModel
-    from hwnas.export import FORMAT_RUNTIMES, export_arch, format_for_runtime, random_calib, update_sidecar
+    deployment = _FrontDeployment(run_dir, formats, int8=int8, supernet=supernet, calib=calib,
+                                  max_models=max_models, bn_data=bn_data)
+    deployment.export(progress)
+    return deployment.record([deployment.measure(device, settings, progress)])
 
-    run = RunFolder(run_dir)
-    run_settings = run.read_settings()
-    doc = run.read_front()
-    if not doc["front"]:
-        raise SearchError(f"{run.path} has an empty front: nothing to deploy")
-    rows = doc["front"]
-    if max_models is not None and len(rows) > max_models:
-        picks = sorted({int(round(i)) for i in np.linspace(0, len(rows) - 1, max_models)})
-        rows = [rows[i] for i in picks]
-    space = from_config(run_settings["space"])
-    _check_formats(formats)
-    precisions = ["fp32"] + (["int8"] if int8 else [])
-    if int8 and calib is None:
-        if supernet is not None:
-            raise DataError("int8 export of a supernet's subnets needs calibration images; pass calib= (NCHW "
-                            "float32 images from the training data)")
-        calib = random_calib(space, space.validate(rows[0]["arch"]))
-    if supernet is not None and bn_data is None:
-        bn_data = _search_bn_images(run_settings)
-    base_settings = settings or device.default_settings()
-    # measured in the figure the search's latency for this device was predicted in (its predictor's statistic),
-    # so that predicted and measured compare like with like; median for a device the search did not predict
-    statistic = (run_settings.get("latency_statistics") or {}).get(device.name) or "median_ms"
-    try:
-        own_format = format_for_runtime(base_settings.runtime)
-    except HwnasError:
-        own_format = None
-    models_dir = run.path / "models"
-    jobs = [(r, f, p) for r in rows for f in formats for p in precisions]
-    exported: dict[tuple[str, str, str], Any] = {}
-    for i, (row, fmt, precision) in enumerate(jobs):
-        emit(progress, "export", i, len(jobs))
-        meta = {"run": str(run.path), "search_values": row["values"], "predicted": row.get("predicted") or {}}
-        exported[(row["key"], fmt, precision)] = export_arch(space, row["arch"], models_dir, fmt, precision,
-                                                             supernet=supernet,
-                                                             calib=calib if precision == "int8" else None,
-                                                             meta=meta, bn_data=bn_data)
-    emit(progress, "export", len(jobs), len(jobs))
-    done = 0
-    for fmt in formats:
-        runtime_settings = replace(base_settings, runtime=FORMAT_RUNTIMES[fmt])
-        for precision in precisions:
-            models = [BenchmarkModel(exported[(r["key"], fmt, precision)].path, r["key"]) for r in rows]
-            by_key = {}
-            for m in device.benchmark(models, runtime_settings):
-                by_key[m.key] = m
-                done += 1
-                emit(progress, "measure", done, len(jobs), m.key)
-            for row in rows:
-                model = exported[(row["key"], fmt, precision)]
-                suffix = "" if (fmt == own_format and precision == "fp32") else f",{fmt}" + (
-                    f",{precision}" if precision != "fp32" else "")
-                row.setdefault("models", {})[f"{fmt}-{precision}"] = str(model.path.relative_to(run.path))
-                entry = _measured_entry(row, by_key.get(row["key"]), device.name, runtime_settings.runtime,
-                                        statistic)
-                row.setdefault("measured", {})[f"latency_ms[{device.name}{suffix}]"] = entry["measured_ms"]
-                update_sidecar(model.sidecar or model.path, deployed={f"{device.name}/{fmt}-{precision}": entry})
-    doc["deployed"] = {**doc.get("deployed", {}), device.name: {"formats": list(formats), "precisions": precisions,
-                                                              "runtime": base_settings.runtime,
-                                                              "statistic": statistic}}
-    run.write_front(doc)
-    write_report(run)
-    return doc["front"]
+
+@dataclass
+class _Measured:
+    """What one device measured of a deployment: per (format, precision) the Measurement of each row key."""
+
+    device: str
+    runtime: str
+    statistic: str
+    own_format: str | None
+    by_model: dict[tuple[str, str], dict[str, Any]]
+
+
+class _FrontDeployment:
+    """Deploying one run's front: export every model once, measure them on each device (concurrently, from
+    one thread per device), then record every device's measurements into the run folder (one writer)."""
+
+    def __init__(self, run_dir: str | Path, formats: Sequence[str], *, int8: bool = False, supernet: Any = None,
+                 calib: Any = None, max_models: int | None = None, bn_data: Any = None):
+        from hwnas.export import random_calib
+
+        self.run = RunFolder(run_dir)
+        self.run_settings = self.run.read_settings()
+        self.doc = self.run.read_front()
+        if not self.doc["front"]:
+            raise SearchError(f"{self.run.path} has an empty front: nothing to deploy")
+        rows = self.doc["front"]
+        if max_models is not None and len(rows) > max_models:
+            picks = sorted({int(round(i)) for i in np.linspace(0, len(rows) - 1, max_models)})
+            rows = [rows[i] for i in picks]
+        self.rows = rows
+        self.space = from_config(self.run_settings["space"])
+        _check_formats(formats)
+        self.formats = list(formats)
+        self.precisions = ["fp32"] + (["int8"] if int8 else [])
+        if int8 and calib is None:
+            if supernet is not None:
+                raise DataError("int8 export of a supernet's subnets needs calibration images; pass calib= (NCHW "
+                                "float32 images from the training data)")
+            calib = random_calib(self.space, self.space.validate(rows[0]["arch"]))
+        if supernet is not None and bn_data is None:
+            bn_data = _search_bn_images(self.run_settings)
+        self.supernet, self.calib, self.bn_data = supernet, calib, bn_data
+        self.jobs = [(r, f, p) for r in rows for f in self.formats for p in self.precisions]
+        self.exported: dict[tuple[str, str, str], Any] = {}
+
+    def export(self, progress: ProgressFn | None) -> None:
+        from hwnas.export import export_arch
+
+        models_dir = self.run.path / "models"
+        for i, (row, fmt, precision) in enumerate(self.jobs):
+            emit(progress, "export", i, len(self.jobs))
+            meta = {"run": str(self.run.path), "search_values": row["values"],
+                    "predicted": row.get("predicted") or {}}
+            self.exported[(row["key"], fmt, precision)] = export_arch(
+                self.space, row["arch"], models_dir, fmt, precision, supernet=self.supernet,
+                calib=self.calib if precision == "int8" else None, meta=meta, bn_data=self.bn_data)
+        emit(progress, "export", len(self.jobs), len(self.jobs))
+
+    def measure(self, device: Any, settings: Any, progress: ProgressFn | None) -> _Measured:
+        """Measure every exported model on the open `device` (touches no file: safe from several threads)."""
+        from hwnas.devices.base import BenchmarkModel
+        from hwnas.export import FORMAT_RUNTIMES, format_for_runtime
+
+        base_settings = settings or device.default_settings()
+        # measured in the figure the search's latency for this device was predicted in (its predictor's
+        # statistic), so that predicted and measured compare like with like; median for a device the search did
+        # not predict
+        statistic = (self.run_settings.get("latency_statistics") or {}).get(device.name) or "median_ms"
+        try:
+            own_format = format_for_runtime(base_settings.runtime)
+        except HwnasError:
+            own_format = None
+        measured = _Measured(device.name, base_settings.runtime, statistic, own_format, {})
+        done = 0
+        for fmt in self.formats:
+            runtime_settings = replace(base_settings, runtime=FORMAT_RUNTIMES[fmt])
+            for precision in self.precisions:
+                models = [BenchmarkModel(self.exported[(r["key"], fmt, precision)].path, r["key"]) for r in self.rows]
+                by_key = measured.by_model.setdefault((fmt, precision), {})
+                for m in device.benchmark(models, runtime_settings):
+                    by_key[m.key] = m
+                    done += 1
+                    emit(progress, "measure", done, len(self.jobs), m.key)
+        return measured
+
+    def record(self, measured: list[_Measured]) -> list[dict[str, Any]]:
+        """Write each device's measurements into model.json, front.json/.csv and report.html; the front rows."""
+        from hwnas.export import FORMAT_RUNTIMES, update_sidecar
+
+        for got in measured:
+            for fmt in self.formats:
+                for precision in self.precisions:
+                    by_key = got.by_model.get((fmt, precision), {})
+                    for row in self.rows:
+                        model = self.exported[(row["key"], fmt, precision)]
+                        suffix = "" if (fmt == got.own_format and precision == "fp32") else f",{fmt}" + (
+                            f",{precision}" if precision != "fp32" else "")
+                        row.setdefault("models", {})[f"{fmt}-{precision}"] = str(model.path.relative_to(self.run.path))
+                        entry = _measured_entry(row, by_key.get(row["key"]), got.device, FORMAT_RUNTIMES[fmt],
+                                                got.statistic)
+                        row.setdefault("measured", {})[f"latency_ms[{got.device}{suffix}]"] = entry["measured_ms"]
+                        update_sidecar(model.sidecar or model.path, deployed={f"{got.device}/{fmt}-{precision}": entry})
+            self.doc["deployed"] = {**self.doc.get("deployed", {}),
+                                    got.device: {"formats": self.formats, "precisions": self.precisions,
+                                                 "runtime": got.runtime, "statistic": got.statistic}}
+        self.run.write_front(self.doc)
+        write_report(self.run)
+        return self.doc["front"]
 
 
 def _measured_entry(row: dict[str, Any], m: Any, device: str, runtime: str, statistic: str) -> dict[str, Any]:
