@@ -26,6 +26,7 @@ from hwnas.profiling.reference import calibration_archs, reference_archs
 from hwnas.profiling.store import MeasurementStore, StoredMeasurement
 from hwnas.progress import ProgressFn, emit
 from hwnas.space import Arch, OpSpec, SearchSpace
+from hwnas.space.base import describe_values
 from hwnas.workspace import Workspace
 
 __all__ = ["profile_device", "export_profile_models", "plan_operators", "models_dir", "arch_models_dir"]
@@ -38,15 +39,21 @@ def models_dir(workspace: Workspace, fmt: str, precision: str) -> Path:
 
 
 def _space_at(space: SearchSpace, resolutions: Sequence[int] | None) -> SearchSpace:
+    """The space whose operators a profile at `resolutions` measures (`--resolutions`; default: the space's own
+    profiled set). Archs keep every resolution the space accepts; predictors interpolate between profiled ones."""
     if not resolutions:
         return space
     config = space.config()
     if "resolutions" not in config:
         raise ProfilingError(f"space {space.name} has a fixed input size; leave out --resolutions")
-    bad = sorted(set(int(r) for r in resolutions) - set(config["resolutions"]))
+    wanted = sorted(set(int(r) for r in resolutions))
+    bad = sorted(set(wanted) - set(config["resolutions"]))
     if bad:
-        raise ProfilingError(f"resolution(s) {bad} are not in space {space.name} (allowed: {config['resolutions']})")
-    return spaces.from_config({**config, "resolutions": sorted(set(int(r) for r in resolutions))})
+        raise ProfilingError(f"resolution(s) {bad} are not in space {space.name} "
+                             f"(allowed: {describe_values(config['resolutions'])})")
+    if hasattr(space, "with_profiled_resolutions"):
+        return space.with_profiled_resolutions(wanted)
+    return spaces.from_config({**config, "resolutions": wanted})
 
 
 def plan_operators(space: SearchSpace, ops: Iterable[OpSpec] | None = None,

@@ -1,5 +1,10 @@
 """The archs profiling measures whole: a fixed reference set (the same on every device) and random
-calibration subnets, both drawn from fixed seeds so that a re-run picks the same ones."""
+calibration subnets, both drawn from fixed seeds so that a re-run picks the same ones.
+
+Reference subnets come from the space's profiled resolutions (`space.profiled_space()`), so the cross-device
+anchor stays the same set whatever other resolutions a space accepts; calibration subnets come from every
+resolution the space accepts, so predictors are calibrated, and their held-out error reported, on resolutions
+they interpolate as well as on profiled ones."""
 
 from __future__ import annotations
 
@@ -21,9 +26,10 @@ def reference_archs(space: SearchSpace, n: int = 20) -> list[Arch]:
     """
     if n <= 0:
         return []
-    pool = [a for a in {a.key: a for a in space.sample(np.random.default_rng(REFERENCE_SEED), POOL)}.values()
+    sampler = space.profiled_space()
+    pool = [a for a in {a.key: a for a in sampler.sample(np.random.default_rng(REFERENCE_SEED), POOL)}.values()
             if not _degenerate(space, a)]
-    pool.sort(key=lambda a: (space.flops(a), a.key))
+    pool.sort(key=lambda a: (sampler.flops(a), a.key))
     picks = np.unique(np.round(np.linspace(0, len(pool) - 1, min(n, len(pool)))).astype(int))
     return [pool[i] for i in picks]
 

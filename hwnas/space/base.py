@@ -9,7 +9,18 @@ from typing import Any
 
 import numpy as np
 
-__all__ = ["Arch", "OpSpec", "SearchSpace"]
+from hwnas.errors import SpaceError
+
+__all__ = ["Arch", "OpSpec", "SearchSpace", "describe_values"]
+
+
+def describe_values(values: Sequence[int]) -> str:
+    """`128-224 in steps of 4` for an evenly spaced run of more than five values, else the list."""
+    values = sorted(values)
+    steps = {b - a for a, b in zip(values, values[1:])}
+    if len(values) > 5 and len(steps) == 1:
+        return f"{values[0]}-{values[-1]} in steps of {steps.pop()}"
+    return ", ".join(map(str, values))
 
 
 class Arch:
@@ -135,11 +146,12 @@ class SearchSpace(ABC):
 
     @abstractmethod
     def covering_archs(self) -> Iterable[Arch]:
-        """Archs that together run every operator any arch of the space can run."""
+        """Archs that together run every operator any arch of the space can run (at its profiled resolutions,
+        where a space has several: other resolutions are interpolated)."""
 
     def all_operators(self) -> list[OpSpec]:
-        """Every distinct operator any arch of the space can run (by key), in the order `covering_archs` runs
-        them."""
+        """Every distinct operator any arch of the space can run at its profiled resolutions (by key), in the
+        order `covering_archs` runs them: what a profile measures."""
         seen: dict[str, OpSpec] = {}
         for arch in self.covering_archs():
             for op in self.operators(arch):
@@ -177,6 +189,19 @@ class SearchSpace(ABC):
         """(n, k) numbers describing each arch's structure (counts, depths) that surrogates use besides FLOPs
         and params, standardised by them. Default: none (k = 0)."""
         return np.zeros((len(archs), 0))
+
+    def resolution(self, arch: Arch) -> int | None:
+        """The arch's input resolution in a space with several (OFA's `r`); None where the input size is fixed."""
+        return None
+
+    def at_resolution(self, arch: Arch, r: int) -> Arch:
+        """The same arch at input resolution `r`, for predictors that interpolate between profiled resolutions."""
+        raise SpaceError(f"space {self.name} has a fixed input size")
+
+    def profiled_space(self) -> SearchSpace:
+        """The space restricted to what a profile measures (OFA: the profiled resolutions), from which profiling
+        draws its reference subnets. Default: the space itself."""
+        return self
 
     def input_shape(self, arch: Arch) -> tuple[int, int, int, int]:
         """NCHW input shape of the arch's network."""

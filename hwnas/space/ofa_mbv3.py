@@ -4,6 +4,10 @@ kernel size and resolution over a fixed MobileNetV3 skeleton.
 Archs read and write OFA's own dict, `{"ks": [20], "e": [20], "d": [5], "r": 224}`, so results from
 OFA, DyNAS-T or HELP load as they are. Widths, resolutions and the choice lists are options, so small
 demo supernets use the same code.
+
+Resolutions: an arch may use any of `resolutions` (by default OFA's 128-224 in steps of 4, the set its
+networks are used at); profiling measures the operators of `profiled_resolutions` only (by default the five
+160-224 in steps of 16), and predictors interpolate between those (`hwnas.predictors.features`).
 """
 
 from __future__ import annotations
@@ -16,9 +20,10 @@ from typing import Any
 import numpy as np
 
 from hwnas.errors import InvalidArchError, SpaceError
-from hwnas.space.base import Arch, OpSpec, SearchSpace
+from hwnas.space.base import Arch, OpSpec, SearchSpace, describe_values
 
-__all__ = ["OFAArch", "OFAMobileNetV3Space", "make_divisible", "op_flops", "op_params"]
+__all__ = ["OFAArch", "OFAMobileNetV3Space", "make_divisible", "op_flops", "op_params", "OFA_RESOLUTIONS",
+           "DEFAULT_PROFILED_RESOLUTIONS"]
 
 # Per block group: the first block, then the five elastic stages (as OFA's OFAMobileNetV3).
 STAGE_STRIDES = (1, 2, 2, 2, 1, 2)
@@ -27,6 +32,8 @@ STAGE_SE = (False, False, True, False, True, True)
 DEFAULT_BASE_WIDTHS = (16, 16, 24, 40, 80, 112, 160, 960, 1280)
 SE_REDUCTION = 4
 CHANNEL_DIVISIBLE = 8
+OFA_RESOLUTIONS = tuple(range(128, 225, 4))  # every resolution OFA's networks are used at (HELP's set)
+DEFAULT_PROFILED_RESOLUTIONS = (160, 176, 192, 208, 224)  # OFA's latency tables; profiles measure these
 
 
 def make_divisible(value: float, divisor: int = CHANNEL_DIVISIBLE, min_value: int | None = None) -> int:
@@ -85,23 +92,32 @@ def _is_int(value: Any) -> bool:
 
 
 class OFAMobileNetV3Space(SearchSpace):
-    """The OFA MobileNetV3 space. Defaults are OFA's `ofa_mbv3_d234_e346_k357_w1.0`."""
+    """The OFA MobileNetV3 space. Defaults are OFA's `ofa_mbv3_d234_e346_k357_w1.0`.
+
+    `resolutions` are the input sizes an arch may use (sampling, mutation and the search explore all of them);
+    `profiled_resolutions`, a subset, are those whose operators a profile measures (`all_operators`,
+    `covering_archs`, the reference subnets). Unset, it is 160-224 in steps of 16 where the space has all five,
+    else every resolution; `config()` records it only when it differs from that default.
+    """
 
     name = "ofa-mbv3"
 
     def __init__(
         self,
         width_mult: float = 1.0,
-        resolutions: Sequence[int] = (160, 176, 192, 208, 224),
+        resolutions: Sequence[int] = OFA_RESOLUTIONS,
         ks_list: Sequence[int] = (3, 5, 7),
         expand_list: Sequence[int] = (3, 4, 6),
         depth_list: Sequence[int] = (2, 3, 4),
         base_widths: Sequence[int] = DEFAULT_BASE_WIDTHS,
         n_classes: int = 1000,
         in_channels: int = 3,
+        profiled_resolutions: Sequence[int] | None = None,
     ):
         self.width_mult = float(width_mult)
         self.resolutions = tuple(sorted(int(r) for r in resolutions))
+        self.profiled_resolutions = (tuple(sorted(int(r) for r in profiled_resolutions))
+                                     if profiled_resolutions is not None else self._default_profiled())
         self.ks_list = tuple(sorted(int(k) for k in ks_list))
         self.expand_list = tuple(sorted(int(e) for e in expand_list))
         self.depth_list = tuple(sorted(int(d) for d in depth_list))
@@ -134,12 +150,27 @@ class OFAMobileNetV3Space(SearchSpace):
                              ("expand_list", self.expand_list), ("depth_list", self.depth_list)):
             if not values or len(set(values)) != len(values) or min(values) < 1 or max(values) > 4096:
                 raise SpaceError(f"{name} must be distinct positive integers (at most 4096), got {list(values)}")
+        extra = sorted(set(self.profiled_resolutions) - set(self.resolutions))
+        if not self.profiled_resolutions or len(set(self.profiled_resolutions)) != len(self.profiled_resolutions):
+            raise SpaceError(f"profiled_resolutions must be distinct resolutions of the space, got "
+                             f"{list(self.profiled_resolutions)}")
+        if extra:
+            raise SpaceError(f"profiled_resolutions {extra} are not in the space's resolutions "
+                             f"({describe_values(self.resolutions)})")
         if any(k % 2 == 0 or k > 9 for k in self.ks_list):
             raise SpaceError(f"ks_list must hold odd kernel sizes up to 9, got {list(self.ks_list)}")
         if max(self.expand_list) > 9:
             raise SpaceError(f"expand_list values must be at most 9, got {list(self.expand_list)}")
 
+    def _default_profiled(self) -> tuple[int, ...]:
+        if set(DEFAULT_PROFILED_RESOLUTIONS) <= set(self.resolutions):
+            return DEFAULT_PROFILED_RESOLUTIONS
+        return self.resolutions
+
     def config(self) -> dict[str, Any]:
+        extra = {}
+        if self.profiled_resolutions != self._default_profiled():
+            extra["profiled_resolutions"] = list(self.profiled_resolutions)
         return {
             "name": self.name,
             "width_mult": self.width_mult,
@@ -150,10 +181,32 @@ class OFAMobileNetV3Space(SearchSpace):
             "base_widths": list(self.base_widths),
             "n_classes": self.n_classes,
             "in_channels": self.in_channels,
+            **extra,
         }
 
     def __repr__(self) -> str:
-        return f"OFAMobileNetV3Space(width_mult={self.width_mult}, resolutions={list(self.resolutions)})"
+        return (f"OFAMobileNetV3Space(width_mult={self.width_mult}, resolutions={describe_values(self.resolutions)}, "
+                f"profiled_resolutions={list(self.profiled_resolutions)})")
+
+    def profiled_space(self) -> OFAMobileNetV3Space:
+        """This space restricted to its profiled resolutions (archs drawn from it run only profiled operators)."""
+        if self.profiled_resolutions == self.resolutions:
+            return self
+        options = {k: v for k, v in self.config().items() if k not in ("name", "profiled_resolutions")}
+        return OFAMobileNetV3Space(**{**options, "resolutions": self.profiled_resolutions})
+
+    def with_profiled_resolutions(self, resolutions: Sequence[int]) -> OFAMobileNetV3Space:
+        """This space with another profiled subset (`hwnas profile --resolutions`); SpaceError outside the space."""
+        options = {k: v for k, v in self.config().items() if k != "name"}
+        return OFAMobileNetV3Space(**{**options, "profiled_resolutions": sorted({int(r) for r in resolutions})})
+
+    def resolution(self, arch: Any) -> int:
+        return self.validate(arch).r
+
+    def at_resolution(self, arch: Any, r: int) -> OFAArch:
+        """The same blocks at input resolution `r` (any positive size: predictors look up profiled ones)."""
+        arch = arch if isinstance(arch, OFAArch) else self.validate(arch)
+        return OFAArch(arch.ks, arch.e, arch.d, int(r))
 
     # ------------------------------------------------------------------ archs
     @property
@@ -209,7 +262,7 @@ class OFAMobileNetV3Space(SearchSpace):
         e = self._int_list("e", data["e"], self.n_slots, self.expand_list, d)
         if not _is_int(r) or int(r) not in self.resolutions:
             raise InvalidArchError(f"arch field 'r' is {_short(r)}; allowed values: "
-                                   f"{', '.join(map(str, self.resolutions))}")
+                                   f"{describe_values(self.resolutions)}")
         return self.make(ks, e, d, int(r))
 
     def _int_list(self, name: str, values: Any, length: int, allowed: Sequence[int],
@@ -306,6 +359,8 @@ class OFAMobileNetV3Space(SearchSpace):
         return np.zeros(len(upper), dtype=int), np.array(upper, dtype=int)
 
     def encode(self, archs: Iterable[Any], kind: str = "onehot") -> np.ndarray:
+        """"ordinal": indices into the choice lists (resolution first). "onehot": the resolution as two numbers
+        (r / max r and its square), then one-hot depth per stage and (kernel, expand) per active slot."""
         archs = [self.validate(a) for a in archs]
         if kind == "ordinal":
             rows = [[self.resolutions.index(a.r)] + [self.depth_list.index(x) for x in a.d]
@@ -314,13 +369,14 @@ class OFAMobileNetV3Space(SearchSpace):
             return np.array(rows, dtype=int).reshape(len(archs), -1)
         if kind != "onehot":
             raise SpaceError(f"unknown encoding {kind!r}; choose 'onehot' or 'ordinal'")
-        width = len(self.resolutions) + self.n_stages * len(self.depth_list) + self.n_slots * (
-            len(self.ks_list) + len(self.expand_list))
+        width = 2 + self.n_stages * len(self.depth_list) + self.n_slots * (len(self.ks_list) + len(self.expand_list))
         out = np.zeros((len(archs), width), dtype=np.float32)
+        top = float(max(self.resolutions))
         for row, a in enumerate(archs):
-            col = 0
-            out[row, col + self.resolutions.index(a.r)] = 1
-            col += len(self.resolutions)
+            # resolution as numbers (r and r^2 scaled to the largest), not one column per resolution: models then
+            # carry what they learn to resolutions they saw no sample of
+            out[row, 0], out[row, 1] = a.r / top, (a.r / top) ** 2
+            col = 2
             for x in a.d:
                 out[row, col + self.depth_list.index(x)] = 1
                 col += len(self.depth_list)
@@ -399,11 +455,12 @@ class OFAMobileNetV3Space(SearchSpace):
         return ops
 
     def covering_archs(self) -> list[OFAArch]:
-        """The deepest arch of each resolution and uniform (k, e): together they run each stage's first and later
-        blocks with every (k, e) at every resolution."""
+        """The deepest arch of each profiled resolution and uniform (k, e): together they run each stage's first
+        and later blocks with every (k, e) at every profiled resolution (the operators a profile measures; the
+        other resolutions are interpolated between them)."""
         big = self.max_depth
         return [self.make([k] * self.n_slots, [e] * self.n_slots, [big] * self.n_stages, r)
-                for r in self.resolutions for k in self.ks_list for e in self.expand_list]
+                for r in self.profiled_resolutions for k in self.ks_list for e in self.expand_list]
 
     def op_flops(self, op: OpSpec) -> int:
         return op_flops(op)

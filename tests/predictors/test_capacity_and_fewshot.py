@@ -37,7 +37,8 @@ def test_few_shot_picks_the_source_that_ranks_the_target(nb201):
 
 def test_few_shot_re_ranks_when_the_target_differs_from_its_source(ofa, ofa_table, subnet_latency):
     rng = np.random.default_rng(3)
-    source_archs, train, test = ofa.sample(rng, 200), ofa.sample(rng, 300), ofa.sample(rng, 300)
+    profiled = ofa.profiled_space()
+    source_archs, train, test = profiled.sample(rng, 200), profiled.sample(rng, 300), profiled.sample(rng, 300)
     source = create_predictor("lut-calibrated", space=ofa, table=ofa_table).fit(
         source_archs, subnet_latency(ofa, ofa_table, source_archs, rng))
 

@@ -32,7 +32,7 @@ def test_init_only_stores_arguments_and_clone_keeps_them(ofa):
 
 
 def test_lut_is_the_sum_of_operator_latencies(ofa, ofa_table):
-    archs = ofa.sample(np.random.default_rng(1), 25)
+    archs = ofa.profiled_space().sample(np.random.default_rng(1), 25)
     predictor = create_predictor("lut", space=ofa, table=ofa_table).fit()
     expected = [sum(ofa_table[op.key] for op in ofa.operators(a)) for a in archs]
     np.testing.assert_allclose(predictor.predict(archs), expected, rtol=1e-12)
@@ -70,7 +70,7 @@ def test_yaml_is_read_safely(tmp_path, ofa):
 
 
 def test_missing_operator_names_the_operator(ofa, ofa_table):
-    arch = ofa.sample(np.random.default_rng(4), 1)[0]
+    arch = ofa.profiled_space().sample(np.random.default_rng(4), 1)[0]
     dropped = ofa.operators(arch)[3].key
     table = {k: v for k, v in ofa_table.items() if k != dropped}
     predictor = create_predictor("lut", space=ofa, table=table).fit()
