@@ -142,13 +142,16 @@ def evaluate(
     for name, why in result.skipped.items():
         console.print(f"[yellow]{name}: {why}[/yellow]")
     if as_json:
-        print_json({"predictor": str(result.path), "plot": str(result.plot), "metrics": result.metrics})
+        print_json({"predictor": str(result.path), "plot": str(result.plot), "metrics": result.metrics,
+                    "by_resolution": result.by_resolution})
         return
     table = Table("predictor", "n", "MAPE %", "RMSPE %", "within 5%", "within 10%", "Spearman", "Kendall",
                   title=f"{device}: held-out measured subnets")
     for name, m in result.metrics.items():
-        table.add_row(name, str(m["n"]), f"{m['mape_pct']:.2f}", f"{m['rmspe_pct']:.2f}",
-                      f"{m['within_5pct'] * 100:.1f}%", f"{m['within_10pct'] * 100:.1f}%", f"{m['spearman']:.4f}",
-                      f"{m['kendall']:.4f}")
+        rows = [(name, m)] + [(f"  {group}", gm) for group, gm in result.by_resolution.get(name, {}).items()]
+        for label, g in rows:
+            table.add_row(label, str(g["n"]), f"{g['mape_pct']:.2f}", f"{g['rmspe_pct']:.2f}",
+                          f"{g['within_5pct'] * 100:.1f}%", f"{g['within_10pct'] * 100:.1f}%",
+                          f"{g['spearman']:.4f}", f"{g['kendall']:.4f}")
     out.print(table)
     out.print(f"scatter plot: {result.plot}")

@@ -46,13 +46,31 @@ class FitResult:
 @dataclass
 class PredictorEvaluation:
     """Error metrics per predictor on held-out subnets (the file's first), the plot, and predictors that could
-    not be fitted for the comparison (name -> why)."""
+    not be fitted for the comparison (name -> why). `by_resolution` splits each predictor's metrics into
+    "profiled resolutions" and "unprofiled resolutions" (interpolated) when the held-out subnets have both."""
 
     path: Path
     plot: Path
     metrics: dict[str, dict[str, Any]]
     held_out: int
     skipped: dict[str, str] = field(default_factory=dict)
+    by_resolution: dict[str, dict[str, dict[str, Any]]] = field(default_factory=dict)
+
+
+RESOLUTION_GROUPS = ("profiled resolutions", "unprofiled resolutions")
+
+
+def resolution_groups(space: Any, rows: Sequence[dict[str, Any]]) -> dict[str, list[dict[str, Any]]]:
+    """Measured rows split by whether their arch's resolution is one the profile measured operators at
+    (`space.profiled_resolutions`); empty when the space has one input size or every row is in one group."""
+    profiled = set(getattr(space, "profiled_resolutions", ()) or ())
+    if not profiled:
+        return {}
+    groups: dict[str, list[dict[str, Any]]] = {name: [] for name in RESOLUTION_GROUPS}
+    for row in rows:
+        r = space.resolution(space.validate(row["arch"]))
+        groups[RESOLUTION_GROUPS[0] if r in profiled else RESOLUTION_GROUPS[1]].append(row)
+    return groups if all(groups.values()) else {}
 
 
 def fit(device: str, predictor: str = "lut-calibrated", *, workspace: Workspace | str | Path | None = None,
@@ -197,7 +215,15 @@ def evaluate_predictor(device: str, *, workspace: Workspace | str | Path | None 
     rows = held_out_rows(model, profile)
     metrics, y, pred = evaluate_on_rows(model, rows)
     results: dict[str, dict[str, Any]] = {f"{model.name} (file)": metrics}
+    by_resolution: dict[str, dict[str, dict[str, Any]]] = {}
     skipped: dict[str, str] = {}
+
+    def split(name: str, predictor: Any, scored: list[dict[str, Any]]) -> None:
+        groups = resolution_groups(predictor.space_, scored)
+        if groups:
+            by_resolution[name] = {g: evaluate_on_rows(predictor, part)[0] for g, part in groups.items()}
+
+    split(f"{model.name} (file)", model, rows)
     if compare:
         for name in LATENCY_PREDICTORS:
             try:
@@ -206,8 +232,10 @@ def evaluate_predictor(device: str, *, workspace: Workspace | str | Path | None 
                 skipped[name] = str(exc)
                 continue
             trained = set(other.meta_["trained_on"])
-            results[name] = evaluate_on_rows(other, [r for r in rows if r["key"] not in trained])[0]
+            scored = [r for r in rows if r["key"] not in trained]
+            results[name] = evaluate_on_rows(other, scored)[0]
+            split(name, other, scored)
     plot_path = Path(plot) if plot is not None else path.with_name(path.stem + "-eval.png")
     scatter_plot(np.asarray(y), np.asarray(pred), plot_path,
                  title=f"{device}: {model.name} on {len(rows)} held-out subnets", metrics=metrics)
-    return PredictorEvaluation(path, plot_path, results, len(rows), skipped)
+    return PredictorEvaluation(path, plot_path, results, len(rows), skipped, by_resolution)
