@@ -2,6 +2,6 @@
 parallel subnet evaluation (workers that load the supernet and data once). Without Ray everything runs
 in-process; `RaySettings` says which."""
 
-from hwnas.distributed.cluster import RaySettings, available_workers, import_ray, ray_session
+from hwnas.distributed.cluster import RaySettings, available_workers, check_reachable, import_ray, ray_session
 
-__all__ = ["RaySettings", "available_workers", "import_ray", "ray_session"]
+__all__ = ["RaySettings", "available_workers", "check_reachable", "import_ray", "ray_session"]

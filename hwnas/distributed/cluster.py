@@ -12,7 +12,7 @@ from typing import Any
 
 from hwnas.errors import ClusterError
 
-__all__ = ["RaySettings", "import_ray", "ray_session", "available_workers"]
+__all__ = ["RaySettings", "import_ray", "ray_session", "available_workers", "check_reachable"]
 
 INSTALL_HINT = "install it with `pip install 'hwnas[ray]'`, or leave out --ray/--ray-address to run in-process"
 
@@ -59,6 +59,8 @@ def ray_session(settings: RaySettings | None) -> Iterator[Any]:
     if ray.is_initialized():
         yield ray
         return
+    if settings.address:
+        check_reachable(settings.address)
     try:
         if settings.address:
             ray.init(address=settings.address, logging_level="ERROR", log_to_driver=False,
@@ -77,6 +79,24 @@ def ray_session(settings: RaySettings | None) -> Iterator[Any]:
         yield ray
     finally:
         ray.shutdown()
+
+
+def check_reachable(address: str, timeout_s: float = 5.0) -> None:
+    """A ClusterError at once when nothing listens at a HOST:PORT address (Ray itself retries for minutes).
+    "auto" and addresses without a port are left to Ray."""
+    import socket
+
+    hostport = address.split("://", 1)[-1]
+    host, sep, port = hostport.rpartition(":")
+    if not sep or not port.isdigit():
+        return
+    try:
+        with socket.create_connection((host or "127.0.0.1", int(port)), timeout=timeout_s):
+            return
+    except OSError as exc:
+        reason = exc.strerror or type(exc).__name__
+    raise ClusterError(f"no Ray cluster answers at {address} ({reason}); start one with `ray start --head` and "
+                       "pass the address it prints, or leave out --ray-address to run in-process")
 
 
 def available_workers(ray: Any, cpus_per_worker: float = 1.0) -> int:

@@ -217,6 +217,15 @@ def search(supernet: str | Path | None = None, devices: Sequence[str] = (), *,
     if prior and algorithm not in ("accelerated", "nsga2"):
         raise SearchError(f"--prior starts the accelerated loop or NSGA-II from the prior's predicted front; "
                           f"--algorithm {algorithm} cannot use it: choose accelerated or nsga2, or leave out --prior")
+    if workers is not None and workers < 1:
+        raise SearchError(f"--workers must be at least 1; got {workers}")
+    if workers is not None and (ray is None or not ray.enabled):
+        raise SearchError("--workers spreads evaluations over Ray workers; add --ray (a Ray on this machine) or "
+                          "--ray-address ADDRESS, or leave out --workers")
+    if ray is not None and ray.address:
+        from hwnas.distributed import check_reachable
+
+        check_reachable(ray.address)  # before loading anything: Ray itself would retry for minutes
     if job is None:
         if supernet is None:
             raise SearchError("pass --supernet CHECKPOINT (the shipped demo: `hwnas demo`)")
@@ -233,8 +242,6 @@ def search(supernet: str | Path | None = None, devices: Sequence[str] = (), *,
         options = {"prior": model}
         settings["prior"] = [str(Path(p).resolve()) for p in prior]
         settings["prior_archs"] = model.n_fit_
-    if workers is not None and workers < 1:
-        raise SearchError(f"--workers must be at least 1; got {workers}")
     # progress: the evaluations spent at the last batch's end, plus those that arrived since (in any order)
     count = {"spent": 0, "arrived": 0}
 

@@ -107,3 +107,47 @@ def _worker_pids() -> list[int]:
             if cmd.startswith("ray::_Worker"):
                 pids.append(int(entry.name))
     return pids
+
+
+def _cli(setup, out: Path, *extra: str) -> list[str]:
+    ws, ckpt = setup
+    return [str(Path(os.sys.executable).with_name("hwnas")), "search", "--supernet", str(ckpt), "--device", "cpu",
+            "--limit", "100", "--evals", str(EVALS), "--seed", "3", "--out", str(out), "-w", str(ws.root), *extra]
+
+
+def test_cluster_errors_are_one_line(setup, netns, tmp_path):
+    import subprocess
+
+    for extra, expected in ((["--ray-address", "127.0.0.1:9"], "no Ray cluster answers at 127.0.0.1:9"),
+                            (["--workers", "2"], "--workers spreads evaluations over Ray workers")):
+        done = subprocess.run(_cli(setup, tmp_path / "run", *extra), capture_output=True, text=True, timeout=120)
+        assert done.returncode == 1, done.stderr
+        assert expected in done.stderr and len(done.stderr.strip().splitlines()) == 1, done.stderr
+        assert not (tmp_path / "run").exists()  # nothing written
+
+
+def test_a_killed_driver_resumes_from_the_run_folder(setup, ray_cluster, in_process, tmp_path):
+    """The driver (`hwnas search --ray-address`) is killed mid-search; the same command resumes it: the run
+    folder ends with each arch evaluated once and the single-process front."""
+    import subprocess
+    import time
+
+    run = tmp_path / "run"
+    argv = _cli(setup, run, "--ray-address", ray_cluster.address, "--workers", "2")
+    driver = subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    deadline = time.monotonic() + 300
+    while time.monotonic() < deadline and driver.poll() is None:
+        if (run / "evaluated.jsonl").is_file() and len(_lines(run)) >= 6:
+            break
+        time.sleep(0.2)
+    assert driver.poll() is None, driver.stderr.read()
+    driver.send_signal(signal.SIGKILL)
+    driver.wait(timeout=60)
+    before = len(_lines(run))
+    assert 6 <= before < EVALS
+    done = subprocess.run(argv, capture_output=True, text=True, timeout=600)
+    assert done.returncode == 0, done.stderr
+    assert f"resumed: {before} evaluations" in done.stderr
+    lines = _lines(run)
+    assert len(lines) == EVALS and len({r["key"] for r in lines}) == EVALS
+    assert _front(run) == _front(in_process)
