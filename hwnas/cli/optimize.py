@@ -13,6 +13,8 @@ from rich.table import Table
 from hwnas.cli._common import (
     BudgetCoverageOpt,
     JsonOpt,
+    RayAddressOpt,
+    RayOpt,
     SeedOpt,
     SupernetOpt,
     WorkspaceOpt,
@@ -21,6 +23,7 @@ from hwnas.cli._common import (
     plain,
     print_json,
     progress_display,
+    ray_settings,
 )
 
 __all__ = ["register", "optimize", "demo"]
@@ -50,6 +53,8 @@ def optimize(
     refit: Annotated[bool, typer.Option("--refit", help="Profile and fit again even if a predictor exists.")]
     = False,
     budget_coverage: BudgetCoverageOpt = 0.95,
+    ray: RayOpt = False,
+    ray_address: RayAddressOpt = None,
     seed: SeedOpt = 0,
     as_json: JsonOpt = False,
     ws: WorkspaceOpt = None,
@@ -62,8 +67,8 @@ def optimize(
         result = run(device, supernet=supernet, data=data, max_latency_ms=max_latency, workspace=ws, evals=evals,
                      limit=limit, profile_subnets=profile_subnets, formats=[f.strip() for f in formats.split(",")],
                      int8=int8, max_models=max_models, out=out_dir, refit=refit, seed=seed,
-                     budget_coverage=budget_coverage or None, progress=progress,
-                     on_stage=_rule, on_note=plain)
+                     budget_coverage=budget_coverage or None, ray=ray_settings(ray, ray_address),
+                     progress=progress, on_stage=_rule, on_note=plain)
     _report(result, as_json)
 
 

@@ -61,14 +61,15 @@ def optimize(device: str, *, supernet: str | Path | None = None, data: str = "mn
              limit: int | None = None, calib_batches: int = 4, profile_subnets: int = 30, reference: bool = True,
              formats: Sequence[str] = ("onnx", "tflite"), int8: bool = False, max_models: int | None = None,
              out: str | Path | None = None, refit: bool = False, seed: int = 0, budget_coverage: float | None = 0.95,
-             progress: ProgressFn | None = None,
+             ray: Any = None, progress: ProgressFn | None = None,
              on_stage: Callable[[str], None] | None = None,
              on_note: Callable[[str], None] | None = None) -> OptimizeResult:
     """Search `supernet` (default: the shipped demo supernet) for the front of top-1 on `data` against latency on
     `device` under `max_latency_ms`, and deploy it there. The device's predictor for the supernet's space is
     reused when it exists (`refit`: make a new one); otherwise `profile_subnets` random subnets (and the 20
     reference subnets, held out, with `reference`) are measured whole and a boosted predictor is fitted. The run
-    folder is `out` (default `runs/optimize-<device>`), resumed when it holds the same search."""
+    folder is `out` (default `runs/optimize-<device>`), resumed when it holds the same search. `ray`
+    (`hwnas.distributed.RaySettings`) spreads the search's top-1 evaluations over Ray workers."""
     from hwnas.devices import open_device
     from hwnas.supernet import demo_checkpoint_path, load_checkpoint
     from hwnas.workflows.deploy import deploy_front, int8_calibration
@@ -119,7 +120,8 @@ def optimize(device: str, *, supernet: str | Path | None = None, data: str = "mn
     if budgets:
         note(f"the budget is held on {job.settings['budget_margin'][device]}")
     run_dir = Path(out) if out is not None else ws.runs_dir / f"optimize-{device}"
-    outcome = search(job=job, out=run_dir, evals=evals, algorithm="accelerated", seed=seed, progress=progress)
+    outcome = search(job=job, out=run_dir, evals=evals, algorithm="accelerated", seed=seed, ray=ray,
+                     progress=progress)
     note(f"front of {len(outcome.front)} models after {outcome.evaluator.spent} evaluations")
 
     stage(f"3/4 deploy the front ({', '.join(formats)}{', int8' if int8 else ''}) and measure it on {device}"
