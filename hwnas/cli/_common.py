@@ -39,10 +39,11 @@ BudgetCoverageOpt = Annotated[float, typer.Option("--budget-coverage", min=0.0, 
                                                   "budgets on the upper end of the predictor's interval of this "
                                                   "coverage (0: on the point prediction).")]
 
-RayOpt = Annotated[bool, typer.Option("--ray", help="Run on a Ray started on this machine for this command "
-                                      "(needs `pip install 'hwnas[ray]'`).")]
-RayAddressOpt = Annotated[str | None, typer.Option("--ray-address", metavar="ADDRESS", help="Run on the Ray "
-                                                   "cluster at ADDRESS (HOST:PORT, or auto); implies --ray.")]
+RayOpt = Annotated[bool, typer.Option("--ray", help="Run on a Ray started on this machine for the length of the "
+                                      "command (needs `pip install 'hwnas[ray]'`).")]
+RayAddressOpt = Annotated[str | None, typer.Option("--ray-address", metavar="ADDRESS",
+                                                   help="Run on the Ray cluster at ADDRESS (HOST:PORT, "
+                                                        "ray://HOST:PORT or auto). Neither option: in-process.")]
 
 
 def ray_settings(ray: bool, ray_address: str | None) -> Any:
@@ -165,10 +166,3 @@ class _LogLines:
             self.finished.add(event.stage)
         pct = f" ({100 * event.done / event.total:.0f}%)" if event.total else ""
         plain(f"{event.stage}: {event.done}/{event.total}{pct} after {now - self.started[event.stage]:.0f} s")
-
-
-RayOpt = Annotated[bool, typer.Option("--ray", help="Run on a Ray started on this machine for the length of the "
-                                                    "command (needs `pip install 'hwnas[ray]'`).")]
-RayAddressOpt = Annotated[str | None, typer.Option("--ray-address", metavar="ADDRESS",
-                                                   help="Run on the Ray cluster at ADDRESS (HOST:PORT, "
-                                                        "ray://HOST:PORT or auto). Neither option: in-process.")]
