@@ -54,6 +54,28 @@ def main() -> None:
     assert v1 == ref and v2 == ref, "top-1 differs between executors"
     print(f"speed-up 2 vs 1 worker: {one / two:.2f}x; 2 workers vs in-process: {base / two:.2f}x "
           "(same top-1 for every arch on all three)")
+    store_rate()
+
+
+def store_rate(n: int = 500) -> None:
+    """How many measurements per second the driver's store takes (each appended and fsynced): the ceiling of a
+    device farm's total measurement rate, whatever the number of devices."""
+    import tempfile
+    from pathlib import Path
+
+    from hwnas.devices.base import Measurement
+    from hwnas.profiling.store import MeasurementStore, StoredMeasurement
+
+    with tempfile.TemporaryDirectory() as folder:
+        store = MeasurementStore(Path(folder) / "measurements.jsonl")
+        m = Measurement(model_sha256="0" * 64, key="op", device="d", runtime="onnxruntime", runtime_version="1",
+                        threads=1, warmup=1, runs=10, median_ms=1.0, mean_ms=1.0, std_ms=0.1, min_ms=0.9,
+                        p90_ms=1.1, n=10, timestamp=time.time())
+        t0 = time.perf_counter()
+        for i in range(n):
+            store.append(StoredMeasurement(kind="op", key=f"op{i}", space="s", precision="fp32", measurement=m))
+        took = time.perf_counter() - t0
+    print(f"driver store: {n / took:.0f} measurements/s appended and fsynced ({1000 * took / n:.2f} ms each)")
 
 
 if __name__ == "__main__":
