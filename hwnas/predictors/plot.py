@@ -9,12 +9,19 @@ import numpy as np
 
 from hwnas.workspace import atomic_write_bytes
 
-__all__ = ["scatter_plot"]
+__all__ = ["scatter_plot", "scatter_png"]
 
 
 def scatter_plot(y_true: np.ndarray, y_pred: np.ndarray, path: str | Path, title: str = "",
                  metrics: dict[str, float] | None = None) -> Path:
     """Write a PNG: measured (x) against predicted (y) latency, with the y=x line and a +-10% band."""
+    atomic_write_bytes(path, scatter_png(y_true, y_pred, title, metrics))
+    return Path(path)
+
+
+def scatter_png(y_true: np.ndarray, y_pred: np.ndarray, title: str = "",
+                metrics: dict[str, float] | None = None) -> bytes:
+    """The PNG bytes of `scatter_plot` (to embed in a report)."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -41,5 +48,4 @@ def scatter_plot(y_true: np.ndarray, y_pred: np.ndarray, path: str | Path, title
     ax.legend(loc="lower right", fontsize=8)
     buffer = io.BytesIO()
     fig.savefig(buffer, format="png", bbox_inches="tight")
-    atomic_write_bytes(path, buffer.getvalue())
-    return Path(path)
+    return buffer.getvalue()

@@ -17,11 +17,14 @@ from hwnas.files import atomic_write_text
 from hwnas.search.evaluator import EvaluationRecord, Evaluator
 from hwnas.space import SearchSpace
 
-__all__ = ["RunFolder", "RESUME_KEYS", "read_jsonl"]
+__all__ = ["RunFolder", "RESUME_KEYS", "BUDGET_FIELDS", "read_jsonl", "budget_checks", "measured_device"]
 
 # settings that must match for a run folder to be resumed (the rest may change, e.g. --evals)
 RESUME_KEYS = ("space", "objectives", "constraints", "algorithm", "seed", "supernet_sha256", "data", "reuse",
                "prior")
+# the budget checks of a front row (front.json), each {device: true/false}; front.csv has a column per device,
+# e.g. within_budget[pi4]: on the point prediction, on the upper end of its interval, on the deployed measurement
+BUDGET_FIELDS = ("within_budget", "within_budget_upper", "within_budget_measured")
 
 
 class _RunFile:
@@ -147,8 +150,24 @@ class RunFolder:
         return json.loads(self.front_json.read_text(encoding="utf-8"))
 
     def write_front(self, doc: dict[str, Any]) -> None:
+        """front.json and front.csv; with latency budgets in the settings, each row gets its budget checks
+        (`budget_checks`) first."""
+        budgets = self.latency_budgets()
+        for row in doc["front"]:
+            for name in BUDGET_FIELDS:
+                row.pop(name, None)
+            row.update(budget_checks(row, budgets))
         atomic_write_text(self.front_json, json.dumps(doc, indent=2) + "\n")
         atomic_write_text(self.front_csv, front_csv_text(doc["front"]))
+
+    def latency_budgets(self) -> dict[str, float]:
+        """{device: ms}: the run's latency budgets (settings "latency_budgets_ms"; none when it has no settings)."""
+        try:
+            budgets = self.read_settings().get("latency_budgets_ms") or {}
+        except (SearchError, OSError, ValueError):
+            return {}
+        return {str(d): float(ms) for d, ms in budgets.items() if isinstance(ms, (int, float)) and ms > 0} \
+            if isinstance(budgets, dict) else {}
 
 
 def read_jsonl(path: Path) -> list[dict[str, Any]]:
@@ -165,6 +184,36 @@ def read_jsonl(path: Path) -> list[dict[str, Any]]:
     return out
 
 
+def measured_device(name: str) -> tuple[str, str] | None:
+    """("pi4", "pi4,tflite") for a measured column `latency_ms[pi4,tflite]` (device, then what was measured:
+    `deploy` suffixes formats other than the device's own); None for other names."""
+    if not (name.startswith("latency_ms[") and name.endswith("]")):
+        return None
+    inner = name[len("latency_ms["):-1]
+    return inner.split(",")[0], inner
+
+
+def budget_checks(row: dict[str, Any], budgets: dict[str, float]) -> dict[str, dict[str, bool]]:
+    """Whether a front row keeps each latency budget ({device: ms}): `within_budget` on the point prediction
+    (`latency_ms[<device>]`), `within_budget_upper` on the upper end of its interval where the row has
+    `latency_ms_upper[<device>]`, `within_budget_measured` on each latency measured after deploy (keyed like the
+    measured column: `pi4`, `pi4,tflite`). Empty dicts are left out."""
+    values = {**(row.get("predicted") or {}), **row.get("values", {})}
+    out: dict[str, dict[str, bool]] = {name: {} for name in BUDGET_FIELDS}
+    for device, ms in budgets.items():
+        point = values.get(f"latency_ms[{device}]")
+        if isinstance(point, (int, float)):
+            out["within_budget"][device] = bool(point <= ms)
+        upper = values.get(f"latency_ms_upper[{device}]")
+        if isinstance(upper, (int, float)):
+            out["within_budget_upper"][device] = bool(upper <= ms)
+    for name, value in (row.get("measured") or {}).items():
+        found = measured_device(name)
+        if found and found[0] in budgets and isinstance(value, (int, float)):
+            out["within_budget_measured"][found[1]] = bool(value <= budgets[found[0]])
+    return {name: checks for name, checks in out.items() if checks}
+
+
 def _flat(row: dict[str, Any]) -> dict[str, Any]:
     out: dict[str, Any] = {"key": row["key"], "arch": json.dumps(row["arch"], separators=(",", ":"))}
     if row.get("reused_from"):
@@ -177,6 +226,9 @@ def _flat(row: dict[str, Any]) -> dict[str, Any]:
         out[f"measured_{name}"] = value
     for name, value in (row.get("models") or {}).items():
         out[f"model_{name}"] = value
+    for field in BUDGET_FIELDS:
+        for device, ok in (row.get(field) or {}).items():
+            out[f"{field}[{device}]"] = "true" if ok else "false"
     return out
 
 
