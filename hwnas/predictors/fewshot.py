@@ -15,13 +15,12 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-import xgboost as xgb
 
 from hwnas.errors import PredictorError
 from hwnas.predictors.base import Predictor, _checked_number
 from hwnas.predictors.capacity import cv_folds, select_boosting, train_booster
 from hwnas.predictors.features import arch_features, stage_count
-from hwnas.predictors.gbm import booster_from_json, booster_to_json
+from hwnas.predictors.gbm import booster_from_json, booster_predict, booster_to_json
 from hwnas.predictors.linear import RidgeFit, fit_ridge
 from hwnas.predictors.registry import load_predictor, register_predictor
 
@@ -149,7 +148,7 @@ class FewShotPredictor(Predictor):
         x, full = self._design(archs)
         t = self._apply_linear(self.linear_kind_, self.linear_cols_, self.linear_, x)
         if self.booster_ is not None:
-            t = t + self.booster_.predict(xgb.DMatrix(full))
+            t = t + booster_predict(self.booster_, full)
         return np.exp(np.minimum(t, 50.0))
 
     # ---------------------------------------------------------------- JSON

@@ -16,6 +16,7 @@ from typing import Any
 import numpy as np
 import xgboost as xgb
 
+from hwnas.errors import PredictorError
 from hwnas.predictors.base import Predictor, _checked_number
 from hwnas.predictors.calibrated import fit_scale_offset
 from hwnas.predictors.capacity import cv_folds, select_boosting, train_booster
@@ -24,7 +25,7 @@ from hwnas.predictors.linear import RidgeFit, fit_ridge
 from hwnas.predictors.registry import register_predictor
 from hwnas.predictors.tables import read_table, table_from_mapping
 
-__all__ = ["GBMPredictor", "booster_to_json", "booster_from_json"]
+__all__ = ["GBMPredictor", "booster_to_json", "booster_from_json", "booster_predict"]
 
 
 def booster_to_json(booster: xgb.Booster) -> dict[str, Any]:
@@ -36,6 +37,15 @@ def booster_from_json(data: dict[str, Any]) -> xgb.Booster:
     booster = xgb.Booster(params={"nthread": 1})
     booster.load_model(bytearray(json.dumps(data).encode("utf-8")))
     return booster
+
+
+def booster_predict(booster: xgb.Booster, features: np.ndarray) -> np.ndarray:
+    """The trees' output; a file whose trees saw another number of features (fitted when the space encoded
+    something else, e.g. ofa-mbv3's resolution as one column per resolution) is a PredictorError."""
+    if booster.num_features() != features.shape[1]:
+        raise PredictorError(f"the predictor's trees were fitted on {booster.num_features()} features and the space "
+                             f"now gives {features.shape[1]} (its encoding changed since); refit it with `hwnas fit`")
+    return booster.predict(xgb.DMatrix(features))
 
 
 @register_predictor("gbm")
@@ -135,7 +145,7 @@ class GBMPredictor(Predictor):
         base = self._base(feats)
         if self.booster_ is None:
             return base
-        delta = self.booster_.predict(xgb.DMatrix(full))
+        delta = booster_predict(self.booster_, full)
         return base * np.exp(delta) if self.log_target else base + delta
 
     # ---------------------------------------------------------------- JSON

@@ -181,8 +181,9 @@ class SearchSpace(ABC):
         return self.validate(arch)
 
     def surrogate_encoding(self, archs: Sequence[Arch]) -> np.ndarray:
-        """Binary features of each arch for the search's surrogates: by default the one-hot encoding of its
-        effective form. A space that knows which choices matter to accuracy says so here."""
+        """Features of each arch for the search's surrogates: by default the "onehot" encoding of its effective
+        form (binary, but for numbers such as ofa-mbv3's resolution). A space that knows which choices matter to
+        accuracy says so here."""
         return self.encode([self.effective(a) for a in archs], "onehot")
 
     def descriptors(self, archs: Sequence[Arch]) -> np.ndarray:

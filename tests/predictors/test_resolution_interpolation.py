@@ -65,7 +65,9 @@ def test_interpolating_from_160_192_224_predicts_the_measured_tables_at_176_and_
     """The real profile measured 176 and 208 too: a table interpolated without them is within a few % of it."""
     sparse = spaces.create("ofa-mbv3", profiled_resolutions=[160, 192, 224])
     full = spaces.create("ofa-mbv3")
-    interp = create_predictor("lut", space=sparse, table=real_table).fit()
+    kept = {op.key for op in sparse.all_operators()}  # what a profile at 160, 192, 224 measures
+    assert len(kept) < len(real_table)
+    interp = create_predictor("lut", space=sparse, table={k: v for k, v in real_table.items() if k in kept}).fit()
     measured = create_predictor("lut", space=full, table=real_table).fit()
     archs = [sparse.validate(row["arch"]) for role in ("reference", "calibration", "extra")
              for row in real_profile[role] if row["arch"]["r"] in (176, 208)]
@@ -119,8 +121,8 @@ def test_predictor_eval_reports_profiled_and_unprofiled_resolutions_apart(tmp_pa
     (ws.devices_dir / "cpu.toml").write_text('transport = "local"\nruntime = "onnxruntime"\nthreads = 1\n')
     sparse = spaces.create("ofa-mbv3", profiled_resolutions=[160, 192, 224])
     profile = {**real_profile, "device": "cpu", "space": sparse.config(), "resolutions": [160, 192, 224]}
-    profile["operators"] = {k: v for k, v in real_profile["operators"].items()
-                            if not any(f"input:{r}x{r}x" in k for r in (176, 208))}
+    kept = {op.key for op in sparse.all_operators()}
+    profile["operators"] = {k: v for k, v in real_profile["operators"].items() if k in kept}
     folder = ws.profile_dir("cpu")
     folder.mkdir(parents=True, exist_ok=True)
     (folder / "ofa-mbv3-onnxruntime-fp32.json").write_text(json.dumps(profile))
@@ -144,3 +146,16 @@ def test_predictor_eval_reports_profiled_and_unprofiled_resolutions_apart(tmp_pa
     lines = table.stdout.splitlines()
     assert any("  profiled resolutions" in line for line in lines), table.stdout
     assert any("  unprofiled resolutions" in line for line in lines), table.stdout
+
+
+def test_trees_fitted_on_the_old_resolution_one_hot_ask_for_a_refit():
+    """gbm and few-shot files saved when ofa-mbv3 encoded the resolution as 5 one-hot columns (now 2 numbers)."""
+    import xgboost as xgb
+
+    from hwnas.predictors.gbm import booster_predict
+
+    rng = np.random.default_rng(0)
+    old = xgb.train({"max_depth": 2, "nthread": 1}, xgb.DMatrix(rng.random((20, 140)), label=rng.random(20)), 3)
+    with pytest.raises(PredictorError, match="fitted on 140 features .* 137 .* refit"):
+        booster_predict(old, rng.random((4, 137)))
+    assert booster_predict(old, rng.random((4, 140))).shape == (4,)
