@@ -90,8 +90,8 @@ def deploy_many(run_dir: str | Path, devices: Sequence[str], *, ray: RaySettings
     run, supernet, calib = _prepare_run(ws, run_dir, names, formats, int8)
     deployment = _FrontDeployment(run.path, formats, int8=int8, supernet=supernet, calib=calib,
                                   max_models=max_models)
-    deployment.export(progress)
-    with ray_session(ray) as ray_module:
+    with ray_session(ray) as ray_module:  # a cluster that cannot be reached is said before any export
+        deployment.export(progress)
         outcome = DeviceFarm(ws, ray_module).run(
             names, lambda _name, dev, report: deployment.measure(dev, settings, report), progress)
     measured = [outcome.results[n] for n in names if n in outcome.results]

@@ -101,9 +101,9 @@ def profile_many(devices: Sequence[str], space: Any = None, *, ray: RaySettings 
                                    reference=reference, ops=None if operators else [], archs=archs,
                                    extra_archs=extra_archs, chunk_size=chunk_size, jobs=jobs),
                       dict(runs=runs, warmup=warmup, rounds=rounds))
-    if len(names) > 1:
-        job.export_ahead(sorted({configs[n].runtime for n in names}), progress)
-    with ray_session(ray) as ray_module:
+    with ray_session(ray) as ray_module:  # a cluster that cannot be reached is said before any export
+        if len(names) > 1:
+            job.export_ahead(sorted({configs[n].runtime for n in names}), progress)
         outcome = DeviceFarm(ws, ray_module).run(names, job, progress)
     if outcome.errors:
         raise FarmProfilingError(outcome.failure_message(
