@@ -14,7 +14,7 @@ except ImportError:  # pragma: no cover - older typer on the real click
     from click.exceptions import NoArgsIsHelpError, UsageError
 
 from hwnas import __version__
-from hwnas.cli import bench, device, export, fit, optimize, profile, search, space, train, workspace
+from hwnas.cli import bench, device, export, fit, optimize, profile, search, space, supernet, train, workspace
 from hwnas.errors import HwnasError
 
 app = typer.Typer(
@@ -39,7 +39,7 @@ def _root(
     """Profile devices, learn latency predictors, search subnets, deploy validated models."""
 
 
-for _module in (workspace, space, device, export, train, profile, fit, bench, search, optimize):
+for _module in (workspace, space, device, export, train, profile, fit, bench, search, optimize, supernet):
     _module.register(app)
 
 
