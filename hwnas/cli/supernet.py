@@ -60,29 +60,23 @@ def download(
 @group.command("list")
 def list_supernets(as_json: JsonOpt = False) -> None:
     """The pretrained supernets that can be downloaded, and which are in the cache."""
-    from hwnas.supernet.download import cache_dir, cached_supernets, checksum_path
+    from hwnas.supernet.download import cache_dir, cached_supernets, recorded_sha256
 
     rows = cached_supernets()
     if as_json:
         print_json([{"name": entry.name, "space": entry.space, "width_mult": entry.width_mult, "url": entry.url(),
                      "sha256": entry.sha256, "size_bytes": entry.size_bytes,
                      "cached": str(path) if path else None,
-                     "recorded_sha256": _recorded(checksum_path(path)) if path else None}
+                     "recorded_sha256": recorded_sha256(path) if path else None}
                     for entry, path in rows])
         return
     width = max(len(entry.name) for entry, _ in rows)
     table = Table(Column("name", no_wrap=True, min_width=width), "space", "width", "cached", "sha256",
                   title=f"cache: {cache_dir()}")
     for entry, path in rows:
-        recorded = _recorded(checksum_path(path)) if path else None
+        recorded = recorded_sha256(path) if path else None
         checksum = ("published" if entry.sha256 else f"recorded {recorded[:12]}..." if recorded
                     else "none published")
         table.add_row(entry.name, entry.space, f"{entry.width_mult}", "yes" if path else "-", checksum)
     out.print(table)
 
-
-def _recorded(path: Path) -> str | None:
-    if not path.is_file():
-        return None
-    words = path.read_text(encoding="utf-8", errors="replace").split()
-    return words[0] if words else None

@@ -20,7 +20,7 @@ from hwnas.progress import ProgressFn, emit
 from hwnas.supernet.catalog import PretrainedSupernet, get_pretrained, list_pretrained
 
 __all__ = ["CACHE_ENV", "URL_BASE_ENV", "SupernetFile", "cache_dir", "default_path", "checksum_path",
-           "download_supernet", "import_supernet", "cached_supernets"]
+           "recorded_sha256", "download_supernet", "import_supernet", "cached_supernets"]
 
 CACHE_ENV = "HWNAS_CACHE"  # hwnas's cache root; supernets go to its supernets/ folder
 URL_BASE_ENV = "HWNAS_SUPERNET_URL_BASE"  # a mirror (or a test's local server) in place of the publisher's URL
@@ -64,6 +64,17 @@ def checksum_path(path: Path) -> Path:
     return path.with_name(path.name + ".sha256")
 
 
+def recorded_sha256(path: Path) -> str | None:
+    """The sha256 recorded beside `path` by its first download or import (None when there is none)."""
+    record = checksum_path(path)
+    words = record.read_text(encoding="utf-8", errors="replace").split() if record.is_file() else []
+    return words[0].lower() if words and len(words[0]) == 64 else None
+
+
+def _record(path: Path, digest: str) -> None:
+    atomic_write_text(checksum_path(path), f"{digest}  {path.name}\n")
+
+
 def cached_supernets() -> list[tuple[PretrainedSupernet, Path | None]]:
     """Every catalogued supernet with its cached file (None when not in the cache)."""
     return [(entry, path if (path := cache_dir() / entry.filename).is_file() else None)
@@ -90,7 +101,7 @@ def download_supernet(name: str, out: str | Path | None = None, url_base: str | 
     resumed_at = _fetch(entry, url, part, target, out, timeout_s, progress)
     digest = _verified(entry, part, expected, checksum, what="the download")
     os.replace(part, target)
-    atomic_write_text(checksum_path(target), f"{digest}  {target.name}\n")
+    _record(target, digest)
     return SupernetFile(entry.name, target, target.stat().st_size, digest, checksum or "new",
                         "resumed" if resumed_at else "downloaded", resumed_at)
 
@@ -117,7 +128,7 @@ def import_supernet(name: str, source: str | Path, out: str | Path | None = None
         except BaseException:
             part.unlink(missing_ok=True)
             raise
-    atomic_write_text(checksum_path(target), f"{digest}  {target.name}\n")
+    _record(target, digest)
     return SupernetFile(entry.name, target, target.stat().st_size, digest, checksum or "new", "imported")
 
 
@@ -139,12 +150,8 @@ def _expected(entry: PretrainedSupernet, target: Path, given: str | None,
         return given, "given"
     if entry.sha256:
         return entry.sha256, "published"
-    record = checksum_path(target)
-    if use_recorded and record.is_file():
-        recorded = record.read_text(encoding="utf-8", errors="replace").split()
-        if recorded and len(recorded[0]) == 64:
-            return recorded[0].lower(), "recorded"
-    return None, None
+    recorded = recorded_sha256(target) if use_recorded else None
+    return (recorded, "recorded") if recorded else (None, None)
 
 
 def _check_cached(entry: PretrainedSupernet, target: Path, expected: str | None,
@@ -162,7 +169,7 @@ def _check_cached(entry: PretrainedSupernet, target: Path, expected: str | None,
         except HwnasError as exc:
             raise CheckpointError(f"{exc}; delete it, or run `hwnas supernet download {entry.name} --force` to "
                                   "fetch it again") from None
-        atomic_write_text(checksum_path(target), f"{digest}  {target.name}\n")
+        _record(target, digest)
     return SupernetFile(entry.name, target, target.stat().st_size, digest, checksum or "new", "cached")
 
 
