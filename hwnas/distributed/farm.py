@@ -16,6 +16,7 @@ import shutil
 import socket
 import tempfile
 import threading
+import uuid
 from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor, wait
 from contextlib import AbstractContextManager
@@ -63,6 +64,8 @@ class DeviceActor:
         self.config, self.owner = config, owner
         self.device: Device | None = None
         self.folder = Path(tempfile.mkdtemp(prefix="hwnas-farm-"))
+        self._busy = threading.Lock()  # one batch at a time; close waits for it (the actor runs 2 threads)
+        self._stopped: set[str] = set()  # ids of batches the driver abandoned
 
     def open(self) -> dict[str, Any]:
         """Connect to the device; returns where this actor runs (host name) or an error record."""
@@ -102,24 +105,38 @@ class DeviceActor:
             return _error_record(exc)
         return {}
 
-    def benchmark(self, models: list[tuple[str, str, str, Any]], settings: BenchmarkSettings) \
+    def benchmark(self, models: list[tuple[str, str, str, Any]], settings: BenchmarkSettings, batch_id: str = "") \
             -> Iterator[dict[str, Any]]:
         """Measure models given as (file name, key, sha256, input shapes); yields one record per model as the
         device reports it (a Ray streaming generator on the driver's side)."""
-        try:
-            batch = [BenchmarkModel(self.folder / name, key, sha256, shapes) for name, key, sha256, shapes in models]
-            for m in self._device().benchmark(batch, settings):
-                yield {"measurement": m.to_dict()}
-        except Exception as exc:  # noqa: BLE001
-            yield _error_record(exc)
+        with self._busy:
+            try:
+                batch = [BenchmarkModel(self.folder / n, key, sha256, shapes) for n, key, sha256, shapes in models]
+                measured = self._device().benchmark(batch, settings)
+                try:
+                    for m in measured:
+                        yield {"measurement": m.to_dict()}
+                        if batch_id in self._stopped:
+                            return
+                finally:
+                    if hasattr(measured, "close"):
+                        measured.close()  # the device stops its runner and cleans up (an abandoned batch)
+            except Exception as exc:  # noqa: BLE001
+                yield _error_record(exc)
+
+    def stop(self, batch_id: str) -> None:
+        """The driver abandoned the batch `batch_id`: end it after the model being measured."""
+        self._stopped.add(batch_id)
 
     def close(self) -> None:
-        try:
-            if self.device is not None:
-                self.device.close()
-        finally:
-            self.device = None
-            shutil.rmtree(self.folder, ignore_errors=True)
+        """Close the device once the running batch has ended (the driver stops an abandoned one first)."""
+        with self._busy:
+            try:
+                if self.device is not None:
+                    self.device.close()
+            finally:
+                self.device = None
+                shutil.rmtree(self.folder, ignore_errors=True)
 
     def _device(self) -> Device:
         if self.device is None:
@@ -164,9 +181,19 @@ class RemoteDevice(Device):
             return
         names = self._send(models)
         specs = [(names[i], m.key, m.sha256, m.input_shapes) for i, m in enumerate(models)]
-        stream = self.actor.benchmark.options(num_returns="streaming").remote(specs, settings)
-        for ref in stream:
-            yield Measurement.from_dict(self._call(ref)["measurement"])
+        batch_id = uuid.uuid4().hex
+        stream = self.actor.benchmark.options(num_returns="streaming").remote(specs, settings, batch_id)
+        finished = False
+        try:
+            for ref in stream:
+                yield Measurement.from_dict(self._call(ref)["measurement"])
+            finished = True
+        finally:
+            if not finished:  # abandoned (Ctrl-C, an error on the driver) or failed: end the batch there too
+                try:
+                    self.actor.stop.remote(batch_id)
+                except Exception:  # noqa: BLE001 - a lost actor has nothing left to stop
+                    pass
 
     def _send(self, models: list[BenchmarkModel]) -> list[str]:
         """Send the model files the actor lacks (by sha256), in calls of at most SEND_BATCH_BYTES; returns each
@@ -218,7 +245,7 @@ def _placement(ray: Any, config: Any) -> dict[str, Any]:
     """Where a device's actor runs: on the node offering the device's custom resource when the cluster has one;
     else a local or ADB device on the driver's node (the machine and USB the inventory means); else (SSH) any
     node. Actors take no CPU: they wait on the device."""
-    options: dict[str, Any] = {"num_cpus": 0, "max_restarts": 0}
+    options: dict[str, Any] = {"num_cpus": 0, "max_restarts": 0, "max_concurrency": 2}
     resource = device_resource(config.name)
     try:
         offered = resource in ray.cluster_resources()

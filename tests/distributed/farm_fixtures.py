@@ -21,8 +21,8 @@ from hwnas.profiling import MeasurementStore  # noqa: E402
 from hwnas.workspace import Workspace  # noqa: E402
 
 DEVICES = ["local-cpu-ort", "ssh-a", "ssh-b"]
-# a small, fast profile: NAS-Bench-201's 16 operators in batches of 8, 2 + 2 whole subnets, few runs
-TINY = dict(space="nasbench201", runs=3, warmup=1, rounds=1, jobs=1, calibration=2, reference=2, chunk_size=8)
+# a small, fast profile: NAS-Bench-201's 16 operators in one batch, 2 + 2 whole subnets, few runs
+TINY = dict(space="nasbench201", runs=3, warmup=1, rounds=1, jobs=1, calibration=2, reference=2, chunk_size=16)
 
 
 @pytest.fixture(scope="module")

@@ -139,3 +139,93 @@ def test_export_csv_of_several_devices_is_one_line(netns, farm_sshds, tmp_path, 
     ws = farm_workspace(tmp_path / "farm", farm_sshds)
     result = _cli(["profile", "local-cpu-ort", "ssh-a", *option], ws.root, timeout=60)
     assert result.returncode == 1 and result.stderr.strip().startswith("error:") and "one device" in result.stderr
+
+
+def test_several_devices_without_ray_run_in_process(farm_sshds, tmp_path):
+    ws = farm_workspace(tmp_path / "farm", farm_sshds)
+    results = profile_many(["local-cpu-ort", "ssh-b"], workspace=ws, **TINY)
+    assert [r.device for r in results] == ["local-cpu-ort", "ssh-b"]
+    for device in ("local-cpu-ort", "ssh-b"):
+        _measured_once(ws, device)
+
+
+def test_device_errors_come_back_as_the_same_hwnas_error():
+    from hwnas.distributed.farm import _rebuild
+    from hwnas.errors import DeviceError, DeviceTimeoutError, HostKeyError
+
+    error = _rebuild("board", {"type": "HostKeyError", "message": "device board: the host key CHANGED"})
+    assert type(error) is HostKeyError and str(error) == "device board: the host key CHANGED"
+    assert type(_rebuild("board", {"type": "DeviceTimeoutError", "message": "m"})) is DeviceTimeoutError
+    other = _rebuild("board", {"type": "ZeroDivisionError", "message": "division by zero"})
+    assert type(other) is DeviceError and str(other) == "device board: ZeroDivisionError: division by zero"
+
+
+def test_deploy_on_two_devices_through_ray_records_both(ray_cluster, farm_sshds, tmp_path):
+    import csv
+
+    import numpy as np
+
+    from hwnas.predictors import create_predictor
+    from hwnas.supernet import demo_checkpoint_path, load_checkpoint
+    from hwnas.workflows import search
+    from hwnas.workflows.deploy import deploy_many
+
+    ws = farm_workspace(tmp_path / "farm", farm_sshds)
+    ckpt = demo_checkpoint_path()
+    space = load_checkpoint(ckpt).space
+    archs = space.sample(np.random.default_rng(0), 30)
+    create_predictor("gbm", space=space, min_samples_trees=10, n_estimators=20).fit(
+        archs, np.array([0.05 + 0.01 * space.flops(a) for a in archs])).save(
+        ws.predictors_dir / "local-cpu-ort-ofa-mbv3-onnxruntime.json")
+    run = tmp_path / "run"
+    search(ckpt, ["local-cpu-ort"], workspace=ws, space="ofa-mbv3", evals=4, out=run, algorithm="random",
+           limit=100)
+    events = []
+    result = deploy_many(run, ["local-cpu-ort", "ssh-b"], ray=RaySettings(address=ray_cluster.address),
+                         formats=["onnx"], workspace=ws, max_models=2, progress=events.append)
+    assert result.devices == ["local-cpu-ort", "ssh-b"]
+    assert {"local-cpu-ort: measure", "ssh-b: measure"} <= {e.stage for e in events}
+    with open(run / "front.csv") as handle:
+        rows = list(csv.DictReader(handle))
+    measured = [r for r in rows if r.get("measured_latency_ms[local-cpu-ort]")]
+    assert len(measured) == min(2, len(rows))
+    assert all(float(r["measured_latency_ms[local-cpu-ort]"]) > 0 and float(r["measured_latency_ms[ssh-b]"]) > 0
+               for r in measured)
+    assert set(json.loads((run / "front.json").read_text())["deployed"]) == {"local-cpu-ort", "ssh-b"}
+
+
+def _tiny_onnx_models(folder: Path, n: int) -> list[Path]:
+    """`n` distinct one-node ONNX models (Relu over different input sizes)."""
+    import onnx
+    from onnx import TensorProto, helper
+
+    paths = []
+    for i in range(n):
+        shape = [1, 4, 8 + i, 8]
+        graph = helper.make_graph([helper.make_node("Relu", ["x"], ["y"])], f"relu{i}",
+                                  [helper.make_tensor_value_info("x", TensorProto.FLOAT, shape)],
+                                  [helper.make_tensor_value_info("y", TensorProto.FLOAT, shape)])
+        model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+        model.ir_version = 8
+        paths.append(folder / f"relu{i}.onnx")
+        onnx.save(model, str(paths[-1]))
+    return paths
+
+
+def test_an_abandoned_batch_ends_on_the_actor_and_the_next_one_runs(ray_cluster, farm_sshds, tmp_path):
+    from hwnas.devices import BenchmarkModel, BenchmarkSettings
+    from hwnas.distributed import ray_session
+    from hwnas.distributed.farm import DeviceFarm
+
+    ws = farm_workspace(tmp_path / "farm", farm_sshds)
+    models = [BenchmarkModel(p, p.stem) for p in _tiny_onnx_models(tmp_path, 4)]
+    settings = BenchmarkSettings(runtime="onnxruntime", warmup=1, runs=20, rounds=1)
+    with ray_session(RaySettings(address=ray_cluster.address)) as ray:
+        with DeviceFarm(ws, ray).device("ssh-a") as device:
+            batch = device.benchmark(models, settings)
+            first = next(batch)
+            batch.close()  # the driver walks away after one model
+            again = list(device.benchmark(models, settings))
+            started = time.monotonic()
+        assert time.monotonic() - started < 30  # close did not wait for a forgotten batch
+    assert first.ok and sorted(m.key for m in again) == sorted(m.key for m in models) and all(m.ok for m in again)
