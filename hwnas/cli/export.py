@@ -9,7 +9,6 @@ import typer
 from rich.table import Table
 
 from hwnas.cli._common import JsonOpt, SupernetOpt, out, plain, print_json, progress_display, read_json_arg
-from hwnas.workflows.export import DEFAULT_CALIB_SAMPLES
 
 
 def register(app: typer.Typer) -> None:
@@ -31,8 +30,8 @@ def export(
                                               "a supernet subnet's batch norms): a dataset ('mnist5k', an "
                                               "ImageFolder, a .npz; its train split) or a .npy of NCHW "
                                               "floats.")] = None,
-    calib_samples: Annotated[int, typer.Option("--calib-samples", min=1, help="Calibration images to use.")]
-    = DEFAULT_CALIB_SAMPLES,
+    calib_samples: Annotated[int | None, typer.Option("--calib-samples", min=1, help="Calibration images to use "
+                                                      "(default 128).")] = None,
     no_validate: Annotated[bool, typer.Option("--no-validate", help="Skip comparing each file with PyTorch.")]
     = False,
     jobs: Annotated[int, typer.Option("--jobs", "-j", min=1, help="Worker processes.")] = 2,
@@ -42,10 +41,11 @@ def export(
     from hwnas.workflows import export as run
 
     space: Any = read_json_arg(space_name, "space config") if space_name else None
+    samples = {} if calib_samples is None else {"calib_samples": calib_samples}  # else the workflow's default
     with progress_display() as progress:
         summary = run(read_json_arg(archs, "arch or search front"), out_dir, supernet=supernet_path, space=space,
-                      formats=formats.split(","), int8=int8, calib=calib, calib_samples=calib_samples,
-                      validate=not no_validate, jobs=jobs, progress=progress)
+                      formats=formats.split(","), int8=int8, calib=calib, validate=not no_validate, jobs=jobs,
+                      progress=progress, **samples)
     for warning in summary.warnings:
         plain(f"warning: {warning}")
     if as_json:

@@ -11,7 +11,6 @@ from rich.table import Table
 
 from hwnas import space as spaces
 from hwnas.cli._common import JsonOpt, SeedOpt, out, read_json_arg
-from hwnas.workflows.space import identify_archs, make_space
 
 group = typer.Typer(help="Look at search spaces and architectures.", no_args_is_help=True)
 
@@ -42,6 +41,8 @@ def sample(
     width_mult: WidthOpt = None,
 ) -> None:
     """Sample random architectures from a space."""
+    from hwnas.workflows.space import make_space
+
     sp = make_space(name, width_mult)
     archs = sp.sample(np.random.default_rng(seed), n)
     if as_json:
@@ -62,6 +63,8 @@ def show(
 ) -> None:
     """Show an architecture's key, FLOPs, params and operators."""
     data = read_json_arg(arch)
+    from hwnas.workflows.space import identify_archs
+
     found = identify_archs(data if isinstance(data, list) else [data], name, width_mult)
     results = [(sp, a, sp.operators(a)) for sp, a in found]
     if as_json:

@@ -11,10 +11,9 @@ The out-of-fold residuals of the chosen model calibrate the prediction intervals
 from __future__ import annotations
 
 import json
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
-import xgboost as xgb
 
 from hwnas.errors import PredictorError
 from hwnas.predictors.base import Predictor, _checked_number
@@ -25,6 +24,9 @@ from hwnas.predictors.linear import RidgeFit, fit_ridge
 from hwnas.predictors.registry import register_predictor
 from hwnas.predictors.tables import read_table, table_from_mapping
 
+if TYPE_CHECKING:
+    import xgboost as xgb  # imported where boosters are made: xgboost takes 0.5 s to import
+
 __all__ = ["GBMPredictor", "booster_to_json", "booster_from_json", "booster_predict"]
 
 
@@ -34,6 +36,8 @@ def booster_to_json(booster: xgb.Booster) -> dict[str, Any]:
 
 
 def booster_from_json(data: dict[str, Any]) -> xgb.Booster:
+    import xgboost as xgb
+
     booster = xgb.Booster(params={"nthread": 1})
     booster.load_model(bytearray(json.dumps(data).encode("utf-8")))
     return booster
@@ -45,6 +49,8 @@ def booster_predict(booster: xgb.Booster, features: np.ndarray) -> np.ndarray:
     if booster.num_features() != features.shape[1]:
         raise PredictorError(f"the predictor's trees were fitted on {booster.num_features()} features and the space "
                              f"now gives {features.shape[1]} (its encoding changed since); refit it with `hwnas fit`")
+    import xgboost as xgb
+
     return booster.predict(xgb.DMatrix(features))
 
 

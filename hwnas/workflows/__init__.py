@@ -10,48 +10,17 @@ supernet, export, devices, profiling, predictors, search). Every `hwnas` command
 or all four stages at once: `workflows.optimize("local-cpu-ort", supernet="supernet.pt", max_latency_ms=5.0)`.
 """
 
-from importlib import import_module
-from typing import Any
-
-# name -> module: each workflow is imported when first used, so a quick command (`hwnas predict`) does not pay
-# for the imports of the others (torch, the search, the exporters)
-_WHERE = {
-    "DeployResult": "hwnas.workflows.deploy",
-    "ExportSummary": "hwnas.workflows.export",
-    "FitResult": "hwnas.workflows.fit",
-    "OptimizeResult": "hwnas.workflows.optimize",
-    "PredictorEvaluation": "hwnas.workflows.fit",
-    "ProfileResult": "hwnas.workflows.profile",
-    "SearchJob": "hwnas.workflows.search",
-    "SupernetAccuracy": "hwnas.workflows.objectives",
-    "bench": "hwnas.workflows.bench",
-    "demo": "hwnas.workflows.demo",
-    "deploy": "hwnas.workflows.deploy",
-    "deploy_front": "hwnas.workflows.deploy",
-    "evaluate_predictor": "hwnas.workflows.fit",
-    "export": "hwnas.workflows.export",
-    "export_measurements": "hwnas.workflows.profile",
-    "find_predictor": "hwnas.workflows.fit",
-    "fit": "hwnas.workflows.fit",
-    "init_workspace": "hwnas.workflows.workspace",
-    "latency_name": "hwnas.workflows.objectives",
-    "optimize": "hwnas.workflows.optimize",
-    "predict": "hwnas.workflows.fit",
-    "predicted_latency": "hwnas.workflows.objectives",
-    "prepare_search": "hwnas.workflows.search",
-    "profile": "hwnas.workflows.profile",
-    "search": "hwnas.workflows.search",
-    "train": "hwnas.workflows.train",
-}
-
-
-def __getattr__(name: str) -> Any:
-    if name in _WHERE:
-        value = getattr(import_module(_WHERE[name]), name)
-        globals()[name] = value
-        return value
-    raise AttributeError(f"module 'hwnas.workflows' has no attribute {name!r}")
-
+from hwnas.workflows.bench import bench
+from hwnas.workflows.demo import demo
+from hwnas.workflows.deploy import DeployResult, deploy, deploy_front
+from hwnas.workflows.export import ExportSummary, export
+from hwnas.workflows.fit import FitResult, PredictorEvaluation, evaluate_predictor, find_predictor, fit, predict
+from hwnas.workflows.objectives import SupernetAccuracy, latency_name, predicted_latency
+from hwnas.workflows.optimize import OptimizeResult, optimize
+from hwnas.workflows.profile import ProfileResult, export_measurements, profile
+from hwnas.workflows.search import SearchJob, prepare_search, search
+from hwnas.workflows.train import train
+from hwnas.workflows.workspace import init_workspace
 
 __all__ = [
     "DeployResult",
