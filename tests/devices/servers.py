@@ -1,5 +1,6 @@
 """Real servers the device tests start on loopback (importable from other test packages, e.g. the device farm
-tests, which start them inside their own network namespace): a real OpenSSH server and the port helpers."""
+tests, which start them inside their own network namespace): a real OpenSSH server, the port helpers and a
+polling wait."""
 
 from __future__ import annotations
 
@@ -29,6 +30,16 @@ def wait_port(port: int, timeout_s: float = 10.0) -> None:
         except OSError:
             time.sleep(0.05)
     raise RuntimeError(f"nothing listens on 127.0.0.1:{port}")
+
+
+def wait_until(condition, timeout_s: float = 60.0, step_s: float = 0.05) -> bool:
+    """Poll `condition()` until it is true (True) or `timeout_s` passes (False)."""
+    deadline = time.monotonic() + timeout_s
+    while not condition():
+        if time.monotonic() > deadline:
+            return False
+        time.sleep(step_s)
+    return True
 
 
 class Sshd:
@@ -94,6 +105,12 @@ class Sshd:
         if self.proc is not None:
             self.proc.wait()
             self.proc = None
+
+    def drop_links(self, down_s: float = 0.5) -> None:
+        """Kill the server and its live connections, then start it again after `down_s` (on the same port)."""
+        self.kill()
+        time.sleep(down_s)
+        self.start()
 
     def stop(self) -> None:
         self.kill()

@@ -5,7 +5,6 @@ SSH device, so that one device's link can be killed alone) and workspaces holdin
 from __future__ import annotations
 
 import sys
-import time
 from collections import Counter
 from collections.abc import Iterator
 from pathlib import Path
@@ -14,7 +13,7 @@ import pytest
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "devices"))
 
-from servers import SSHD, Sshd, free_port  # noqa: E402
+from servers import SSHD, Sshd, free_port, wait_until  # noqa: E402,F401 - wait_until: for the tests
 
 from hwnas.devices import add_device  # noqa: E402
 from hwnas.profiling import MeasurementStore  # noqa: E402
@@ -65,12 +64,3 @@ def dead_port() -> int:
 def record_counts(ws: Workspace, device: str) -> Counter:
     """(kind, role, key, ok) -> how many times the device's store holds it."""
     return Counter((r.kind, r.role, r.key, r.ok) for r in MeasurementStore.for_device(ws, device).records())
-
-
-def wait_until(condition, timeout_s: float = 60.0, step_s: float = 0.02) -> bool:
-    deadline = time.monotonic() + timeout_s
-    while not condition():
-        if time.monotonic() > deadline:
-            return False
-        time.sleep(step_s)
-    return True
