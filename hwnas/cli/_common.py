@@ -40,7 +40,7 @@ BudgetCoverageOpt = Annotated[float, typer.Option("--budget-coverage", min=0.0, 
                                                   "coverage (0: on the point prediction).")]
 
 RayOpt = Annotated[bool, typer.Option("--ray", help="Run on a Ray started on this machine for the length of the "
-                                      "command (needs `pip install 'hwnas[ray]'`).")]
+                                      "command (needs Ray: `pip install 'hwnas\\[ray]'`).")]
 RayAddressOpt = Annotated[str | None, typer.Option("--ray-address", metavar="ADDRESS",
                                                    help="Run on the Ray cluster at ADDRESS (HOST:PORT, "
                                                         "ray://HOST:PORT or auto). Neither option: in-process.")]

@@ -68,7 +68,7 @@ def profile(
     Several devices are profiled at once, each in its own thread (with --ray or --ray-address: each served by a
     Ray actor)."""
     from hwnas.distributed import RaySettings
-    from hwnas.errors import HwnasError
+    from hwnas.errors import ProfilingError
     from hwnas.workflows import export_measurements
     from hwnas.workflows import profile as run
     from hwnas.workflows.profile import FarmProfilingError, profile_many
@@ -76,7 +76,7 @@ def profile(
     devices = list(dict.fromkeys(devices))
     if export_csv is not None:
         if len(devices) > 1:
-            raise HwnasError("--export-csv writes one device's measurements; name one device")
+            raise ProfilingError("--export-csv writes one device's measurements; name one device")
         count = export_measurements(devices[0], export_csv, workspace=ws)
         out.print(f"wrote {count} measurements to {export_csv}")
         return
