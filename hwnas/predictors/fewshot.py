@@ -23,6 +23,7 @@ from hwnas.predictors.features import arch_features, stage_count
 from hwnas.predictors.gbm import booster_from_json, booster_predict, booster_to_json
 from hwnas.predictors.linear import RidgeFit, fit_ridge
 from hwnas.predictors.registry import load_predictor, register_predictor
+from hwnas.space import network_config
 
 __all__ = ["FewShotPredictor"]
 
@@ -58,7 +59,7 @@ class FewShotPredictor(Predictor):
                 raise PredictorError(f"few-shot base must be a Predictor or a predictor file, got "
                                      f"{type(base).__name__}")
             base._check_fitted()
-            if self.space is not None and base.space_.config() != self.space_.config():
+            if self.space is not None and network_config(base.space_.config()) != network_config(self.space_.config()):
                 raise PredictorError(f"few-shot base predicts space {base.space_.name!r} with other options; "
                                      "use a base fitted for the same space")
             sources.append(base)

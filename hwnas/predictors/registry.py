@@ -45,8 +45,10 @@ def load_predictor(path: str | Path, space: Any = None) -> Predictor:
     """Read a predictor JSON file. With `space`, a file fitted for another space is a PredictorError."""
     data = read_predictor_json(path)
     if space is not None:
+        from hwnas.space import network_config
+
         expected = resolve_space(space).config()
-        if data["space"] != expected:
+        if network_config(data["space"]) != network_config(expected):
             found = data["space"].get("name") if isinstance(data["space"], dict) else data["space"]
             raise PredictorError(f"predictor file {path} was fitted for space {found!r} with other options than "
                                  f"{expected['name']!r} here; refit it with `hwnas fit --space {expected['name']}`")

@@ -190,7 +190,7 @@ def profile_device(
             path = profile_path(workspace, device.name, sp.name, settings.runtime, precision)
             profile = build_profile(store, device.name, sp, settings.runtime, precision, settings.threads, op_list,
                                     role_archs, fingerprint=fingerprint, settings=settings.to_dict(),
-                                    resolutions=list(getattr(sp, "resolutions", []) or []) or None, timing=timing)
+                                    resolutions=_profiled_resolutions(sp), timing=timing)
             if profile["operators"] or any(profile[r] for r in ("reference", "calibration", "extra")):
                 write_profile(path, profile)
     return path
@@ -298,8 +298,14 @@ def _plan_archs(sp: SearchSpace, calibration: int, reference: bool | int, extra_
     return roles
 
 
+def _profiled_resolutions(space: SearchSpace) -> list[int] | None:
+    """The resolutions a profile of `space` measures (a space may accept more: predictors interpolate)."""
+    found = getattr(space, "profiled_resolutions", None) or getattr(space, "resolutions", None)
+    return list(found) if found else None
+
+
 def _config_digest(space: SearchSpace) -> str:
-    text = json.dumps(space.config(), sort_keys=True)
+    text = json.dumps(spaces.network_config(space.config()), sort_keys=True)  # same networks: same cached files
     return hashlib.sha256(text.encode()).hexdigest()[:12]
 
 

@@ -9,7 +9,7 @@ from typing import Any
 
 from hwnas.errors import SpaceError
 from hwnas.registry import Registry
-from hwnas.space.base import Arch, OpSpec, SearchSpace
+from hwnas.space.base import Arch, OpSpec, SearchSpace, network_config
 from hwnas.space.nasbench201 import NasBench201Space, NB201Arch
 from hwnas.space.ofa_mbv3 import OFAArch, OFAMobileNetV3Space
 
@@ -24,6 +24,7 @@ __all__ = [
     "create",
     "from_config",
     "list_spaces",
+    "network_config",
     "register_space",
 ]
 

@@ -11,7 +11,18 @@ import numpy as np
 
 from hwnas.errors import SpaceError
 
-__all__ = ["Arch", "OpSpec", "SearchSpace", "describe_values"]
+__all__ = ["Arch", "OpSpec", "SearchSpace", "describe_values", "network_config", "MEASUREMENT_KEYS"]
+
+
+# config keys that say how a space is measured, not which networks it holds: two configs that differ only there
+# describe the same archs (a predictor fitted on a profile of some resolutions predicts the others too)
+MEASUREMENT_KEYS = ("profiled_resolutions",)
+
+
+def network_config(config: dict[str, Any]) -> dict[str, Any]:
+    """`config` without its measurement-only keys (`MEASUREMENT_KEYS`): what must match for two spaces, and the
+    files made for them (predictors, profiles, checkpoints), to describe the same networks."""
+    return {k: v for k, v in config.items() if k not in MEASUREMENT_KEYS} if isinstance(config, dict) else config
 
 
 def describe_values(values: Sequence[int]) -> str:

@@ -159,3 +159,24 @@ def test_trees_fitted_on_the_old_resolution_one_hot_ask_for_a_refit():
     with pytest.raises(PredictorError, match="fitted on 140 features .* 137 .* refit"):
         booster_predict(old, rng.random((4, 137)))
     assert booster_predict(old, rng.random((4, 140))).shape == (4,)
+
+
+def test_a_predictor_of_some_profiled_resolutions_loads_for_the_default_space(tmp_path):
+    """Which resolutions a profile measured is a measurement choice, not another network: a predictor fitted on a
+    `--resolutions 160,192,224` profile serves the default ofa-mbv3 space; one of other widths is refused."""
+    import numpy as np
+    import pytest as _pytest
+
+    from hwnas import space as spaces
+    from hwnas.errors import PredictorError
+    from hwnas.predictors import create_predictor, load_predictor
+
+    some = spaces.create("ofa-mbv3", profiled_resolutions=[160, 192, 224])
+    archs = some.sample(np.random.default_rng(0), 30)
+    path = tmp_path / "p.json"
+    create_predictor("gbm", space=some, min_samples_trees=10, n_estimators=20).fit(
+        archs, np.array([1.0 + 0.01 * some.flops(a) for a in archs])).save(path)
+    loaded = load_predictor(path, space=spaces.create("ofa-mbv3"))
+    assert loaded.predict(archs[:3]).shape == (3,)
+    with _pytest.raises(PredictorError, match="other options"):
+        load_predictor(path, space=spaces.create("ofa-mbv3", width_mult=1.2))
