@@ -36,6 +36,10 @@ COVERED_ELSEWHERE = {
     "./scripts/test": "tests/test_readme.py::test_fresh_machine_scripts_install_then_run",
     # the full demo takes minutes; the same job in its quick plan runs end to end there
     "hwnas demo": "tests/search/test_demo.py::test_demo_quick_runs_end_to_end",
+    # the download, from a real HTTP server on loopback standing in for OFA's (HWNAS_SUPERNET_URL_BASE): tests
+    # never reach outside this machine
+    "hwnas supernet download ofa_mbv3_d234_e346_k357_w1.0":
+        "tests/supernet/test_download.py::test_download_completes_and_loads",
 }
 
 # Every other README command runs here, in README order, and must exit 0 and show this.
@@ -71,6 +75,7 @@ EXPECT = {
     "--max-latency 1 --evals 6 --limit 100 --max-models 2 --format onnx":
         Expect(("reusing", "budget 1 ms", "Everything is in"), ("hwnas-demo/runs/optimize-local-cpu-ort/front.json",
                                                                  "hwnas-demo/runs/optimize-local-cpu-ort/report.html")),
+    "hwnas supernet list": Expect(("ofa_mbv3_d234_e346_k357_w1.0", "ofa_mbv3_d234_e346_k357_w1.2")),
     # Ray: run in a network namespace of their own when root (see `_isolated`), so nothing binds beyond loopback
     "hwnas profile local-cpu local-cpu-ort --ray --no-operators --measure-archs archs.json --reference 0 "
     "--calibration 0":
