@@ -12,12 +12,12 @@ or all four stages at once: `workflows.optimize("local-cpu-ort", supernet="super
 
 from hwnas.workflows.bench import bench
 from hwnas.workflows.demo import demo
-from hwnas.workflows.deploy import DeployResult, deploy, deploy_front
+from hwnas.workflows.deploy import DeployResult, deploy, deploy_front, deploy_many
 from hwnas.workflows.export import ExportSummary, export
 from hwnas.workflows.fit import FitResult, PredictorEvaluation, evaluate_predictor, find_predictor, fit, predict
 from hwnas.workflows.objectives import SupernetAccuracy, latency_name, predicted_latency
 from hwnas.workflows.optimize import OptimizeResult, optimize
-from hwnas.workflows.profile import ProfileResult, export_measurements, profile
+from hwnas.workflows.profile import ProfileResult, export_measurements, profile, profile_many
 from hwnas.workflows.search import SearchJob, prepare_search, search
 from hwnas.workflows.train import train
 from hwnas.workflows.workspace import init_workspace
@@ -35,6 +35,7 @@ __all__ = [
     "demo",
     "deploy",
     "deploy_front",
+    "deploy_many",
     "evaluate_predictor",
     "export",
     "export_measurements",
@@ -47,6 +48,7 @@ __all__ = [
     "predicted_latency",
     "prepare_search",
     "profile",
+    "profile_many",
     "search",
     "train",
 ]
