@@ -25,13 +25,24 @@ MAX_LATENCY_MS = 1e6  # 1000 s: beyond it a value is a damaged file or a wild ex
 MIN_LATENCY_MS = 1e-6  # the least latency predict returns (a table of zeros, a calibration that went below 0)
 
 
-def conformal_halfwidth(scores: np.ndarray, coverage: float) -> float:
+CV_SMALL_N = 10  # cross-validation scores: at this many samples the level is the jackknife+ worst case (1 - 2a)
+
+
+def conformal_halfwidth(scores: np.ndarray, coverage: float, source: str = "held-out") -> float:
     """Split-conformal quantile of sorted nonconformity scores: the ceil((n+1) * coverage)-th smallest, or
-    infinity when there are too few scores for that coverage (n < coverage / (1 - coverage))."""
+    infinity when there are too few scores for that coverage (n < coverage / (1 - coverage)).
+
+    Scores from cross-validation (`source="cross-validation"`) are residuals of models fitted on fewer samples
+    and chosen on the same folds, around a model fitted on all of them: their guarantee lies between 1 - 2a
+    (jackknife+/CV+, Barber et al. 2021) and 1 - a (a = 1 - coverage), nearer the worst case the fewer the
+    samples. So their miscoverage is taken as a * n / (n + 10): half of a at 10 samples, a as n grows; with
+    fewer than about 28 such scores a 95% interval is unbounded rather than a claim the data cannot back."""
     if not 0 < coverage < 1:
         raise PredictorError(f"coverage must be between 0 and 1 (e.g. 0.95), got {coverage!r}")
     n = len(scores)
-    k = math.ceil((n + 1) * coverage)
+    if source == "cross-validation" and n:
+        coverage = 1 - (1 - coverage) * n / (n + CV_SMALL_N)
+    k = math.ceil((n + 1) * coverage - 1e-9)
     return float(scores[k - 1]) if 0 < k <= n else math.inf
 
 
@@ -108,7 +119,7 @@ class Predictor(ABC):
         """(lo, hi) split-conformal prediction intervals in ms: with probability `coverage` a new measurement
         falls inside, if it behaves like the held-out measurements the predictor was calibrated on (its
         cross-validation residuals at fit time, or `conformalize(archs, ms)`). `hi` is inf when there were
-        too few of them for this coverage (19 for 95%)."""
+        too few of them for this coverage (for 95%: 19 held-out residuals, about 28 cross-validation ones)."""
         return self.interval_from(self.predict(archs), coverage)
 
     def interval_from(self, predicted: np.ndarray, coverage: float = 0.95) -> tuple[np.ndarray, np.ndarray]:
@@ -126,7 +137,8 @@ class Predictor(ABC):
         if not conformal:
             raise PredictorError(f"this {self.name} predictor has no calibration for intervals; refit it with this "
                                  "hwnas, or call conformalize(archs, measured_ms) with held-out measurements")
-        return conformal_halfwidth(np.asarray(conformal["scores"], dtype=float), coverage)
+        return conformal_halfwidth(np.asarray(conformal["scores"], dtype=float), coverage,
+                                   str(conformal.get("source", "held-out")))
 
     def conformalize(self, archs: Any, y: Any, source: str = "held-out") -> Predictor:
         """Calibrate the intervals on measurements the predictor was not fitted on (split conformal)."""

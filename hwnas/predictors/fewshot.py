@@ -3,10 +3,12 @@
 
 Candidates, all on log latency and all scored by cross-validation on the target's samples: each source
 rescaled (the ranking is the source's), each source with a fitted slope, all sources combined by ridge, and all
-sources plus the arch's operator features by ridge; the best one is kept. On top of it, boosted trees on the
-arch encoding, operator features and source predictions learn the residual, with their capacity chosen by
-the same folds (`hwnas.predictors.capacity`): no trees unless they beat the linear model out of fold. So a
-handful of samples give a rescaled best source, and more samples let the target re-rank it.
+sources plus the arch's operator features by ridge. On top of the chosen one, boosted trees on the arch
+encoding, operator features and source predictions learn the residual. Both choices use the same folds and
+criterion (`hwnas.predictors.capacity`: rank plus relative error out of fold, repeated splits when samples are
+few, and the simplest candidate within one standard error of the best): a richer model is kept only where it
+beats the simpler one by more than the fold-to-fold noise. So a handful of samples give a rescaled best source,
+and more samples let the target re-rank it once that reliably helps.
 """
 
 from __future__ import annotations
@@ -18,7 +20,7 @@ import numpy as np
 
 from hwnas.errors import PredictorError
 from hwnas.predictors.base import Predictor, _checked_number
-from hwnas.predictors.capacity import cv_folds, select_boosting, train_booster
+from hwnas.predictors.capacity import cv_splits, select_boosting, select_simplest, train_booster
 from hwnas.predictors.features import arch_features, stage_count
 from hwnas.predictors.gbm import booster_from_json, booster_predict, booster_to_json
 from hwnas.predictors.linear import RidgeFit, fit_ridge
@@ -26,8 +28,6 @@ from hwnas.predictors.registry import load_predictor, register_predictor
 from hwnas.space import network_config
 
 __all__ = ["FewShotPredictor"]
-
-SWITCH_MARGIN = 0.98  # a more complex candidate must cut the out-of-fold error by 2% to be chosen
 
 
 @register_predictor("few-shot")
@@ -77,21 +77,22 @@ class FewShotPredictor(Predictor):
         linear = np.hstack([log_sources, feats])
         return linear, np.hstack([self.space_.encode(archs, "onehot"), linear])
 
-    def _candidates(self, n: int) -> list[tuple[str, list[int]]]:
+    def _candidates(self, n: int) -> list[tuple[int, str, list[int]]]:
+        """(complexity, kind, columns) of the linear candidates, simplest first."""
         m = len(self.sources_)
-        out: list[tuple[str, list[int]]] = [("offset", [i]) for i in range(m)]
+        out: list[tuple[int, str, list[int]]] = [(0, "offset", [i]) for i in range(m)]
         if n >= 4:
-            out += [("ridge", [i]) for i in range(m)]
+            out += [(1, "ridge", [i]) for i in range(m)]
             if m > 1:
-                out.append(("ridge", list(range(m))))
+                out.append((2, "ridge", list(range(m))))
             if n >= 6:
-                out.append(("ridge", list(range(self.n_linear_))))
+                out.append((3, "ridge", list(range(self.n_linear_))))
         return out
 
     @staticmethod
     def _fit_linear(kind: str, cols: list[int], x: np.ndarray, t: np.ndarray) -> Any:
-        if kind == "offset":
-            return float(np.mean(t - x[:, cols[0]]))
+        if kind == "offset":  # the median log ratio: a few slow outliers must not shift every prediction
+            return float(np.median(t - x[:, cols[0]]))
         return fit_ridge(x[:, cols], t)
 
     @staticmethod
@@ -112,24 +113,25 @@ class FewShotPredictor(Predictor):
         x, full = self._design(archs)
         self.n_linear_ = x.shape[1]
         t = np.log(y)
-        folds = cv_folds(len(y), self.seed)
-        best: tuple[float, str, list[int]] | None = None
-        for kind, cols in self._candidates(len(y)):
-            oof = np.empty(len(y))
-            for fold in np.unique(folds):
-                test = folds == fold
-                train = ~test if (~test).any() else test
-                oof[test] = self._apply_linear(kind, cols, self._fit_linear(kind, cols, x[train], t[train]), x[test])
-            error = float(np.mean((oof - t) ** 2))
-            if best is None or error < best[0] * SWITCH_MARGIN:
-                best = (error, kind, cols)
-        assert best is not None
-        _, kind, cols = best
+        splits = cv_splits(len(y), self.seed)
+        candidates = self._candidates(len(y))
+        oofs = np.empty((len(candidates), len(splits), len(y)))
+        for c, (_, kind, cols) in enumerate(candidates):
+            for s, split in enumerate(splits):
+                for fold in np.unique(split):
+                    test = split == fold
+                    train = ~test if (~test).any() else test
+                    model = self._fit_linear(kind, cols, x[train], t[train])
+                    oofs[c, s, test] = self._apply_linear(kind, cols, model, x[test])
+        # equally simple candidates (one per source) in order of their loss, so ties go to the better source
+        mean_error = np.abs(oofs - t).mean(axis=(1, 2))
+        order = sorted(range(len(candidates)), key=lambda c: (candidates[c][0], mean_error[c]))
+        _, kind, cols = candidates[order[select_simplest(oofs[order], t, self.seed)]]
 
         def base_fn(train: np.ndarray) -> np.ndarray:
             return self._apply_linear(kind, cols, self._fit_linear(kind, cols, x[train], t[train]), x)
 
-        choice = select_boosting(full, t, folds, base_fn, depths=tuple(sorted({2, int(self.max_depth)})),
+        choice = select_boosting(full, t, splits, base_fn, depths=tuple(sorted({2, int(self.max_depth)})),
                                  max_rounds=int(self.n_estimators), seed=self.seed)
         self.linear_kind_, self.linear_cols_ = kind, [int(c) for c in cols]
         self.linear_ = self._fit_linear(kind, cols, x, t)
@@ -138,7 +140,8 @@ class FewShotPredictor(Predictor):
             residual = t - self._apply_linear(kind, cols, self.linear_, x)
             self.booster_ = train_booster(full, residual, choice.depth, choice.rounds, 0.05, 0.8, self.seed)
         self.capacity_ = {"linear": kind, "columns": self.linear_cols_, "depth": choice.depth,
-                          "rounds": choice.rounds, "cv_mse": choice.cv_error, "base_cv_mse": choice.base_cv_error}
+                          "rounds": choice.rounds, "cv_mse": choice.cv_error, "base_cv_mse": choice.base_cv_error,
+                          "cv_loss": choice.cv_loss, "base_cv_loss": choice.base_cv_loss, "cv_splits": len(splits)}
         self._set_conformal(y, np.exp(choice.oof), "cross-validation")
         return self._fitted(len(y), y)
 

@@ -18,7 +18,7 @@ import numpy as np
 from hwnas.errors import PredictorError
 from hwnas.predictors.base import Predictor, _checked_number
 from hwnas.predictors.calibrated import fit_scale_offset
-from hwnas.predictors.capacity import cv_folds, select_boosting, train_booster
+from hwnas.predictors.capacity import cv_splits, select_boosting, train_booster
 from hwnas.predictors.features import arch_features, stage_count
 from hwnas.predictors.linear import RidgeFit, fit_ridge
 from hwnas.predictors.registry import register_predictor
@@ -128,14 +128,15 @@ class GBMPredictor(Predictor):
             return self._link(self._base_with(self._fit_base(feats[train], y[train]), feats))
 
         allow = self.min_samples_trees is None or len(y) >= self.min_samples_trees
-        choice = select_boosting(full, target, cv_folds(len(y), self.seed), base_fn,
+        choice = select_boosting(full, target, cv_splits(len(y), self.seed), base_fn,
                                  depths=tuple(sorted({2, int(self.max_depth)})), max_rounds=int(self.n_estimators),
                                  learning_rate=self.learning_rate, subsample=self.subsample, seed=self.seed,
                                  allow_trees=allow)
         base = self._base_with(self._fit_base(feats, y), feats)
         self.booster_ = None
         self.capacity_ = {"depth": choice.depth, "rounds": choice.rounds, "cv_mse": choice.cv_error,
-                          "base_cv_mse": choice.base_cv_error}
+                          "base_cv_mse": choice.base_cv_error,
+                          "cv_loss": choice.cv_loss, "base_cv_loss": choice.base_cv_loss}
         if choice.rounds > 0:
             self.booster_ = train_booster(full, target - self._link(base), choice.depth, choice.rounds,
                                           self.learning_rate, self.subsample, self.seed)
