@@ -26,6 +26,14 @@ def export(
                                                    "weights are random.")] = None,
     formats: Annotated[str, typer.Option("--format", "-f", help="Comma-separated: onnx, tflite.")] = "onnx,tflite",
     int8: Annotated[bool, typer.Option("--int8", help="Also write int8 (post-training static) models.")] = False,
+    fp16: Annotated[bool, typer.Option("--fp16", help="Also write fp16 TFLite models (float16 weights, float32 "
+                                       "compute: about half the size).")] = False,
+    tflite_layout: Annotated[str, typer.Option("--tflite-layout", help="Input layout of TFLite files: nhwc "
+                                               "([1, H, W, C], what phone apps and delegates expect) or nchw "
+                                               "(PyTorch's).")] = "nhwc",
+    labels: Annotated[str | None, typer.Option("--labels", help="Class names for the metadata: a text file with "
+                                               "one per line, or comma-separated (default: the classes of the "
+                                               "supernet's training dataset).")] = None,
     calib: Annotated[str | None, typer.Option("--calib", help="Calibration images (for --int8, and to re-estimate "
                                               "a supernet subnet's batch norms): a dataset ('mnist5k', an "
                                               "ImageFolder, a .npz; its train split) or a .npy of NCHW "
@@ -44,24 +52,24 @@ def export(
     samples = {} if calib_samples is None else {"calib_samples": calib_samples}  # else the workflow's default
     with progress_display() as progress:
         summary = run(read_json_arg(archs, "arch or search front"), out_dir, supernet=supernet_path, space=space,
-                      formats=formats.split(","), int8=int8, calib=calib, validate=not no_validate, jobs=jobs,
-                      progress=progress, **samples)
+                      formats=formats.split(","), int8=int8, fp16=fp16, tflite_layout=tflite_layout, labels=labels,
+                      calib=calib, validate=not no_validate, jobs=jobs, progress=progress, **samples)
     for warning in summary.warnings:
         plain(f"warning: {warning}")
     if as_json:
         print_json([r.to_dict() for r in summary.models])
         return
-    table = Table("arch", "format", "precision", "MB", "check", "file")
+    table = Table("arch", "format", "precision", "input", "MB", "check", "file")
     for r in summary.models:
-        table.add_row(r.meta.get("arch_key", ""), r.format, r.precision, f"{r.bytes / 1e6:.2f}", _check(r.validation),
-                      str(r.path))
+        table.add_row(r.meta.get("arch_key", ""), r.format, r.precision, r.input_layout, f"{r.bytes / 1e6:.2f}",
+                      _check(r.validation), str(r.path))
     out.print(table)
 
 
 def _check(validation: dict[str, Any] | None) -> str:
     if validation is None:
         return "not validated"
-    if validation["precision"] == "fp32":
+    if validation["precision"] in ("fp32", "fp16"):
         return f"max diff {validation['max_abs_diff']:.1e}"
     top1 = validation.get("top1_agreement")
     return f"top-1 agree {top1:.0%}" if top1 is not None else f"nrmse {validation['nrmse']:.2f}"

@@ -7,11 +7,15 @@ from typing import Any
 
 from hwnas.errors import ExportError
 
-__all__ = ["FORMATS", "PRECISIONS", "SUFFIXES", "FORMAT_RUNTIMES", "ExportConfig", "check_format", "check_precision",
-           "format_for_runtime"]
+__all__ = ["FORMATS", "PRECISIONS", "SUFFIXES", "FORMAT_RUNTIMES", "LAYOUTS", "TFLITE_METADATA_NAME", "ExportConfig",
+           "check_format", "check_precision", "check_layout", "format_for_runtime"]
 
 FORMATS = ("onnx", "tflite")
-PRECISIONS = ("fp32", "int8")
+PRECISIONS = ("fp32", "fp16", "int8")  # fp16: float16 weights, float32 compute (TFLite only)
+# the input layout of a TFLite file: NHWC is what Android apps, the GPU delegate and NNAPI expect; NCHW is PyTorch's
+LAYOUTS = ("nhwc", "nchw")
+# the name of the metadata buffer (in the flatbuffer's `metadata` list) that holds a .tflite file's hwnas.json
+TFLITE_METADATA_NAME = "hwnas.json"
 SUFFIXES = {"onnx": ".onnx", "tflite": ".tflite"}
 # the runtime (as a device config and a measurement name it) that runs each format: the one home of this fact
 FORMAT_RUNTIMES = {"onnx": "onnxruntime", "tflite": "tflite"}
@@ -28,6 +32,12 @@ class ExportConfig:
     signal-to-quantisation-noise bound; the largest difference is reported but not bounded, because
     min-max calibration clips rare outliers by design). On the demo supernet's subnets int8 models sit at
     0.03-0.08 with 99% top-1 agreement; a collapsed quantization (constant output) reads 1.0 or more.
+    fp16 (float16 weights, float32 compute) exports must match every output within `fp16_rtol` times the
+    largest absolute PyTorch output (rounding weights to 11 significant bits moves the demo's logits by ~0.1%).
+
+    `tflite_layout` is the input layout of TFLite files ("nhwc": [1, H, W, C], or PyTorch's "nchw"); ONNX
+    files are always NCHW. `input_mean`, `input_std` (per channel, applied to [0, 1] pixels) and `labels`
+    (class names) describe the input and output for apps: they go into the sidecar and the .tflite's metadata.
     """
 
     opset: int = 17
@@ -37,10 +47,30 @@ class ExportConfig:
     int8_max_nrmse: float = 0.35
     int8_validation_samples: int = 64
     int8_calibration_samples: int = 128
+    fp16_rtol: float = 1e-2
+    tflite_layout: str = "nhwc"
+    input_mean: tuple[float, ...] | None = None
+    input_std: tuple[float, ...] | None = None
+    labels: tuple[str, ...] | None = None
     seed: int = 0
 
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "tflite_layout", check_layout(self.tflite_layout))
+        for name in ("input_mean", "input_std", "labels"):
+            value = getattr(self, name)
+            if value is not None:
+                object.__setattr__(self, name, tuple(str(v) if name == "labels" else float(v) for v in value))
+        if (self.input_mean is None) != (self.input_std is None):
+            raise ExportError("give input_mean and input_std together (the normalisation x = (pixel - mean) / std)")
+        if self.input_std is not None and (len(self.input_std) != len(self.input_mean) or min(self.input_std) <= 0):
+            raise ExportError("input_std must hold one positive value per input_mean value")
+
     def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
+        """The export settings (the input description is recorded beside them, not here)."""
+        data = asdict(self)
+        for name in ("input_mean", "input_std", "labels"):
+            data.pop(name)
+        return data
 
 
 def check_format(fmt: str) -> str:
@@ -54,6 +84,13 @@ def check_precision(precision: str) -> str:
     value = str(precision).strip().lower()
     if value not in PRECISIONS:
         raise ExportError(f"unknown precision {precision!r}; choose one of: {', '.join(PRECISIONS)}")
+    return value
+
+
+def check_layout(layout: str) -> str:
+    value = str(layout).strip().lower()
+    if value not in LAYOUTS:
+        raise ExportError(f"unknown TFLite input layout {layout!r}; choose one of: {', '.join(LAYOUTS)}")
     return value
 
 

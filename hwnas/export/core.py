@@ -1,4 +1,7 @@
-"""`export_model`: one torch module -> a validated ONNX or TFLite file (fp32 or int8) plus its sidecar JSON.
+"""`export_model`: one torch module -> a validated ONNX or TFLite file (fp32, fp16 or int8) plus its sidecar JSON.
+
+TFLite files take NHWC input by default (`ExportConfig.tflite_layout`) and carry their own description (input
+shape, layout, normalisation, labels) as an embedded hwnas.json metadata buffer.
 
 Everything is written under a temporary name inside the target folder and renamed into place only after
 validation passed, so a failed or interrupted export leaves nothing behind.
@@ -20,12 +23,12 @@ import torch
 
 from hwnas import __version__
 from hwnas.errors import ExportError
-from hwnas.export.config import SUFFIXES, ExportConfig, check_format, check_precision
+from hwnas.export.config import SUFFIXES, TFLITE_METADATA_NAME, ExportConfig, check_format, check_precision
 from hwnas.export.counting import count_flops_params
 from hwnas.export.onnx_export import quantize_onnx, to_onnx
-from hwnas.export.runners import create_runner, runtime_versions
+from hwnas.export.runners import create_runner, nhwc_shape, runtime_versions
 from hwnas.export.sidecar import sidecar_path, write_sidecar
-from hwnas.export.tflite_export import quantize_tflite, to_tflite
+from hwnas.export.tflite_export import embed_tflite_metadata, fp16_tflite, quantize_tflite, to_tflite
 from hwnas.export.validate import validate_export
 from hwnas.files import sha256_file
 
@@ -43,10 +46,11 @@ class ExportedModel:
     precision: str
     sha256: str
     bytes: int
-    input_shape: tuple[int, ...]
+    input_shape: tuple[int, ...]  # what the file takes, in its layout
     validation: dict[str, Any] | None = None
     sidecar: Path | None = None
     meta: dict[str, Any] = field(default_factory=dict)
+    input_layout: str = "NCHW"
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -56,6 +60,7 @@ class ExportedModel:
             "sha256": self.sha256,
             "bytes": self.bytes,
             "input_shape": list(self.input_shape),
+            "input_layout": self.input_layout,
             "validation": self.validation,
             "sidecar": str(self.sidecar) if self.sidecar else None,
         }
@@ -125,15 +130,22 @@ def export_model(
     """Export `model` (put in eval mode) with a static NCHW `input_shape` into `path` and write its sidecar.
 
     `path` is a folder (gets `model.onnx`/`model.tflite` and `model.json`) or a file ending in the format's
-    suffix (its sidecar is `<stem>.json`). int8 needs `calib` (float32, (N, C, H, W)). Unless `validate` is
-    False the written file is run in its runtime and compared with PyTorch; a mismatch raises
-    ValidationError and nothing is written. `meta` (arch, space, ...) is added to the sidecar.
+    suffix (its sidecar is `<stem>.json`). int8 needs `calib` (float32, (N, C, H, W)); fp16 (float16 weights)
+    is TFLite only. A TFLite file takes `config.tflite_layout` input (NHWC by default). Unless `validate` is
+    False the written file is run in its runtime on the same NCHW inputs as PyTorch (moved channels-last
+    for an NHWC file) and compared; a mismatch raises ValidationError and nothing is written. `meta`
+    (arch, space, ...) is added to the sidecar.
     """
     fmt, precision = check_format(format), check_precision(precision)
     config = config or ExportConfig()
     input_shape = tuple(int(s) for s in input_shape)
     if len(input_shape) != 4 or input_shape[0] != 1:
         raise ExportError(f"input_shape must be (1, C, H, W), got {input_shape}")
+    if precision == "fp16" and fmt != "tflite":
+        raise ExportError(f"fp16 (float16 weights) is a TFLite precision; export {fmt} as fp32 or int8")
+    layout = config.tflite_layout if fmt == "tflite" else "nchw"
+    file_shape = nhwc_shape(input_shape) if layout == "nhwc" else input_shape
+    described = _input_description(input_shape, layout, config)
     if precision == "int8":
         calib = check_calib(calib, input_shape)
     created = _missing_ancestors(Path(path).expanduser() if Path(path).suffix not in SUFFIXES.values()
@@ -147,10 +159,14 @@ def export_model(
     try:
         written = _write(model, input_shape, work, fmt, precision, calib, config)
         fp32_bytes = (work / f"fp32{SUFFIXES[fmt]}").stat().st_size
+        if fmt == "tflite":
+            embed_tflite_metadata(written, {**described, "precision": precision, "format": fmt,
+                                            **{k: meta[k] for k in ("arch_key", "op_key") if k in meta},
+                                            "hwnas": __version__})
         validation = None
         if validate:
             inputs = _validation_inputs(input_shape, precision, calib, config)
-            runner = create_runner(written, fmt)
+            runner = create_runner(written, fmt, layout=layout)
             validation = validate_export(model, runner, inputs, precision, config, label=label).to_dict()
         export_s = time.perf_counter() - started
         sha, size = sha256_file(written), written.stat().st_size
@@ -159,17 +175,19 @@ def export_model(
             "file": model_path.name,
             "format": fmt,
             "precision": precision,
-            "input_shape": list(input_shape),
-            "input_layout": "NCHW",
+            **described,
             "sha256": sha,
             "bytes": size,
             "flops_m": flops_m,
             "params_m": params_m,
         }
+        if fmt == "tflite":
+            record["tflite_metadata"] = TFLITE_METADATA_NAME
         record.update(meta)
-        if precision == "int8":
+        if precision != "fp32":
             record["fp32_bytes"] = fp32_bytes
             record["size_ratio"] = size / fp32_bytes
+        if precision == "int8":
             record["calibration_samples"] = int(min(len(calib), config.int8_calibration_samples))
         record.update({
             "validation": validation,
@@ -191,7 +209,31 @@ def export_model(
         raise
     shutil.rmtree(work, ignore_errors=True)
     return ExportedModel(path=model_path, format=fmt, precision=precision, sha256=sha, bytes=size,
-                         input_shape=input_shape, validation=validation, sidecar=side_path, meta=record)
+                         input_shape=file_shape, validation=validation, sidecar=side_path, meta=record,
+                         input_layout=layout.upper())
+
+
+def _input_description(input_shape: tuple[int, ...], layout: str, config: ExportConfig) -> dict[str, Any]:
+    """What an app needs to feed the file: its input shape and layout, image size, channels, normalisation
+    (per channel, on [0, 1] pixels) and class labels; the same dict goes into the sidecar and the .tflite."""
+    channels = input_shape[1]
+    normalization = None
+    if config.input_mean is not None and config.input_std is not None:
+        mean, std = list(config.input_mean), list(config.input_std)
+        if len(mean) == 1:
+            mean, std = mean * channels, std * channels
+        if len(mean) != channels:
+            raise ExportError(f"the normalisation has {len(mean)} mean values; the network takes {channels} channels")
+        normalization = {"mean": mean, "std": std, "formula": "(pixel / 255 - mean) / std, per channel"}
+    return {
+        "input_shape": list(nhwc_shape(input_shape) if layout == "nhwc" else input_shape),
+        "input_layout": layout.upper(),
+        "input_dtype": "float32",
+        "image_size": [input_shape[2], input_shape[3]],
+        "channels": channels,
+        "normalization": normalization,
+        "labels": list(config.labels) if config.labels is not None else None,
+    }
 
 
 def _missing_ancestors(folder: Path) -> list[Path]:
@@ -217,16 +259,18 @@ def _write(model: torch.nn.Module, input_shape: tuple[int, ...], work: Path, fmt
     if fmt == "onnx":
         to_onnx(model, input_shape, fp32, opset=config.opset)
     else:
-        to_tflite(model, input_shape, fp32)
+        to_tflite(model, input_shape, fp32, layout=config.tflite_layout)
     if precision == "fp32":
         return fp32
-    int8 = work / f"int8{SUFFIXES[fmt]}"
+    target = work / f"{precision}{SUFFIXES[fmt]}"
+    if precision == "fp16":
+        return fp16_tflite(fp32, target)
     data = calib[: config.int8_calibration_samples]
     if fmt == "onnx":
-        quantize_onnx(fp32, int8, data)
+        quantize_onnx(fp32, target, data)
     else:
-        quantize_tflite(fp32, int8, data)
-    return int8
+        quantize_tflite(fp32, target, data, layout=config.tflite_layout)
+    return target
 
 
 def _validation_inputs(input_shape: tuple[int, ...], precision: str, calib: np.ndarray | None,

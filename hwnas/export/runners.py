@@ -1,17 +1,21 @@
-"""One runner per format: load a written model file and run it on NCHW float32 inputs, sample by sample."""
+"""One runner per format: load a written model file and run it on NCHW float32 inputs, sample by sample
+(a TFLite file with NHWC input gets them moved channels-last)."""
 
 from __future__ import annotations
 
+import json
 from abc import ABC, abstractmethod
+from collections.abc import Sequence
 from importlib import metadata
 from pathlib import Path
 
 import numpy as np
 
 from hwnas.errors import ExportError
-from hwnas.export.config import FORMAT_RUNTIMES
+from hwnas.export.config import FORMAT_RUNTIMES, TFLITE_METADATA_NAME, check_layout
 
-__all__ = ["Runner", "OnnxRunner", "TFLiteRunner", "create_runner", "runtime_versions", "load_tflite_interpreter"]
+__all__ = ["Runner", "OnnxRunner", "TFLiteRunner", "create_runner", "runtime_versions", "load_tflite_interpreter",
+           "read_tflite_metadata", "nhwc_shape", "to_layout"]
 
 
 class Runner(ABC):
@@ -72,12 +76,57 @@ def load_tflite_interpreter(path: str | Path, threads: int | None = None):
         raise ExportError(f"LiteRT cannot load {path}: {_first_line(exc)}") from exc
 
 
+def nhwc_shape(shape: Sequence[int]) -> tuple[int, ...]:
+    """(N, C, H, W) -> (N, H, W, C); shapes of other ranks are returned as they are."""
+    shape = tuple(int(s) for s in shape)
+    return (shape[0], *shape[2:], shape[1]) if len(shape) >= 3 else shape
+
+
+def to_layout(x: np.ndarray, layout: str) -> np.ndarray:
+    """A batch of NCHW arrays in `layout` ("nhwc" moves channels last; 2-D inputs have no channels to move)."""
+    if check_layout(layout) == "nhwc" and x.ndim >= 3:
+        return np.ascontiguousarray(np.moveaxis(x, 1, -1))
+    return x
+
+
+def read_tflite_metadata(path: str | Path) -> dict | None:
+    """The hwnas.json metadata embedded in a .tflite file (input shape, layout, normalisation, labels), or None
+    for a file without it (exported before hwnas embedded it, or by another tool)."""
+    try:
+        from ai_edge_litert import schema_py_generated as schema
+    except ImportError:  # pragma: no cover - depends on what is installed
+        return None
+    data = Path(path).read_bytes()
+    try:
+        model = schema.Model.GetRootAs(data, 0)
+        for i in range(model.MetadataLength()):
+            entry = model.Metadata(i)
+            if (entry.Name() or b"").decode() != TFLITE_METADATA_NAME:
+                continue
+            buffer = model.Buffers(entry.Buffer())
+            if buffer.DataLength():
+                raw = buffer.DataAsNumpy().tobytes()
+            else:  # a buffer stored after the flatbuffer (files over 2 GB)
+                raw = data[buffer.Offset():buffer.Offset() + buffer.Size()]
+            found = json.loads(raw)
+            return found if isinstance(found, dict) else None
+    except Exception:  # noqa: BLE001 - a damaged file: the interpreter will say what is wrong with it
+        return None
+    return None
+
+
 class TFLiteRunner(Runner):
+    """Runs a .tflite file on NCHW inputs. `layout` is the file's input layout: by default the one its embedded
+    hwnas.json records, else NCHW (files hwnas exported before it recorded one were NCHW)."""
+
     format = "tflite"
     runtime = FORMAT_RUNTIMES["tflite"]
 
-    def __init__(self, path: str | Path, threads: int | None = None):
+    def __init__(self, path: str | Path, threads: int | None = None, layout: str | None = None):
         super().__init__(path, threads)
+        if layout is None:
+            layout = str((read_tflite_metadata(self.path) or {}).get("input_layout", "nchw"))
+        self.layout = check_layout(layout)
         self.interpreter = load_tflite_interpreter(self.path, threads)
         self.interpreter.allocate_tensors()
         self.input = self.interpreter.get_input_details()[0]
@@ -93,6 +142,7 @@ class TFLiteRunner(Runner):
         self.outputs = outputs
 
     def run_one(self, x: np.ndarray) -> list[np.ndarray]:
+        x = to_layout(x, self.layout)
         self.interpreter.set_tensor(self.input["index"], _quantize(x, self.input))
         self.interpreter.invoke()
         return [_dequantize(self.interpreter.get_tensor(d["index"]), d) for d in self.outputs]
@@ -122,11 +172,14 @@ def _dequantize(y: np.ndarray, detail: dict) -> np.ndarray:
 RUNNERS: dict[str, type[Runner]] = {"onnx": OnnxRunner, "tflite": TFLiteRunner}
 
 
-def create_runner(path: str | Path, fmt: str, threads: int | None = None) -> Runner:
+def create_runner(path: str | Path, fmt: str, threads: int | None = None, layout: str | None = None) -> Runner:
+    """A runner for `path`; `layout` overrides a TFLite file's recorded input layout (ONNX files are NCHW)."""
     try:
         cls = RUNNERS[fmt]
     except KeyError:
         raise ExportError(f"no runner for format {fmt!r}; choose one of: {', '.join(RUNNERS)}") from None
+    if cls is TFLiteRunner:
+        return TFLiteRunner(path, threads, layout)
     return cls(path, threads)
 
 

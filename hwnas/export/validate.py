@@ -36,6 +36,7 @@ class ValidationResult:
     top1_agreement: float | None = None
     min_top1_agreement: float | None = None
     max_nrmse: float | None = None
+    rtol: float | None = None
     mismatches: list[str] = field(default_factory=list)
 
     def to_dict(self) -> dict[str, Any]:
@@ -76,6 +77,7 @@ def validate_export(
     worst = (0.0, "")  # (difference, which output)
     max_abs = mean_abs = max_rel = nrmse = 0.0
     top1: float | None = None
+    fp16_atol = 0.0  # the largest absolute tolerance the fp16 check applied
     if len(actual) != len(expected):
         mismatches.append(f"{len(actual)} outputs, PyTorch has {len(expected)}")
     for k, (ref, got) in enumerate(zip(expected, actual, strict=False)):
@@ -101,6 +103,14 @@ def validate_export(
             if d_max > config.atol:
                 mismatches.append(f"{name} max abs diff {d_max:.3g} > atol {config.atol:g} "
                                   f"({int((diff > config.atol).sum())} of {diff.size} values)")
+        elif precision == "fp16":
+            tolerance = config.fp16_rtol * scale
+            fp16_atol = max(fp16_atol, tolerance)
+            if d_max > tolerance:
+                mismatches.append(f"{name} max abs diff {d_max:.3g} > fp16 tolerance {tolerance:.3g} "
+                                  f"({config.fp16_rtol:g} of the largest PyTorch output, {scale:.3g})")
+            if k == 0 and ref.ndim == 2 and ref.shape[1] > 1:
+                top1 = float(np.mean(ref.argmax(1) == got.argmax(1)))
         else:
             if out_nrmse > config.int8_max_nrmse:
                 mismatches.append(f"{name} RMS difference is {out_nrmse:.2f} of the output's standard deviation "
@@ -116,14 +126,15 @@ def validate_export(
         precision=precision,
         runtime=runner.runtime,
         n_inputs=int(inputs.shape[0]),
-        atol=config.atol if precision == "fp32" else None,
+        atol={"fp32": config.atol, "fp16": fp16_atol}.get(precision),
         max_abs_diff=max_abs,
         mean_abs_diff=mean_abs,
         max_rel_diff=max_rel,
         nrmse=nrmse,
         top1_agreement=top1,
-        min_top1_agreement=config.int8_min_top1_agreement if precision != "fp32" else None,
-        max_nrmse=config.int8_max_nrmse if precision != "fp32" else None,
+        min_top1_agreement=config.int8_min_top1_agreement if precision == "int8" else None,
+        max_nrmse=config.int8_max_nrmse if precision == "int8" else None,
+        rtol=config.fp16_rtol if precision == "fp16" else None,
         mismatches=mismatches,
     )
     if mismatches and raise_on_error:
