@@ -88,6 +88,8 @@ def to_tflite(model: torch.nn.Module, input_shape: Sequence[int], path: str | Pa
                 edge_model.export(str(tmp))
         except Exception as exc:  # litert-torch raises many exception types
             raise ExportError(f"TFLite export failed: {_first_line(exc)}") from exc
+        # the file says its own layout, so runners feed it right (export_model adds the rest of the description)
+        embed_tflite_metadata(tmp, {"input_shape": list(shape), "input_layout": layout.upper()})
         os.replace(tmp, path)
     return path
 
@@ -200,13 +202,14 @@ def embed_tflite_metadata(path: str | Path, data: dict) -> Path:
             from ai_edge_litert.tools import flatbuffer_utils
 
             model = flatbuffer_utils.read_model_from_bytearray(bytearray(path.read_bytes()))
-            buffer = schema.BufferT()
-            buffer.data = np.frombuffer(payload, dtype=np.uint8)
-            model.buffers.append(buffer)
-            entry = schema.MetadataT()
-            entry.name = TFLITE_METADATA_NAME.encode()
-            entry.buffer = len(model.buffers) - 1
-            model.metadata = [m for m in (model.metadata or []) if _name(m) != TFLITE_METADATA_NAME] + [entry]
+            entry = next((m for m in (model.metadata or []) if _name(m) == TFLITE_METADATA_NAME), None)
+            if entry is None:
+                model.buffers.append(schema.BufferT())
+                entry = schema.MetadataT()
+                entry.name = TFLITE_METADATA_NAME.encode()
+                entry.buffer = len(model.buffers) - 1
+                model.metadata = [*(model.metadata or []), entry]
+            model.buffers[entry.buffer].data = np.frombuffer(payload, dtype=np.uint8)
             tmp.write_bytes(bytes(flatbuffer_utils.convert_object_to_bytearray(model)))
         except Exception as exc:  # flatbuffers raise many types on a file that is not a model
             raise ExportError(f"cannot write metadata into {path}: {_first_line(exc)}") from exc

@@ -33,7 +33,10 @@ def test_fp32_export_matches_pytorch_and_writes_sidecar(tmp_path, tiny_model, fm
     assert exported.bytes == exported.path.stat().st_size
     side = read_sidecar(tmp_path / "out")
     assert side["format"] == fmt and side["precision"] == "fp32"
-    assert side["input_shape"] == list(SHAPE) and side["sha256"] == exported.sha256
+    # the file's own input shape: TFLite files take NHWC by default, ONNX files NCHW
+    file_shape = [1, 16, 16, 3] if fmt == "tflite" else list(SHAPE)
+    assert side["input_shape"] == file_shape and side["input_layout"] == ("NHWC" if fmt == "tflite" else "NCHW")
+    assert side["sha256"] == exported.sha256
     assert side["arch_key"] == "tiny" and side["note"] == "x"
     assert side["params_m"] == pytest.approx(sum(p.numel() for p in tiny_model.parameters()) / 1e6)
     assert side["flops_m"] > 0 and side["versions"]["hwnas"] and side["versions"]["torch"]
@@ -142,7 +145,9 @@ def test_output_path_that_is_a_file_is_refused(tmp_path, tiny_model):
 def test_unknown_format_precision_and_bad_shapes_are_clear_errors(tmp_path, tiny_model):
     with pytest.raises(ExportError, match="unknown export format 'tf'"):
         export_model(tiny_model, SHAPE, tmp_path, "tf")
-    with pytest.raises(ExportError, match="unknown precision 'fp16'"):
+    with pytest.raises(ExportError, match="unknown precision 'fp8'"):
+        export_model(tiny_model, SHAPE, tmp_path, "onnx", precision="fp8")
+    with pytest.raises(ExportError, match="fp16 .* is a TFLite precision"):
         export_model(tiny_model, SHAPE, tmp_path, "onnx", precision="fp16")
     with pytest.raises(ExportError, match="input_shape must be"):
         export_model(tiny_model, (3, 16, 16), tmp_path, "onnx")
