@@ -4,7 +4,8 @@ at k = 10..1000 training subnets, batch 1 and 64, with and without the other GPU
 Per seed: 2,000 subnets are the test set, 2,000 others train the source predictor (gbm on the other GPU's
 latency), and the target predictors learn from the first k of the remaining 1,000. Printed per (batch, target,
 predictor, k): Spearman, share within +-10%, MAPE, and the share of test subnets inside the 95% conformal
-interval, with its half-width. `lut`/`lut-calibrated` need an operator table, which this data does not have.
+interval, with its half-width (inf: too few cross-validation residuals to back a 95% claim, under about 28).
+`lut`/`lut-calibrated` need an operator table, which this data does not have.
 
     python benchmarks/predictors_ofa_gpu.py [--data ../shared/data/ofa_gpu] [--seeds 3] [--batches 1 64]
 """
@@ -13,6 +14,7 @@ from __future__ import annotations
 
 import argparse
 import csv
+import os
 import time
 from pathlib import Path
 
@@ -48,7 +50,8 @@ def main() -> None:
     parser.add_argument("--sizes", type=int, nargs="+", default=[10, 20, 50, 100, 1000])
     args = parser.parse_args()
     space, archs, latency = load(args.data)
-    print(f"ofa_gpu: {len(archs)} subnets; {args.seeds} seeds; test 2000, source 2000, target pool 1000 per seed")
+    print(f"ofa_gpu: {len(archs)} subnets; {args.seeds} seeds; test 2000, source 2000, target pool 1000 per seed; "
+          f"load average {os.getloadavg()[0]:.1f}")
     print(f"{'batch':>5} {'target':9} {'predictor':22} {'k':>5} {'spearman':>9} {'within10%':>9} {'MAPE%':>6} "
           f"{'cov95':>6} {'+-95%':>7} {'fit s':>6}")
     for batch in args.batches:
@@ -82,6 +85,7 @@ def main() -> None:
                 fit_s = np.mean([s for _, s in reps])
                 print(f"{batch:5d} {target:9} {label:22} {k:5d} {rho:9.3f} {w10 * 100:8.1f}% {mape:6.1f} "
                       f"{cov * 100:5.1f}% {half:6.1f}% {fit_s:6.1f}", flush=True)
+    print(f"load average at the end {os.getloadavg()[0]:.1f} (1 min), {os.getloadavg()[2]:.1f} (15 min)")
 
 
 if __name__ == "__main__":
