@@ -8,7 +8,7 @@ from typing import Any
 from hwnas.errors import ExportError
 
 __all__ = ["FORMATS", "PRECISIONS", "SUFFIXES", "FORMAT_RUNTIMES", "LAYOUTS", "TFLITE_METADATA_NAME", "ExportConfig",
-           "check_format", "check_precision", "check_layout", "format_for_runtime"]
+           "check_format", "check_precision", "check_layout", "format_for_runtime", "layout_is_current"]
 
 FORMATS = ("onnx", "tflite")
 PRECISIONS = ("fp32", "fp16", "int8")  # fp16: float16 weights, float32 compute (TFLite only)
@@ -92,6 +92,15 @@ def check_layout(layout: str) -> str:
     if value not in LAYOUTS:
         raise ExportError(f"unknown TFLite input layout {layout!r}; choose one of: {', '.join(LAYOUTS)}")
     return value
+
+
+def layout_is_current(sidecar: dict, fmt: str) -> bool:
+    """Whether a cached export (its sidecar record) has the input layout exports get now: a TFLite file made
+    before NHWC became the default (no `input_layout`: NCHW) is exported again, so that one profile never mixes
+    layouts."""
+    if fmt != "tflite":
+        return True
+    return str(sidecar.get("input_layout") or "nchw").lower() == ExportConfig().tflite_layout
 
 
 def format_for_runtime(runtime: str) -> str:

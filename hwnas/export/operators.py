@@ -20,7 +20,7 @@ from typing import Any
 import numpy as np
 
 from hwnas.errors import ExportError
-from hwnas.export.config import SUFFIXES, ExportConfig, check_format, check_precision
+from hwnas.export.config import SUFFIXES, ExportConfig, check_format, check_precision, layout_is_current
 from hwnas.export.core import prepare_folder
 from hwnas.export.sidecar import sidecar_path
 from hwnas.files import sha256_file
@@ -70,7 +70,7 @@ def _existing(op: OpSpec, path: Path) -> ExportedOp | None:
         record = json.loads(side.read_text(encoding="utf-8"))
     except (OSError, json.JSONDecodeError):
         return None
-    if record.get("op_key") != op.key:
+    if record.get("op_key") != op.key or not layout_is_current(record, "tflite" if path.suffix == ".tflite" else ""):
         return None
     sha = sha256_file(path)
     if record.get("sha256") != sha:

@@ -242,6 +242,7 @@ def _export_arch_cached(export_arch: Callable[..., Any], space: SearchSpace, arc
     Weights are random, so outputs are not compared with PyTorch (latency does not depend on them).
     """
     from hwnas.export import arch_folder, random_calib
+    from hwnas.export.config import layout_is_current
 
     folder = arch_folder(arch_dir, arch.key, fmt, precision)
     model, side = folder / f"model.{'onnx' if fmt == 'onnx' else 'tflite'}", folder / "model.json"
@@ -250,7 +251,8 @@ def _export_arch_cached(export_arch: Callable[..., Any], space: SearchSpace, arc
             record = json.loads(side.read_text(encoding="utf-8"))
         except (OSError, ValueError):
             record = {}
-        if record.get("arch_key") == arch.key and record.get("sha256") == sha256_file(model):
+        if (record.get("arch_key") == arch.key and layout_is_current(record, fmt)
+                and record.get("sha256") == sha256_file(model)):
             return _Exported(model, record["sha256"])
     return export_arch(space, arch, arch_dir, fmt, precision=precision, validate=False,
                        calib=random_calib(space, arch) if precision == "int8" else None)

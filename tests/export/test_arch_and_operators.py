@@ -103,3 +103,26 @@ def test_export_operators_tflite_and_int8_in_worker_processes(tmp_path, small_sp
         assert side["precision"] == "int8" and side["validation"]["passed"]
     names = {e.path.name for e in tflite} | {e.path.name for e in int8}
     assert len(names) == 4  # format and precision are part of the name
+
+
+def test_a_cached_nchw_tflite_operator_is_exported_again_as_nhwc(tmp_path):
+    """TFLite files take NHWC input now; an operator cached before (its sidecar names no layout: NCHW) is not
+    reused, so a profile never mixes the two layouts."""
+    import json
+
+    from hwnas import space as spaces
+    from hwnas.export import export_operators
+    from hwnas.export.sidecar import sidecar_path
+
+    sp = spaces.create("ofa-mbv3")
+    op = sp.all_operators()[0]
+    first = export_operators(sp, [op], tmp_path, "tflite", jobs=1)[0]
+    side = sidecar_path(first.path)
+    record = json.loads(side.read_text())
+    assert record["input_layout"] == "NHWC"
+    assert export_operators(sp, [op], tmp_path, "tflite", jobs=1)[0].path.stat().st_mtime_ns == \
+        first.path.stat().st_mtime_ns  # current: reused
+    del record["input_layout"]  # as written before NHWC became the default
+    side.write_text(json.dumps(record))
+    again = export_operators(sp, [op], tmp_path, "tflite", jobs=1)[0]
+    assert json.loads(sidecar_path(again.path).read_text())["input_layout"] == "NHWC"
