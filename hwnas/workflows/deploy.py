@@ -212,7 +212,12 @@ class _FrontDeployment:
 
     def export(self, progress: ProgressFn | None) -> None:
         from hwnas.export import export_arch
+        from hwnas.export.config import ExportConfig
+        from hwnas.workflows.export import input_description
 
+        # the phone app's facts in model.json and the .tflite: normalisation and labels of the searched data
+        described = input_description(self.supernet, self.space, None, self.run_settings.get("data"), [])
+        config = ExportConfig(**described)
         models_dir = self.run.path / "models"
         for i, (row, fmt, precision) in enumerate(self.jobs):
             emit(progress, "export", i, len(self.jobs))
@@ -220,7 +225,7 @@ class _FrontDeployment:
                     "predicted": row.get("predicted") or {}}
             self.exported[(row["key"], fmt, precision)] = export_arch(
                 self.space, row["arch"], models_dir, fmt, precision, supernet=self.supernet,
-                calib=self.calib if precision == "int8" else None, meta=meta, bn_data=self.bn_data)
+                calib=self.calib if precision == "int8" else None, meta=meta, bn_data=self.bn_data, config=config)
         emit(progress, "export", len(self.jobs), len(self.jobs))
 
     def measure(self, device: Any, settings: Any, progress: ProgressFn | None) -> _Measured:

@@ -26,6 +26,8 @@ def test_search_then_deploy_puts_measured_next_to_predicted(setup, cli, tmp_path
     assert all(float(r["measured_latency_ms[cpu]"]) > 0 for r in rows)
     assert all(float(r["latency_ms[cpu]"]) > 0 for r in rows)  # the predicted latency beside it
     sidecar = json.loads((out / rows[0]["model_onnx-fp32"]).with_name("model.json").read_text())
+    # what an app needs to feed the model: the searched data's normalisation and class names
+    assert sidecar["labels"] == [str(d) for d in range(10)] and sidecar["normalization"]["mean"]
     entry = sidecar["deployed"]["cpu/onnx-fp32"]
     assert entry["measured_ms"] > 0 and entry["predicted_ms"] == pytest.approx(float(rows[0]["latency_ms[cpu]"]),
                                                                                rel=1e-4)
