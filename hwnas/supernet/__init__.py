@@ -32,4 +32,6 @@ DEMO_CHECKPOINT = "demo_mbv3_mnist.pt"
 
 def demo_checkpoint_path() -> Path:
     """The demo supernet shipped with hwnas (ofa-mbv3, small widths, trained on mnist5k)."""
-    return Path(__file__).resolve().parent.parent / "assets" / DEMO_CHECKPOINT
+    from hwnas import DEMO_SUPERNET
+
+    return DEMO_SUPERNET

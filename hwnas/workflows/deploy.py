@@ -108,8 +108,6 @@ def deploy_many(run_dir: str | Path, devices: Sequence[str], *, ray: RaySettings
 def _prepare_run(ws: Workspace, run_dir: str | Path, devices: list[str], formats: Sequence[str],
                  int8: bool) -> tuple[RunFolder, Any, Any]:
     """The run folder, its supernet and the int8 calibration images; every check before any work."""
-    from hwnas.supernet import load_checkpoint
-
     run = RunFolder(run_dir)
     run_settings = run.read_settings()
     device_configs(ws, devices)
@@ -118,6 +116,8 @@ def _prepare_run(ws: Workspace, run_dir: str | Path, devices: list[str], formats
     if not path or not Path(path).is_file():
         raise SearchError(f"the run's supernet checkpoint {path} is gone; deploy needs it for the weights")
     calib = int8_calibration(run_settings) if int8 else None
+    from hwnas.supernet import load_checkpoint  # torch: imported once the cheap checks passed
+
     return run, load_checkpoint(path), calib
 
 

@@ -70,8 +70,8 @@ def optimize(device: str, *, supernet: str | Path | None = None, data: str = "mn
     reference subnets, held out, with `reference`) are measured whole and a boosted predictor is fitted. The run
     folder is `out` (default `runs/optimize-<device>`), resumed when it holds the same search. `ray`
     (`hwnas.distributed.RaySettings`) spreads the search's top-1 evaluations over Ray workers."""
+    from hwnas import DEMO_SUPERNET
     from hwnas.devices import open_device
-    from hwnas.supernet import demo_checkpoint_path, load_checkpoint
     from hwnas.workflows.deploy import deploy_front, int8_calibration
     from hwnas.workflows.search import check_budgets, prepare_search, search
 
@@ -91,9 +91,11 @@ def optimize(device: str, *, supernet: str | Path | None = None, data: str = "mn
     if profile_subnets < 3:
         raise ProfilingError(f"a predictor needs at least 3 measured subnets; got --profile-subnets {profile_subnets}")
     config = device_configs(ws, [device])[device]
-    ckpt = Path(supernet) if supernet is not None else demo_checkpoint_path()
+    ckpt = Path(supernet) if supernet is not None else DEMO_SUPERNET
     if not ckpt.is_file():
         raise SearchError(f"supernet checkpoint {ckpt} does not exist")
+    from hwnas.supernet import load_checkpoint  # torch: imported once the cheap checks passed
+
     space = load_checkpoint(ckpt).space
     predictor_file = ws.predictor_path(device, space.name, config.runtime)
     profile = None

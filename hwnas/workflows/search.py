@@ -102,9 +102,7 @@ def prepare_search(supernet: str | Path, devices: Sequence[str], *, workspace: W
     """Check the inputs (cheap checks first), then load the supernet, the validation data and each device's
     predictor. `space`, when given, must be the checkpoint's space. `budgets`: {device: ms}, each held on the
     upper end of the predictor's `budget_coverage` interval (None: on the point prediction)."""
-    from hwnas.data import load_dataset
     from hwnas.space import list_spaces
-    from hwnas.supernet import load_checkpoint
 
     ws = resolve_workspace(workspace)
     devices = list(dict.fromkeys(devices))
@@ -115,6 +113,9 @@ def prepare_search(supernet: str | Path, devices: Sequence[str], *, workspace: W
     supernet_path = Path(supernet).expanduser()
     if not supernet_path.is_file():
         raise SearchError(f"supernet checkpoint {supernet_path} does not exist")
+    from hwnas.data import load_dataset  # torch: imported once the cheap checks passed
+    from hwnas.supernet import load_checkpoint
+
     net = load_checkpoint(supernet_path)
     sp = net.space
     if space is not None and sp.name != space:
