@@ -5,11 +5,10 @@ linear model out of fold.
 Used by `gbm` (trees over a ridge base) and `few-shot` (a source-device model, then trees). Every candidate is
 scored on the same folds, repeated over several shuffles when samples are few (one split of 20 samples is
 mostly noise), by what a user of a latency predictor needs: how well it ranks (1 - Spearman) plus its relative
-error (mean |log ratio|). A richer candidate must rank at least as well as the simplest one out of fold, and
-the simplest candidate within one standard error of the best is kept (the one-SE rule, the error of the
-difference estimated by a paired bootstrap over samples): a richer model must win by more than the
-fold-to-fold noise (the best of all by two standard errors over the simplest), so adding samples does not
-swap a good model for a noisy-lucky one.
+error (mean |log ratio|). A richer model must win by more than the fold-to-fold noise: the best of all only
+replaces the simplest if it beats it by two standard errors (of the difference, by a paired bootstrap over
+samples), and then the simplest candidate within one standard error of the best is kept (the one-SE rule).
+So adding samples does not swap a good model for a noisy-lucky one.
 """
 
 from __future__ import annotations
@@ -64,35 +63,28 @@ def _rank_corr(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     return np.where(den > 0, (a * b).sum(axis=-1) / np.where(den > 0, den, 1.0), 0.0)
 
 
-def _losses(oof: np.ndarray, target: np.ndarray, rows: np.ndarray | None = None,
-            parts: bool = False) -> np.ndarray:
-    """Loss per candidate (rows of `oof`), on the samples `rows` (a bootstrap draw) or all of them; with `parts`,
-    (rank loss, relative error) stacked. Ranks are taken once on all samples, so a bootstrap draw scores the
-    same ranking."""
+def _losses(oof: np.ndarray, target: np.ndarray, rows: np.ndarray | None = None) -> np.ndarray:
+    """Loss per candidate (rows of `oof`), on the samples `rows` (a bootstrap draw) or all of them. Ranks are
+    taken once on all samples, so a bootstrap draw scores the same ranking."""
     rank_o, rank_t = _ranks(oof), _ranks(target)
     error = np.abs(oof - target[None, :])
     if rows is not None:
         rank_o, rank_t, error = rank_o[:, rows], rank_t[rows], error[:, rows]
     rank_loss = 1.0 - _rank_corr(rank_o, rank_t[None, :]) if len(target) >= 5 else np.zeros(len(oof))
-    if parts:
-        return np.stack([rank_loss, error.mean(axis=-1)])
     return rank_loss + error.mean(axis=-1)
 
 
 def select_simplest(oofs: np.ndarray, target: np.ndarray, seed: int = 0) -> int:
     """The one-SE rule. `oofs[c, s]` holds candidate c's out-of-fold predictions on split s (shape
-    (candidates, splits, n)), candidates ordered from simplest to richest. Only candidates that rank at least as
-    well as the simplest one out of fold may be chosen (relative error is never bought with rank). The best of
-    them (least loss, averaged over splits) must beat the simplest by `SIGNIFICANT` paired-bootstrap standard
-    errors: the best of many noisy candidates is optimistic, and a richer model that does not clearly win costs
-    rank on new subnets. If it does, returns the first candidate within one standard error of the best."""
+    (candidates, splits, n)), candidates ordered from simplest to richest. The best one (least loss, averaged
+    over splits) must beat the simplest by `SIGNIFICANT` paired-bootstrap standard errors (the best of many
+    noisy candidates is optimistic, and a richer model that does not clearly win costs rank on new subnets);
+    if it does, returns the first candidate within one standard error of the best."""
     oofs = np.asarray(oofs, dtype=float)
     n_cand, n_splits, n = oofs.shape
     flat = oofs.reshape(n_cand * n_splits, n)
-    rank_loss, error = _losses(flat, target, parts=True).reshape(2, n_cand, n_splits).mean(axis=2)
-    loss = rank_loss + error
-    eligible = np.flatnonzero(rank_loss <= rank_loss[0] + 1e-12)
-    best = int(eligible[np.argmin(loss[eligible])])
+    loss = _losses(flat, target).reshape(n_cand, n_splits).mean(axis=1)
+    best = int(np.argmin(loss))
     if best == 0 or n < 5:
         return best
     rng = np.random.default_rng(seed)
@@ -101,9 +93,9 @@ def select_simplest(oofs: np.ndarray, target: np.ndarray, seed: int = 0) -> int:
     se = np.std(draws - draws[:, [best]], axis=0)
     if loss[0] - loss[best] <= SIGNIFICANT * se[0]:
         return 0  # the best of many candidates wins by chance alone this often: keep the simplest
-    for c in eligible[eligible < best]:
+    for c in range(best):
         if loss[c] - loss[best] <= se[c]:
-            return int(c)
+            return c
     return best
 
 
