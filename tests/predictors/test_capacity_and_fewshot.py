@@ -3,9 +3,14 @@ several sources and can re-rank once the target's samples allow it."""
 
 from __future__ import annotations
 
+import importlib.util
+from pathlib import Path
+
 import numpy as np
+import pytest
 
 from hwnas.predictors import create_predictor, load_predictor
+from hwnas.predictors.capacity import select_simplest
 from hwnas.predictors.metrics import spearman
 
 
@@ -58,3 +63,48 @@ def test_few_shot_with_several_sources_round_trips(tmp_path, ofa, ofa_table):
     loaded = load_predictor(few.save(tmp_path / "few.json"))
     np.testing.assert_allclose(loaded.predict(archs), few.predict(archs), rtol=1e-6)
     assert len(loaded.sources_) == 2 and loaded.conformal_["n"] == 12
+
+
+OFA_GPU_DIR = Path(__file__).resolve().parents[2] / ".." / "shared" / "data" / "ofa_gpu"
+
+
+@pytest.fixture(scope="module")
+def ofa_gpu():
+    """(space, archs, {column: ms}) of HELP's OFA subnets on two GPUs, read by the benchmark's loader."""
+    if not (OFA_GPU_DIR / "ofa_mbv3_gpu_latency.csv").exists():
+        pytest.skip(f"OFA GPU data not found at {OFA_GPU_DIR}")
+    spec = importlib.util.spec_from_file_location(
+        "predictors_ofa_gpu", Path(__file__).resolve().parents[2] / "benchmarks" / "predictors_ofa_gpu.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module.load(OFA_GPU_DIR)
+
+
+def test_few_shot_at_100_samples_ranks_at_least_as_well_as_its_source(ofa_gpu):
+    """Batch-1 Titan Xp from the 2080 Ti: the source already ranks as well as the target's 100 noisy samples
+    can; a re-ranking model that wins out of fold by noise (in log-MSE) must not be kept."""
+    space, archs, latency = ofa_gpu
+    idx = np.random.default_rng(1).permutation(len(archs))
+    test, src, train = idx[:2000], idx[2000:3000], idx[4000:4100]
+    y = latency["titan_xp_1_ms"]
+    source = create_predictor("gbm", space=space, n_estimators=100, seed=1).fit(
+        [archs[i] for i in src], latency["2080ti_1_ms"][src])
+    few = create_predictor("few-shot", space=space, base=source, n_estimators=100, seed=1).fit(
+        [archs[i] for i in train], y[train])
+    test_archs = [archs[i] for i in test]
+    rho_source = spearman(y[test], source.predict(test_archs))
+    rho_few = spearman(y[test], few.predict(test_archs))
+    assert rho_few >= rho_source - 0.003, (rho_few, rho_source, few.capacity_)
+
+
+def test_a_richer_model_that_wins_out_of_fold_by_noise_is_not_chosen():
+    rng = np.random.default_rng(5)
+    signal = rng.normal(0, 1, 100)
+    target = signal + rng.normal(0, 0.3, 100)
+    simple = signal + rng.normal(0, 0.05, 100)
+    # twenty richer candidates no better than the simple one: one of them wins out of fold by luck
+    lucky = [simple + rng.normal(0, 0.1, 100) for _ in range(20)]
+    oofs = np.stack([simple] + lucky)[:, None, :]
+    assert select_simplest(oofs, target) == 0
+    better = signal + 0.5 * (target - signal)  # knows half of what the simple one misses: a real gain
+    assert select_simplest(np.stack([simple] + lucky + [better])[:, None, :], target) == 21
