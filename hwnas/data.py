@@ -6,6 +6,7 @@ import time; torch (resizing) and PIL (ImageFolder) are imported where they are 
 
 from __future__ import annotations
 
+import zipfile
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -19,6 +20,7 @@ __all__ = ["Dataset", "load_dataset", "resize", "match_channels", "iter_batches"
 MNIST5K_VAL_PER_CLASS = 100  # mnist5k: the last 100 images of each digit (1,000 in all) are the validation split
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".gif", ".webp", ".tif", ".tiff", ".ppm", ".pgm")
 SPLITS = ("train", "val", "all")
+MAX_CLASSES = 100_000  # a label beyond this is a damaged file, not a class
 
 
 @dataclass
@@ -100,8 +102,10 @@ def _load_npz(path: Path) -> tuple[Dataset, np.ndarray]:
             val = data["val_index"] if "val_index" in data.files else None
     except DataError:
         raise
-    except (OSError, ValueError) as exc:
-        raise DataError(f"cannot read {path} as a .npz dataset: {exc}") from None
+    except (OSError, ValueError, EOFError, zipfile.BadZipFile) as exc:  # EOFError: an empty or cut-off file
+        raise DataError(f"cannot read {path} as a .npz dataset: {exc or type(exc).__name__}") from None
+    if not (np.issubdtype(x.dtype, np.integer) or np.issubdtype(x.dtype, np.floating)) or x.dtype == np.bool_:
+        raise DataError(f"{path}: 'x' must hold numbers (uint8 pixels or floats), got {x.dtype}")
     if x.ndim == 3:
         x = x[:, None]
     elif x.ndim == 4 and x.shape[-1] in (1, 3) and x.shape[1] not in (1, 3):
@@ -109,8 +113,13 @@ def _load_npz(path: Path) -> tuple[Dataset, np.ndarray]:
     if x.ndim != 4 or len(x) != len(y) or len(y) == 0:
         raise DataError(f"{path}: 'x' must be N images (N x H x W, N x C x H x W or N x H x W x C) and 'y' N labels; "
                         f"got x {tuple(x.shape)} and y {tuple(y.shape)}")
-    if y.ndim != 1 or not np.issubdtype(y.dtype, np.integer) or y.min() < 0:
-        raise DataError(f"{path}: 'y' must be one non-negative integer label per image, got {y.dtype} {y.shape}")
+    if y.ndim != 1 or not np.issubdtype(y.dtype, np.integer) or y.min() < 0 or y.max() >= MAX_CLASSES:
+        raise DataError(f"{path}: 'y' must be one integer label from 0 to {MAX_CLASSES - 1} per image, got "
+                        f"{y.dtype} {y.shape}" + (f" from {y.min()} to {y.max()}" if y.size and y.ndim == 1 else ""))
+    if val is not None and (val.ndim != 1 or not np.issubdtype(val.dtype, np.integer) or
+                            (val.size and (val.min() < 0 or val.max() >= len(y)))):
+        raise DataError(f"{path}: 'val_index' must list image indices from 0 to {len(y) - 1}, got {val.dtype} "
+                        f"{val.shape}")
     x = _normalise(x) if x.dtype == np.uint8 else x.astype(np.float32)
     n_classes = int(y.max()) + 1
     ds = Dataset(np.ascontiguousarray(x), y.astype(np.int64), [str(i) for i in range(n_classes)], path.stem)

@@ -19,19 +19,63 @@ import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, Strict, ValidationError
 
 from hwnas.devices.base import Measurement
 from hwnas.errors import ProfilingError
 from hwnas.workspace import Workspace, atomic_write_text
 
-__all__ = ["MeasurementStore", "StoredMeasurement", "STORE_FILE", "STORE_VERSION"]
+__all__ = ["MeasurementStore", "StoredMeasurement", "StoreLine", "STORE_FILE", "STORE_VERSION"]
 
 STORE_FILE = "measurements.jsonl"
 STORE_VERSION = 1
 CSV_FIELDS = ("kind", "role", "key", "space", "precision", "runtime", "runtime_version", "threads", "status",
               "median_ms", "mean_ms", "std_ms", "min_ms", "p90_ms", "n", "warmup", "runs", "model_sha256",
               "timestamp", "error")
+
+
+class _MeasurementLine(BaseModel):
+    """The measurement of a store line: the fields a Measurement needs, typed (strict: no text for numbers)."""
+
+    model_config = ConfigDict(extra="allow", strict=True)
+
+    model_sha256: str
+    key: str
+    device: str
+    runtime: str
+    runtime_version: str
+    threads: Annotated[int, Field(ge=0)]
+    warmup: Annotated[int, Field(ge=0)]
+    runs: Annotated[int, Field(ge=0)]
+    median_ms: float
+    mean_ms: float
+    std_ms: float
+    min_ms: float
+    p90_ms: float
+    n: Annotated[int, Field(ge=0)]
+    state_before: dict[str, Any] = {}
+    state_after: dict[str, Any] = {}
+    timestamp: Annotated[float, Field(ge=0, le=1e11, allow_inf_nan=False)] = 0.0
+    status: str = "ok"
+    error: str | None = None
+
+
+class StoreLine(BaseModel):
+    """The schema of one line of measurements.jsonl; a line that does not fit is counted as unreadable."""
+
+    model_config = ConfigDict(extra="allow", strict=True)
+
+    v: Annotated[int, Strict(), Field(ge=0, le=STORE_VERSION)] = 0
+    kind: Literal["op", "arch", "check"]
+    key: str
+    space: str
+    precision: str
+    role: str = ""
+    spec: dict[str, Any] | None = None
+    session: str | None = None
+    measurement: _MeasurementLine
 
 
 @dataclass
@@ -123,10 +167,9 @@ class MeasurementStore:
                     continue
                 try:
                     data = json.loads(line)
-                    if not isinstance(data, dict) or data.get("v", 0) > STORE_VERSION:
-                        raise ValueError("not a record of this version")
+                    StoreLine.model_validate(data)
                     out.append(StoredMeasurement.from_dict(data))
-                except (ValueError, KeyError, TypeError):
+                except (ValueError, ValidationError, RecursionError):  # torn, damaged, or of a later version
                     self.bad_lines += 1
         return out
 

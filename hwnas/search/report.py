@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import base64
 import html
-import json
 from pathlib import Path
 from typing import Any
 
@@ -16,7 +15,7 @@ import numpy as np
 from hwnas.errors import HwnasError, PredictorError
 from hwnas.files import read_json_file
 from hwnas.search.pareto import Normalization, hypervolume
-from hwnas.search.runfolder import RunFolder, read_jsonl
+from hwnas.search.runfolder import EvaluatedLine, RunFolder, read_hypervolume, read_jsonl
 from hwnas.workspace import Workspace, atomic_write_bytes, atomic_write_text
 
 __all__ = ["diagnostics_html", "plot_pareto", "write_report", "hypervolume_share", "settings_table",
@@ -24,7 +23,7 @@ __all__ = ["diagnostics_html", "plot_pareto", "write_report", "hypervolume_share
 
 
 def _records(run: RunFolder) -> list[dict[str, Any]]:
-    return read_jsonl(run.evaluated_path)
+    return read_jsonl(run.evaluated_path, EvaluatedLine)
 
 
 def diagnostics_html(entries: list[dict[str, Any]], max_rows: int = 40) -> str:
@@ -384,7 +383,7 @@ def write_report(run: RunFolder) -> Path:
     settings = run.read_settings()
     doc = run.read_front()
     plot = plot_pareto(run)
-    hv = json.loads(run.hv_path.read_text(encoding="utf-8")) if run.hv_path.is_file() else None
+    hv = read_hypervolume(run.hv_path)
     root = settings.get("workspace")
     workspace = Path(root) if isinstance(root, str) and root.startswith("/") else None
     budgets = run.latency_budgets()

@@ -1,23 +1,30 @@
 """A search's run folder: settings.json, evaluated.jsonl (appended as each expensive evaluation happens, so a
 killed search resumes from it), diagnostics.jsonl (the algorithm's per-batch notes), front.json, front.csv and
-hypervolume.json. Every rewrite is atomic."""
+hypervolume.json. Every rewrite is atomic.
+
+Every file of a run folder has one schema (pydantic, below), checked when it is read: a damaged file is refused
+with one line naming the file, the field and what is allowed, never a traceback deep inside deploy or resume."""
 
 from __future__ import annotations
 
 import csv
 import io
 import json
+import math
 import os
 from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any
 
-from hwnas.errors import SearchError
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, Strict, ValidationError
+
+from hwnas.errors import HwnasError, SearchError
 from hwnas.files import atomic_write_text
 from hwnas.search.evaluator import EvaluationRecord, Evaluator
 from hwnas.space import SearchSpace
 
-__all__ = ["RunFolder", "RESUME_KEYS", "BUDGET_FIELDS", "read_jsonl", "budget_checks", "measured_device"]
+__all__ = ["RunFolder", "RESUME_KEYS", "BUDGET_FIELDS", "read_jsonl", "budget_checks", "measured_device",
+           "RunSettings", "FrontDocument", "EvaluatedLine", "HypervolumeFile", "read_hypervolume"]
 
 # settings that must match for a run folder to be resumed (the rest may change, e.g. --evals)
 RESUME_KEYS = ("space", "objectives", "constraints", "algorithm", "seed", "supernet_sha256", "data", "reuse",
@@ -25,6 +32,150 @@ RESUME_KEYS = ("space", "objectives", "constraints", "algorithm", "seed", "super
 # the budget checks of a front row (front.json), each {device: true/false}; front.csv has a column per device,
 # e.g. within_budget[pi4]: on the point prediction, on the upper end of its interval, on the deployed measurement
 BUDGET_FIELDS = ("within_budget", "within_budget_upper", "within_budget_measured")
+
+
+# -- the schemas of the files a run folder holds ---------------------------------------------------------------
+
+
+def _finite(value: float) -> float:
+    if not math.isfinite(value):
+        raise ValueError("must be a finite number")
+    return value
+
+
+Number = Annotated[float, AfterValidator(_finite)]  # strict: ints are numbers too; bools and text are not
+Count = Annotated[int, Strict(), Field(ge=0)]
+Text = Annotated[str, Strict()]
+
+
+class _Open(BaseModel):
+    """Known fields typed, unknown ones kept (later versions add settings; a resume merges them)."""
+
+    model_config = ConfigDict(extra="allow", strict=True)
+
+
+class RunSettings(_Open):
+    """settings.json: what the search was run with (and resumes by)."""
+
+    space: dict[str, Any]
+    objectives: list[dict[str, Any]] | None = None
+    constraints: list[dict[str, Any]] | None = None
+    algorithm: Text | None = None
+    seed: int | None = None
+    budget: Count | None = None
+    supernet: Text | None = None
+    supernet_sha256: Text | None = None
+    data: Text | None = None
+    limit: Annotated[int, Strict(), Field(ge=1)] | None = None
+    bn_calibration_images: Count | None = None
+    devices: list[Text] | None = None
+    runtimes: dict[str, Text] | None = None
+    latency_statistics: dict[str, Text | None] | None = None
+    latency_budgets_ms: dict[str, Annotated[float, AfterValidator(_finite), Field(gt=0)]] | None = None
+    workspace: Text | None = None
+    reuse: list[Text] | None = None
+    prior: list[Text] | None = None
+
+
+class FrontRow(_Open):
+    key: Text
+    arch: dict[str, Any] | Text
+    eval: Count = 0
+    values: dict[str, Number]
+    predicted: dict[str, Number | None] | None = None
+    measured: dict[str, Number | None] | None = None
+    models: dict[str, Text] | None = None
+    reused_from: Text | None = None
+    within_budget: dict[str, bool] | None = None
+    within_budget_upper: dict[str, bool] | None = None
+    within_budget_measured: dict[str, bool] | None = None
+
+
+class _Described(_Open):
+    name: Text
+
+
+class FrontDocument(_Open):
+    """front.json: the objectives, the constraints, how many evaluations were spent, and the front's rows."""
+
+    objectives: list[_Described]
+    constraints: list[dict[str, Any]]
+    evaluations: Count
+    front: list[FrontRow]
+    deployed: dict[str, dict[str, Any]] | None = None
+
+
+class EvaluatedLine(_Open):
+    """One line of evaluated.jsonl: an evaluated arch and its objective values."""
+
+    arch: dict[str, Any] | Text
+    values: dict[str, Number]
+    eval: Count = 0
+    time_s: Annotated[float, AfterValidator(_finite), Field(ge=0)] = 0.0
+    extra: dict[str, Any] | None = None
+    key: Text | None = None
+
+
+class _Normalization(_Open):
+    lower: list[Number]
+    upper: list[Number]
+    reference: list[Number] | None = None
+
+
+class _HypervolumePoint(_Open):
+    evals: Count
+    hypervolume: Number
+
+
+class HypervolumeFile(_Open):
+    """hypervolume.json: the normalisation box and the hypervolume after each evaluation."""
+
+    normalization: _Normalization
+    objectives: list[Text]
+    history: list[_HypervolumePoint]
+
+
+def _problem(exc: ValidationError) -> str:
+    """The first problem of a validation error: `field a.b: what is allowed`."""
+    error = exc.errors(include_url=False)[0]
+    loc = ".".join(str(part) for part in error["loc"]) or "(the document)"
+    return f"field {loc}: {str(error['msg']).removeprefix('Value error, ')}"
+
+
+def _read_text(path: Path) -> str:
+    try:
+        return path.read_text(encoding="utf-8")
+    except UnicodeDecodeError:
+        raise SearchError(f"{path} is not UTF-8 text; restore it from a backup, or run the search again into "
+                          "another folder") from None
+
+
+def _parse(text: str) -> Any:
+    """JSON text -> value; ValueError for text that is not JSON (also nested too deeply)."""
+    try:
+        return json.loads(text)
+    except RecursionError:
+        raise ValueError("nested too deeply") from None
+
+
+def _load(path: Path, schema: type[BaseModel]) -> dict[str, Any]:
+    """A JSON document of the run folder, checked against its schema (the dict as written)."""
+    try:
+        doc = _parse(_read_text(path))
+    except ValueError as exc:
+        raise SearchError(f"{path} is not valid JSON ({exc}); restore it, or run the search again into another "
+                          "folder") from None
+    try:
+        schema.model_validate(doc)
+    except ValidationError as exc:
+        raise SearchError(f"{path}: {_problem(exc)}; restore the file, or run the search again into another "
+                          "folder") from None
+    return doc
+
+
+def read_hypervolume(path: Path) -> dict[str, Any] | None:
+    """hypervolume.json checked against its schema (None when there is none)."""
+    return _load(path, HypervolumeFile) if path.is_file() else None
 
 
 class _RunFile:
@@ -57,7 +208,7 @@ class RunFolder:
         if not self.settings_path.is_file():
             raise SearchError(f"{self.path} is not a search run folder (no settings.json); "
                               "run `hwnas search ... --out` to make one")
-        return json.loads(self.settings_path.read_text(encoding="utf-8"))
+        return _load(self.settings_path, RunSettings)
 
     def start(self, settings: dict[str, Any]) -> bool:
         """Create the folder, or check that an existing one was made with the same settings. Returns True
@@ -88,14 +239,18 @@ class RunFolder:
         if not self.evaluated_path.is_file():
             return []
         out = []
-        for n, line in enumerate(self.evaluated_path.read_text(encoding="utf-8").splitlines(), 1):
+        lines = _read_text(self.evaluated_path).splitlines()
+        for n, line in enumerate(lines, 1):
             if not line.strip():
                 continue
             try:
-                out.append(EvaluationRecord.from_dict(json.loads(line), space))
-            except (json.JSONDecodeError, KeyError, TypeError, ValueError) as exc:
-                if n < len(self.evaluated_path.read_text(encoding="utf-8").splitlines()):
-                    raise SearchError(f"{self.evaluated_path} line {n} is unreadable ({exc}); "
+                data = _parse(line)
+                EvaluatedLine.model_validate(data)
+                out.append(EvaluationRecord.from_dict(data, space))
+            except (ValidationError, HwnasError, ValueError) as exc:
+                if n < len(lines):  # only a torn *last* line (a kill mid-write) is skipped
+                    why = _problem(exc) if isinstance(exc, ValidationError) else str(exc).splitlines()[0][:200]
+                    raise SearchError(f"{self.evaluated_path} line {n} is unreadable ({why}); "
                                       "delete that line to resume") from None
         return out
 
@@ -147,7 +302,7 @@ class RunFolder:
     def read_front(self) -> dict[str, Any]:
         if not self.front_json.is_file():
             raise SearchError(f"{self.path} has no front.json; run `hwnas search --out {self.path}` first")
-        return json.loads(self.front_json.read_text(encoding="utf-8"))
+        return _load(self.front_json, FrontDocument)
 
     def write_front(self, doc: dict[str, Any]) -> None:
         """front.json and front.csv; with latency budgets in the settings, each row gets its budget checks
@@ -170,17 +325,21 @@ class RunFolder:
             if isinstance(budgets, dict) else {}
 
 
-def read_jsonl(path: Path) -> list[dict[str, Any]]:
+def read_jsonl(path: Path, schema: type[BaseModel] | None = None) -> list[dict[str, Any]]:
     """The JSON objects of a .jsonl file, one a line (none if the file is missing); unreadable lines (a torn last
-    write) are skipped."""
+    write), and with `schema` the lines that do not fit it, are skipped."""
     if not path.is_file():
         return []
     out = []
-    for line in path.read_text(encoding="utf-8").splitlines():
+    for line in path.read_text(encoding="utf-8", errors="replace").splitlines():
         try:
-            out.append(json.loads(line))
-        except json.JSONDecodeError:
+            value = _parse(line)
+            if schema is not None:
+                schema.model_validate(value)
+        except (ValueError, ValidationError):
             continue
+        if isinstance(value, dict):
+            out.append(value)
     return out
 
 
