@@ -26,7 +26,7 @@ WorkspaceOpt = Annotated[
     Path | None,
     typer.Option("--workspace", "-w", help="Workspace folder (default: $HWNAS_WORKSPACE or the current folder)."),
 ]
-SeedOpt = Annotated[int, typer.Option("--seed", help="Random seed.")]
+SeedOpt = Annotated[int, typer.Option("--seed", min=0, max=2**32 - 1, help="Random seed (0 to 2^32-1).")]
 JsonOpt = Annotated[bool, typer.Option("--json", help="Print JSON instead of a table.")]
 DeviceArg = Annotated[str, typer.Argument(help="Device name (devices/<name>.toml in the workspace).")]
 SpaceOpt = Annotated[str | None, typer.Option("--space", help="Search space name (see `hwnas spaces`); default: "

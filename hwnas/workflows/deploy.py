@@ -15,7 +15,7 @@ from hwnas.distributed.cluster import RaySettings
 from hwnas.errors import DataError, DeviceError, HwnasError, SearchError
 from hwnas.progress import ProgressFn, emit
 from hwnas.search.report import write_report
-from hwnas.search.runfolder import RunFolder
+from hwnas.search.runfolder import RunFolder, read_hypervolume
 from hwnas.space import from_config
 from hwnas.workflows._common import device_configs, resolve_workspace
 from hwnas.workflows.objectives import latency_name
@@ -110,6 +110,8 @@ def _prepare_run(ws: Workspace, run_dir: str | Path, devices: list[str], formats
     """The run folder, its supernet and the int8 calibration images; every check before any work."""
     run = RunFolder(run_dir)
     run_settings = run.read_settings()
+    run.read_front()  # damaged run files are refused before anything is exported or rewritten
+    read_hypervolume(run.hv_path)
     device_configs(ws, devices)
     _check_formats(formats)
     path = run_settings.get("supernet")

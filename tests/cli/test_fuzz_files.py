@@ -184,8 +184,8 @@ def test_a_damaged_run_folder_to_reuse_or_learn_from_is_refused_in_one_line(data
 
 
 @fuzz(15)
-# hypervolume.json left out: deploy reads it (for report.html) only after it rewrote front.json; see the report
-@given(data=st.data(), name=st.sampled_from(("settings.json", "front.json", "diagnostics.jsonl", "evaluated.jsonl")))
+@given(data=st.data(), name=st.sampled_from(("settings.json", "front.json", "diagnostics.jsonl", "evaluated.jsonl",
+                                             "hypervolume.json")))
 def test_deploying_a_damaged_run_folder_is_refused_in_one_line(data, name, capsys, tiny, tmp_path_factory):
     run = copy_run(tiny, tmp_path_factory)
     damage(run, name, data)
@@ -284,8 +284,7 @@ numbers = st.one_of(st.integers(-10**30, 10**30).map(str), st.floats(allow_nan=T
 
 
 @fuzz(80)
-# --seed left out: a negative seed reaches numpy (a traceback); SeedOpt needs min=0, see the report
-@given(option=st.sampled_from(["--evals", "--limit", "--latency-ms", "--budget-coverage", "--workers"]),
+@given(option=st.sampled_from(["--evals", "--limit", "--latency-ms", "--budget-coverage", "--workers", "--seed"]),
        value=numbers, device=st.sampled_from(["cpu", "", "cpu2", "=", "cpu=1"]))
 def test_any_number_given_to_search_is_refused_in_one_line(option, value, device, capsys, tiny, tmp_path_factory):
     if option == "--latency-ms":
