@@ -33,7 +33,7 @@ def main() -> None:
     from hwnas.workflows import init_workspace, optimize
 
     shutil.rmtree(args.out, ignore_errors=True)
-    ws = init_workspace(args.out)
+    ws, _ = init_workspace(args.out)
     device = "local-cpu-ort"
     t0 = time.monotonic()
     first = optimize(device, workspace=ws, evals=args.evals, formats=["onnx"], seed=args.seed,
@@ -52,11 +52,13 @@ def main() -> None:
     second = optimize(device, workspace=ws, evals=args.evals, formats=["onnx"], seed=args.seed,
                       max_latency_ms=budget, out=ws.runs_dir / "budgeted")
     budgeted = time.monotonic() - t0
-    rows = second.deployed
+    rows = second.deployed_rows()
     within = sum(bool(r["within_budget"]) for r in rows)
     lo_hi = [predictor.interval_from(np.array([r["predicted_ms"]]), 0.95) for r in rows]
     covered = sum(lo[0] <= r["measured_ms"] <= hi[0] for (lo, hi), r in zip(lo_hi, rows))
     errors = [100 * (r["predicted_ms"] - r["measured_ms"]) / r["measured_ms"] for r in rows]
+    if not rows:
+        raise SystemExit("the budgeted front deployed no model")
     print(f"optimize with the predictor reused and a budget: {budgeted:.0f} s")
     print(f"deployed within budget on measurement: {within}/{len(rows)}")
     print(f"95% interval covers the measured latency of {covered}/{len(rows)} deployed models; "
