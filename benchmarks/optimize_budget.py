@@ -1,6 +1,7 @@
 """`hwnas optimize` on this machine, as a user runs it, with a latency budget: wall time of the one command, the
 share of deployed models whose measured latency keeps the budget, and the coverage of the predictor's 95% interval
-on the held-out reference subnets and on the deployed models.
+on the held-out reference subnets and on the deployed models; and the deploy session's reference check (how fast
+the device ran against its profile) with the front's error scaled to the session.
 
     python benchmarks/optimize_budget.py [--out /tmp/hwnas-opt] [--quantile 0.5]
 
@@ -63,6 +64,14 @@ def main() -> None:
     print(f"deployed within budget on measurement: {within}/{len(rows)}")
     print(f"95% interval covers the measured latency of {covered}/{len(rows)} deployed models; "
           f"prediction error {min(errors):+.1f}% to {max(errors):+.1f}%")
+    check = second.session_check
+    if check and check.get("ratio"):
+        ratio = check["ratio"]
+        scaled = [100 * (r["predicted_ms"] * ratio - r["measured_ms"]) / r["measured_ms"] for r in rows]
+        covered_scaled = sum(lo[0] * ratio <= r["measured_ms"] <= hi[0] * ratio for (lo, hi), r in zip(lo_hi, rows))
+        print(f"reference check: the device ran {ratio:.3f}x its profiled latency; scaled to the session, error "
+              f"{min(scaled):+.1f}% to {max(scaled):+.1f}% (mean {np.mean(scaled):+.1f}%), the 95% interval covers "
+              f"{covered_scaled}/{len(rows)}")
 
 
 if __name__ == "__main__":

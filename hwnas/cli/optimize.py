@@ -100,7 +100,8 @@ def _report(result: Any, as_json: bool) -> None:
         print_json({"workspace": str(result.workspace.root), "device": result.device, "run": str(result.run_dir),
                     "predictor": str(result.predictor), "predictor_reused": result.predictor_reused,
                     "fit": result.fit_note, "evaluations": result.evaluations, "front_size": result.front_size,
-                    "budget_ms": result.budget_ms, "deployed": rows, "seconds": round(result.seconds, 1)})
+                    "budget_ms": result.budget_ms, "deployed": rows, "session_check": result.session_check,
+                    "seconds": round(result.seconds, 1)})
         return
     budget = result.budget_ms
     title = f"deployed front on {result.device}: predicted vs measured latency"
@@ -116,6 +117,10 @@ def _report(result: Any, as_json: bool) -> None:
             cells.append("within" if r["within_budget"] else "[red]over[/red]")
         table.add_row(*cells, r["key"][:36])
     out.print(table)
+    if result.session_check:
+        from hwnas.search.report import session_summary
+
+        out.print(session_summary(result.device, result.session_check))
     out.print(f"\ndone in {result.seconds:.0f} s. Everything is in {result.workspace.root}:")
     out.print(f"  report     {result.run_dir / 'report.html'}")
     out.print(f"  front      {result.run_dir / 'front.csv'}")

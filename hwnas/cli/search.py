@@ -139,6 +139,7 @@ def deploy(
 ) -> None:
     """Export each front model, measure it on the device(s), and record measured next to predicted latency."""
     from hwnas.distributed import RaySettings
+    from hwnas.search.report import session_summary
     from hwnas.workflows import deploy as run
     from hwnas.workflows.deploy import FarmDeployError, deploy_many
 
@@ -164,6 +165,8 @@ def deploy(
                     "report": str(result.report), "front": result.rows})
     else:
         print_front(result.rows, f"deployed on {', '.join(result.devices)}: predicted vs measured latency (ms)")
+        for name, check in result.session_checks().items():
+            out.print(session_summary(name, check))
         out.print(f"models in {result.models_dir}; report: {result.report}")
     if failed is not None:
         raise failed

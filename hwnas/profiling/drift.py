@@ -1,21 +1,27 @@
 """Measurement you can check: each profiling session re-measures a few fixed reference subnets at its start,
 middle and end; a session whose references moved beyond their run-to-run noise is flagged in the profile, and
-sessions whose reference levels disagree are not mixed silently by `fit`."""
+sessions whose reference levels disagree are not mixed silently by `fit`. A later session on the device (deploy)
+re-measures the same reference subnets at its start and end (`SessionCheck`): how fast the device runs now
+against its profile, and which measurement settings differ."""
 
 from __future__ import annotations
 
 import os
 import time
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import numpy as np
 
+from hwnas.errors import SpaceError
 from hwnas.profiling.reference import reference_archs
 from hwnas.profiling.store import StoredMeasurement
-from hwnas.space import Arch, SearchSpace
+from hwnas.space import Arch, SearchSpace, network_config
 
-__all__ = ["CHECK_PHASES", "DRIFT_FLOOR_PCT", "check_archs", "new_session_id", "session_summaries"]
+__all__ = ["CHECK_PHASES", "DRIFT_FLOOR_PCT", "SessionCheck", "check_archs", "new_session_id", "plan_session_check",
+           "session_summaries"]
 
 CHECK_PHASES = ("start", "middle", "end")
 N_CHECK = 3
@@ -60,3 +66,88 @@ def session_summaries(records: Iterable[StoredMeasurement], space: str | None = 
         out.append({**s, "drift_pct": round(drift, 2), "noise_pct": round(noise, 2),
                     "threshold_pct": round(threshold, 2), "drifted": drift > threshold})
     return out
+
+
+# the settings that change what a model measures; a later session that differs in one is not like for like
+MEASURE_FIELDS = ("runtime", "threads", "warmup", "runs", "min_seconds", "rounds", "pin_cores", "use_gpu")
+
+
+@dataclass
+class SessionCheck:
+    """The reference checks of a device's profile, to re-measure in a later session under its own settings:
+    `archs` are the check subnets, `baseline_ms` their level in the profile's sessions (in `statistic`)."""
+
+    profile: Path
+    runtime: str
+    sessions: list[str]
+    statistic: str
+    threshold_pct: float
+    archs: list[Arch]
+    baseline_ms: dict[str, float]
+    settings_differ: dict[str, list[Any]]
+
+    def compare(self, start: Mapping[str, float], end: Mapping[str, float]) -> dict[str, Any]:
+        """What front.json records of the session: per check subnet its profiled level and the levels at the
+        session's start and end; `ratio`, the median over the subnets of (level now / profiled level), is how
+        much longer the device takes now (0.9: 10% faster); `shifted` when that move exceeds the profile's noise
+        threshold, `drifted` when the session itself moved beyond it between its start and end."""
+        checks, ratios, moves = {}, [], []
+        for key, base in self.baseline_ms.items():
+            now = [v for v in (start.get(key), end.get(key)) if v is not None and np.isfinite(v) and v > 0]
+            checks[key] = {"profile_ms": base, "start_ms": start.get(key), "end_ms": end.get(key)}
+            if not now:
+                continue
+            ratios.append(float(np.mean(now)) / base)
+            if len(now) == 2:
+                moves.append(100.0 * (max(now) / min(now) - 1.0))
+        ratio = float(np.median(ratios)) if ratios else None
+        shift = 100.0 * (ratio - 1.0) if ratio is not None else None
+        drift = max(moves, default=0.0)
+        return {"profile": str(self.profile), "sessions": self.sessions, "statistic": self.statistic,
+                "checks": checks, "measured": len(ratios),
+                "ratio": round(ratio, 4) if ratio is not None else None,
+                "shift_pct": round(shift, 2) if shift is not None else None, "drift_pct": round(drift, 2),
+                "threshold_pct": self.threshold_pct,
+                "shifted": bool(shift is not None and abs(shift) > self.threshold_pct),
+                "drifted": drift > self.threshold_pct, "settings_differ": self.settings_differ}
+
+
+def plan_session_check(profile: dict[str, Any], profile_file: Path, records: Iterable[StoredMeasurement],
+                       space: SearchSpace, settings: Any, statistic: str = "median_ms") -> SessionCheck | None:
+    """The check of a later session measuring with `settings` against `profile` (loaded from `profile_file`,
+    the device's profile for this space and runtime): None when the profile measured no reference checks or
+    describes other networks. The check subnets and their levels come from the device's measurement store (the records
+    of the profile's sessions), the threshold from the profile's own noise."""
+    if network_config(profile["space"]) != network_config(space.config()):
+        return None  # a profile of other networks says nothing about these
+    summaries = profile.get("sessions") or []
+    ids = {s["id"] for s in summaries}
+    levels: dict[str, list[float]] = {}
+    archs: dict[str, Arch] = {}
+    for rec in records:
+        m = rec.measurement
+        if (rec.kind != "check" or not rec.ok or rec.session not in ids or rec.space != space.name
+                or rec.precision != profile.get("precision") or m.runtime != profile.get("runtime")):
+            continue
+        value = getattr(m, statistic, None)
+        if value is None or not np.isfinite(value) or value <= 0:
+            continue
+        try:
+            archs.setdefault(rec.key, space.validate(rec.spec))
+        except SpaceError:  # a check subnet this space does not hold is left out
+            continue
+        levels.setdefault(rec.key, []).append(float(value))
+    if not levels:
+        return None
+    theirs = profile.get("settings") or {}
+    mine = settings.to_dict()
+    differ = {f: [theirs.get(f), mine.get(f)] for f in MEASURE_FIELDS
+              if f in theirs and _normal(theirs.get(f)) != _normal(mine.get(f))}
+    threshold = max([float(s.get("threshold_pct") or DRIFT_FLOOR_PCT) for s in summaries] + [DRIFT_FLOOR_PCT])
+    keys = sorted(levels)
+    return SessionCheck(profile_file, str(profile.get("runtime")), sorted(ids), statistic, round(threshold, 2),
+                        [archs[k] for k in keys], {k: float(np.median(levels[k])) for k in keys}, differ)
+
+
+def _normal(value: Any) -> Any:
+    return list(value) if isinstance(value, (list, tuple)) else value

@@ -18,7 +18,7 @@ from hwnas.search.pareto import Normalization, hypervolume
 from hwnas.search.runfolder import EvaluatedLine, RunFolder, read_hypervolume, read_jsonl
 from hwnas.workspace import Workspace, atomic_write_bytes, atomic_write_text
 
-__all__ = ["diagnostics_html", "plot_pareto", "write_report", "hypervolume_share", "settings_table",
+__all__ = ["diagnostics_html", "session_summary", "plot_pareto", "write_report", "hypervolume_share", "settings_table",
            "predictor_section"]
 
 
@@ -429,6 +429,8 @@ def write_report(run: RunFolder) -> Path:
         f"<p>Measured on {html.escape(name)}: each model's {_STATISTICS.get(d.get('statistic'), 'median')} latency "
         f"over its timed runs{', the figure its latency predictor was fitted on' if name in predicted_in else ''}.</p>"
         for name, d in sorted((doc.get("deployed") or {}).items()))
+    session_lines = "".join(f"<p>Reference check, {html.escape(session_summary(name, d['session_check']))}.</p>"
+                            for name, d in sorted((doc.get("deployed") or {}).items()) if d.get("session_check"))
     reused = [r for r in doc["front"] if r.get("reused_from")]
     reused_from = sorted({_path_text(str(r["reused_from"]), workspace) for r in reused})
     reused_line = (f"<p>{len(reused)} of the front's models were evaluated by an earlier run and reused here "
@@ -451,6 +453,7 @@ tr.over td{{background:#fde2e2}}</style>
 {img}
 <h2>Front</h2>
 {statistic_line}
+{session_lines}
 {_budget_html(doc, settings, budgets)}
 {counts_line}
 <table><tr>{''.join(f'<th>{html.escape(h)}</th>' for h in head)}</tr>
@@ -464,3 +467,26 @@ tr.over td{{background:#fde2e2}}</style>
 """
     atomic_write_text(run.report_path, page)
     return run.report_path
+
+
+def session_summary(device: str, check: dict[str, Any]) -> str:
+    """One line on a deploy session's reference check, for the CLI and the report."""
+    if not check.get("measured"):
+        return f"{device}: the profile's reference subnets could not be measured again; the session is unchecked"
+    ratio, shift = check["ratio"], check["shift_pct"]
+    text = (f"{device}: the profile's {check['measured']} reference subnets ran {ratio:.2f}x their profiled "
+            f"latency ({shift:+.1f}%, profile noise threshold ±{check['threshold_pct']:.0f}%)")
+    if check.get("shifted"):
+        text += ": the device is not in the state it was profiled in"
+    if check.get("drifted"):
+        text += f"; they moved {check['drift_pct']:.0f}% during this session"
+    errors = check.get("front_error_pct") or {}
+    if errors.get("predicted") and errors.get("scaled"):
+        def span(values: list[float]) -> str:
+            return f"{min(values):+.1f}% to {max(values):+.1f}% (mean {np.mean(values):+.1f}%)"
+        text += f"; prediction error {span(errors['predicted'])}, scaled to this session {span(errors['scaled'])}"
+    differ = check.get("settings_differ") or {}
+    if differ:
+        text += "; measured with other settings than the profile: " + ", ".join(
+            f"{k} {a} -> {b}" for k, (a, b) in sorted(differ.items()))
+    return text

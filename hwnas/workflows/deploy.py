@@ -47,6 +47,11 @@ class DeployResult:
     def report(self) -> Path:
         return self.run.report_path
 
+    def session_checks(self) -> dict[str, dict[str, Any]]:
+        """Per device, the deploy session's reference check against its profile (devices without one left out)."""
+        deployed = self.run.read_front().get("deployed") or {}
+        return {d: deployed[d]["session_check"] for d in self.devices if "session_check" in deployed.get(d, {})}
+
 
 def deploy(run_dir: str | Path, device: str, *, formats: Sequence[str] = ("tflite", "onnx"), int8: bool = False,
            workspace: Workspace | str | Path | None = None, settings: Any = None, max_models: int | None = None,
@@ -57,10 +62,10 @@ def deploy(run_dir: str | Path, device: str, *, formats: Sequence[str] = ("tflit
     from hwnas.devices import open_device
 
     ws = resolve_workspace(workspace)
-    run, supernet, calib = _prepare_run(ws, run_dir, [device], formats, int8)
+    run, supernet, calib, _ = _prepare_run(ws, run_dir, [device], formats, int8)
     with open_device(device, ws) as dev:
         rows = deploy_front(run.path, dev, formats, int8=int8, supernet=supernet, calib=calib, settings=settings,
-                            progress=progress, max_models=max_models)
+                            progress=progress, max_models=max_models, workspace=ws)
     return DeployResult(run, device, rows)
 
 
@@ -87,9 +92,11 @@ def deploy_many(run_dir: str | Path, devices: Sequence[str], *, ray: RaySettings
 
     ws = resolve_workspace(workspace)
     names = list(dict.fromkeys(devices))
-    run, supernet, calib = _prepare_run(ws, run_dir, names, formats, int8)
+    run, supernet, calib, configs = _prepare_run(ws, run_dir, names, formats, int8)
     deployment = _FrontDeployment(run.path, formats, int8=int8, supernet=supernet, calib=calib,
-                                  max_models=max_models)
+                                  max_models=max_models, workspace=ws)
+    for name in names:
+        deployment.plan_checks(name, settings or configs[name].settings())
     with ray_session(ray) as ray_module:  # a cluster that cannot be reached is said before any export
         deployment.export(progress)
         outcome = DeviceFarm(ws, ray_module).run(
@@ -106,13 +113,14 @@ def deploy_many(run_dir: str | Path, devices: Sequence[str], *, ray: RaySettings
 
 
 def _prepare_run(ws: Workspace, run_dir: str | Path, devices: list[str], formats: Sequence[str],
-                 int8: bool) -> tuple[RunFolder, Any, Any]:
-    """The run folder, its supernet and the int8 calibration images; every check before any work."""
+                 int8: bool) -> tuple[RunFolder, Any, Any, dict[str, Any]]:
+    """The run folder, its supernet, the int8 calibration images and the devices' inventory entries; every check
+    before any work."""
     run = RunFolder(run_dir)
     run_settings = run.read_settings()
     run.read_front()  # damaged run files are refused before anything is exported or rewritten
     read_hypervolume(run.hv_path)
-    device_configs(ws, devices)
+    configs = device_configs(ws, devices)
     _check_formats(formats)
     path = run_settings.get("supernet")
     if not path or not Path(path).is_file():
@@ -120,7 +128,7 @@ def _prepare_run(ws: Workspace, run_dir: str | Path, devices: list[str], formats
     calib = int8_calibration(run_settings) if int8 else None
     from hwnas.supernet import load_checkpoint  # torch: imported once the cheap checks passed
 
-    return run, load_checkpoint(path), calib
+    return run, load_checkpoint(path), calib, configs
 
 
 def _check_formats(formats: Sequence[str]) -> None:
@@ -150,7 +158,7 @@ def int8_calibration(run_settings: dict[str, Any]) -> np.ndarray:
 def deploy_front(run_dir: str | Path, device: Any, formats: Sequence[str] = ("tflite", "onnx"), int8: bool = False,
                  supernet: Any = None, calib: Any = None, settings: Any = None,
                  progress: ProgressFn | None = None, max_models: int | None = None,
-                 bn_data: Any = None) -> list[dict[str, Any]]:
+                 bn_data: Any = None, workspace: Workspace | None = None) -> list[dict[str, Any]]:
     """Export every front model of a run to `formats` (fp32, and int8 with `int8`) under `<run>/models/`, measure
     each on the open `device`, and write measured latency into model.json (the sidecar), front.json/.csv and
     report.html. Returns the updated front rows. `progress` gets "export" and "measure" events. `max_models`
@@ -161,9 +169,16 @@ def deploy_front(run_dir: str | Path, device: Any, formats: Sequence[str] = ("tf
     int8 needs `calib` images when the weights come from a supernet; random weights (no supernet) are
     calibrated on random inputs, which is fine for latency alone. A supernet subnet's batch norms are
     re-estimated on `bn_data` (default: the images the search recalibrated on), fp32 and int8 alike, so each
-    file holds the network whose top-1 the search measured."""
+    file holds the network whose top-1 the search measured.
+
+    With the `workspace` holding the device's profile for this space, the deploy session is checked against it:
+    the profile's reference-check subnets are measured again at the start and the end of the session, under the
+    deploy's settings, and front.json records how fast the device ran against its profile
+    (`deployed[<device>]["session_check"]`, see `hwnas.profiling.drift.SessionCheck`), with the front's error
+    against its predictions as predicted and scaled to the session."""
     deployment = _FrontDeployment(run_dir, formats, int8=int8, supernet=supernet, calib=calib,
-                                  max_models=max_models, bn_data=bn_data)
+                                  max_models=max_models, bn_data=bn_data, workspace=workspace)
+    deployment.plan_checks(device.name, settings or device.default_settings())
     deployment.export(progress)
     return deployment.record([deployment.measure(device, settings, progress)])
 
@@ -177,6 +192,7 @@ class _Measured:
     statistic: str
     own_format: str | None
     by_model: dict[tuple[str, str], dict[str, Any]]
+    session: dict[str, Any] | None = None  # the reference checks against the device's profile (SessionCheck)
 
 
 class _FrontDeployment:
@@ -184,7 +200,8 @@ class _FrontDeployment:
     one thread per device), then record every device's measurements into the run folder (one writer)."""
 
     def __init__(self, run_dir: str | Path, formats: Sequence[str], *, int8: bool = False, supernet: Any = None,
-                 calib: Any = None, max_models: int | None = None, bn_data: Any = None):
+                 calib: Any = None, max_models: int | None = None, bn_data: Any = None,
+                 workspace: Workspace | None = None):
         from hwnas.export import random_calib
 
         self.run = RunFolder(run_dir)
@@ -211,6 +228,30 @@ class _FrontDeployment:
         self.supernet, self.calib, self.bn_data = supernet, calib, bn_data
         self.jobs = [(r, f, p) for r in rows for f in self.formats for p in self.precisions]
         self.exported: dict[tuple[str, str, str], Any] = {}
+        self.ws = workspace
+        self.checks: dict[str, Any] = {}  # device -> SessionCheck
+        self.check_models: dict[str, list[Any]] = {}  # device -> the check subnets' BenchmarkModels
+
+    def plan_checks(self, device: str, settings: Any) -> None:
+        """Plan the reference checks of `device` measuring with `settings` (on the driver: reads the workspace's
+        profile and store). Without a profile of this space and runtime there is nothing to check against."""
+        from hwnas.profiling.drift import plan_session_check
+        from hwnas.profiling.profile import load_profile, profile_path
+        from hwnas.profiling.store import MeasurementStore
+
+        if self.ws is None:
+            return
+        path = profile_path(self.ws, device, self.space.name, settings.runtime, "fp32")
+        if not path.is_file():
+            return
+        statistic = (self.run_settings.get("latency_statistics") or {}).get(device) or "median_ms"
+        try:
+            check = plan_session_check(load_profile(path), path, MeasurementStore.for_device(self.ws, device).records(),
+                                       self.space, settings, statistic)
+        except HwnasError:
+            return  # a damaged profile: `fit` and `profile` say so; deploy measures without the check
+        if check is not None:
+            self.checks[device] = check
 
     def export(self, progress: ProgressFn | None) -> None:
         from hwnas.export import export_arch
@@ -229,6 +270,24 @@ class _FrontDeployment:
                 self.space, row["arch"], models_dir, fmt, precision, supernet=self.supernet,
                 calib=self.calib if precision == "int8" else None, meta=meta, bn_data=self.bn_data, config=config)
         emit(progress, "export", len(self.jobs), len(self.jobs))
+        self._export_checks()
+
+    def _export_checks(self) -> None:
+        """The check subnets' models: the very files the profile measured (random weights, cached by arch)."""
+        from hwnas.devices.base import BenchmarkModel
+        from hwnas.export import export_arch, format_for_runtime
+        from hwnas.profiling.profiler import _export_arch_cached, arch_models_dir
+
+        for device, check in list(self.checks.items()):
+            fmt = format_for_runtime(check.runtime)
+            folder = arch_models_dir(self.ws, self.space, fmt, "fp32")
+            try:
+                exported = [(a, _export_arch_cached(export_arch, self.space, a, folder, fmt, "fp32"))
+                            for a in check.archs]
+            except HwnasError:
+                del self.checks[device]  # measured without the check rather than not at all
+                continue
+            self.check_models[device] = [BenchmarkModel(e.path, a.key, e.sha256) for a, e in exported]
 
     def measure(self, device: Any, settings: Any, progress: ProgressFn | None) -> _Measured:
         """Measure every exported model on the open `device` (touches no file: safe from several threads)."""
@@ -245,6 +304,8 @@ class _FrontDeployment:
         except HwnasError:
             own_format = None
         measured = _Measured(device.name, base_settings.runtime, statistic, own_format, {})
+        check = self.checks.get(device.name)
+        start = self._measure_checks(device, base_settings, check, "start", progress)
         done = 0
         for fmt in self.formats:
             runtime_settings = replace(base_settings, runtime=FORMAT_RUNTIMES[fmt])
@@ -255,7 +316,24 @@ class _FrontDeployment:
                     by_key[m.key] = m
                     done += 1
                     emit(progress, "measure", done, len(self.jobs), m.key)
+        if check is not None:
+            end = self._measure_checks(device, base_settings, check, "end", progress)
+            measured.session = check.compare(start, end)
         return measured
+
+    def _measure_checks(self, device: Any, settings: Any, check: Any, phase: str,
+                        progress: ProgressFn | None) -> dict[str, float]:
+        """The check subnets measured now, in the check's statistic: {key: ms}."""
+        models = self.check_models.get(device.name) or []
+        if check is None or not models:
+            return {}
+        emit(progress, f"reference check ({phase})", 0, len(models))
+        found = {}
+        for i, m in enumerate(device.benchmark(models, settings), 1):
+            if m.ok:
+                found[m.key] = float(getattr(m, check.statistic))
+            emit(progress, f"reference check ({phase})", i, len(models), m.key)
+        return found
 
     def record(self, measured: list[_Measured]) -> list[dict[str, Any]]:
         """Write each device's measurements into model.json, front.json/.csv and report.html; the front rows."""
@@ -274,12 +352,31 @@ class _FrontDeployment:
                                                 got.statistic)
                         row.setdefault("measured", {})[f"latency_ms[{got.device}{suffix}]"] = entry["measured_ms"]
                         update_sidecar(model.sidecar or model.path, deployed={f"{got.device}/{fmt}-{precision}": entry})
-            self.doc["deployed"] = {**self.doc.get("deployed", {}),
-                                    got.device: {"formats": self.formats, "precisions": self.precisions,
-                                                 "runtime": got.runtime, "statistic": got.statistic}}
+            entry = {"formats": self.formats, "precisions": self.precisions, "runtime": got.runtime,
+                     "statistic": got.statistic}
+            if got.session is not None:
+                entry["session_check"] = {**got.session, **_front_errors(self.rows, got.device, got.session)}
+            self.doc["deployed"] = {**self.doc.get("deployed", {}), got.device: entry}
         self.run.write_front(self.doc)
         write_report(self.run)
         return self.doc["front"]
+
+
+def _front_errors(rows: list[dict[str, Any]], device: str, session: dict[str, Any]) -> dict[str, Any]:
+    """The deployed front's error against its predictions on `device` (in %, (predicted - measured) / measured),
+    as predicted and scaled by the session's `ratio`: {"front_error_pct": {"predicted": [...], "scaled": [...]}}."""
+    name = latency_name(device)
+    ratio = session.get("ratio")
+    raw, scaled = [], []
+    for row in rows:
+        p = (row.get("predicted") or {}).get(name, row["values"].get(name))
+        m = (row.get("measured") or {}).get(name)
+        if p is None or not m:
+            continue
+        raw.append(round(100.0 * (p - m) / m, 2))
+        if ratio:
+            scaled.append(round(100.0 * (p * ratio - m) / m, 2))
+    return {"front_error_pct": {"predicted": raw, "scaled": scaled}}
 
 
 def _measured_entry(row: dict[str, Any], m: Any, device: str, runtime: str, statistic: str) -> dict[str, Any]:

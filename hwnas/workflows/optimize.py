@@ -40,6 +40,7 @@ class OptimizeResult:
     budget_ms: float | None
     seconds: float
     deployed: list[dict[str, Any]] = field(default_factory=list)
+    session_check: dict[str, Any] | None = None  # the deploy session against the profile (deploy.session_summary)
 
     def deployed_rows(self) -> list[dict[str, Any]]:
         """The front rows that were measured: key, top-1, predicted and measured ms, and whether the measured
@@ -72,6 +73,7 @@ def optimize(device: str, *, supernet: str | Path | None = None, data: str = "mn
     (`hwnas.distributed.RaySettings`) spreads the search's top-1 evaluations over Ray workers."""
     from hwnas import DEMO_SUPERNET
     from hwnas.devices import open_device
+    from hwnas.search.runfolder import RunFolder
     from hwnas.workflows.deploy import deploy_front, int8_calibration
     from hwnas.workflows.search import check_budgets, prepare_search, search
 
@@ -134,11 +136,13 @@ def optimize(device: str, *, supernet: str | Path | None = None, data: str = "mn
     with open_device(device, ws) as dev:
         rows = deploy_front(run_dir, dev, list(formats), int8=int8, supernet=job.supernet, calib=calib,
                             settings=dev.config.settings(**MEASURE_SETTINGS), progress=progress,
-                            max_models=max_models)
+                            max_models=max_models, workspace=ws)
     stage("4/4 predicted vs measured")
     result = OptimizeResult(ws, device, run_dir, predictor_file, reused, fit_note, profile, outcome.evaluator.spent,
                             len(outcome.front), rows, max_latency_ms, time.monotonic() - started)
     result.deployed = result.deployed_rows()
+    deployed = RunFolder(run_dir).read_front().get("deployed") or {}
+    result.session_check = deployed.get(device, {}).get("session_check")
     return result
 
 

@@ -1,0 +1,120 @@
+"""A deploy session is checked against the device's profile: the profile's reference-check subnets are measured
+again at the deploy's start and end, and front.json, the CLI and the report say how fast the device ran against
+its profile, whether the measurement settings differ, and the front's error as predicted and scaled to the
+session. Real onnxruntime runs on this CPU, the shipped demo supernet."""
+
+from __future__ import annotations
+
+import json
+import shutil
+
+import numpy as np
+import pytest
+
+from hwnas import workflows
+from hwnas.cli.app import main
+from hwnas.devices.inventory import add_device, load_inventory
+from hwnas.profiling.store import MeasurementStore
+from hwnas.supernet import demo_checkpoint_path, load_checkpoint
+from hwnas.workspace import Workspace
+
+QUICK = {"runs": 3, "warmup": 1, "rounds": 1}
+
+
+@pytest.fixture(scope="module")
+def searched(tmp_path_factory):
+    """A workspace whose device `cpu` was profiled (3 reference checks per phase) and searched on; a second
+    device `cpu2` that was never profiled."""
+    ws = Workspace.init(tmp_path_factory.mktemp("ws"))
+    for name in ("cpu", "cpu2"):
+        add_device(ws, name, transport="local", runtime="onnxruntime", threads=1)
+    ckpt = demo_checkpoint_path()
+    space = load_checkpoint(ckpt).space
+    workflows.profile("cpu", space, workspace=ws, operators=False, calibration=10, reference=3, jobs=1, **QUICK)
+    workflows.fit("cpu", "gbm", workspace=ws)
+    outcome = workflows.search(ckpt, ["cpu"], workspace=ws, evals=3, limit=50, algorithm="random",
+                               out=ws.runs_dir / "r")
+    return ws, outcome.run.path
+
+
+def _deploy(ws, run, device="cpu", **settings):
+    dest = ws.root / f"runs/{device}-{len(list((ws.root / 'runs').iterdir()))}"
+    shutil.copytree(run, dest)
+    config = load_inventory(ws)[device]
+    result = workflows.deploy(dest, device, formats=["onnx"], workspace=ws, max_models=2,
+                              settings=config.settings(**settings) if settings else None)
+    return result, json.loads((dest / "front.json").read_text())["deployed"][device]
+
+
+def _check_levels(ws, statistic="median_ms"):
+    levels: dict[str, list[float]] = {}
+    for rec in MeasurementStore.for_device(ws, "cpu").records():
+        if rec.kind == "check":
+            levels.setdefault(rec.key, []).append(getattr(rec.measurement, statistic))
+    return {k: float(np.median(v)) for k, v in levels.items()}
+
+
+def test_deploy_remeasures_the_profiles_reference_checks_under_the_same_settings(searched):
+    ws, run = searched
+    result, deployed = _deploy(ws, run, **QUICK)
+    check = deployed["session_check"]
+    levels = _check_levels(ws)
+    assert len(levels) == 3 and set(check["checks"]) == set(levels)
+    assert check["measured"] == 3
+    for key, row in check["checks"].items():
+        assert row["profile_ms"] == pytest.approx(levels[key])
+        assert row["start_ms"] > 0 and row["end_ms"] > 0
+    ratios = [np.mean([r["start_ms"], r["end_ms"]]) / r["profile_ms"] for r in check["checks"].values()]
+    assert check["ratio"] == pytest.approx(float(np.median(ratios)), rel=1e-3)
+    assert check["settings_differ"] == {}  # measured like the profile, and it says so by naming nothing
+    # the front's error as predicted and scaled to the session, row by row
+    measured = [r for r in result.rows if (r.get("measured") or {}).get("latency_ms[cpu]")]
+    errors = check["front_error_pct"]
+    assert len(errors["predicted"]) == len(errors["scaled"]) == len(measured) >= 1
+    for row, raw, scaled in zip(measured, errors["predicted"], errors["scaled"]):
+        p, m = row["values"]["latency_ms[cpu]"], row["measured"]["latency_ms[cpu]"]
+        assert raw == pytest.approx(100 * (p - m) / m, abs=0.01)
+        assert scaled == pytest.approx(100 * (p * check["ratio"] - m) / m, abs=0.01)
+    assert "Reference check, cpu: the profile" in result.report.read_text()
+
+
+def test_other_measurement_settings_are_named(searched):
+    ws, run = searched
+    _, deployed = _deploy(ws, run)  # the device's own settings: 50 runs, 10 warm-up, 3 rounds
+    differ = deployed["session_check"]["settings_differ"]
+    assert differ["runs"] == [3, 50] and differ["rounds"] == [1, 3] and differ["warmup"] == [1, 10]
+
+
+def test_a_device_running_at_another_speed_than_profiled_is_flagged(searched, tmp_path, capsys):
+    ws, run = searched
+    store = MeasurementStore.for_device(ws, "cpu").path
+    saved = store.read_text()
+    lines = []
+    for line in saved.splitlines():  # as if the device had been 4x slower while it was profiled
+        rec = json.loads(line)
+        if rec.get("kind") == "check":
+            for field in ("median_ms", "mean_ms", "min_ms", "p90_ms", "std_ms"):
+                rec["measurement"][field] *= 4
+        lines.append(json.dumps(rec))
+    store.write_text("\n".join(lines) + "\n")
+    try:
+        dest = tmp_path / "run"
+        shutil.copytree(run, dest)
+        try:
+            main(["deploy", str(dest), "--device", "cpu", "--format", "onnx", "-w", str(ws.root)])
+            code = 0
+        except SystemExit as exc:
+            code = exc.code or 0
+    finally:
+        store.write_text(saved)
+    out = capsys.readouterr().out
+    check = json.loads((dest / "front.json").read_text())["deployed"]["cpu"]["session_check"]
+    assert code == 0
+    assert check["ratio"] < 0.5 and check["shifted"] is True
+    assert "not in the state it was profiled in" in " ".join(out.split())
+
+
+def test_a_device_without_a_profile_is_deployed_unchecked(searched):
+    ws, run = searched
+    _, deployed = _deploy(ws, run, device="cpu2")
+    assert "session_check" not in deployed and deployed["runtime"] == "onnxruntime"
