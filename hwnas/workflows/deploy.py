@@ -49,8 +49,13 @@ class DeployResult:
 
     def session_checks(self) -> dict[str, dict[str, Any]]:
         """Per device, the deploy session's reference check against its profile (devices without one left out)."""
-        deployed = self.run.read_front().get("deployed") or {}
-        return {d: deployed[d]["session_check"] for d in self.devices if "session_check" in deployed.get(d, {})}
+        return read_session_checks(self.run, self.devices)
+
+
+def read_session_checks(run: RunFolder, devices: Sequence[str]) -> dict[str, dict[str, Any]]:
+    """The reference checks deploy recorded in the run's front.json for `devices` (those without one left out)."""
+    deployed = run.read_front().get("deployed") or {}
+    return {d: deployed[d]["session_check"] for d in devices if "session_check" in deployed.get(d, {})}
 
 
 def deploy(run_dir: str | Path, device: str, *, formats: Sequence[str] = ("tflite", "onnx"), int8: bool = False,
@@ -369,7 +374,7 @@ def _front_errors(rows: list[dict[str, Any]], device: str, session: dict[str, An
     ratio = session.get("ratio")
     raw, scaled = [], []
     for row in rows:
-        p = (row.get("predicted") or {}).get(name, row["values"].get(name))
+        p = _predicted(row, name)
         m = (row.get("measured") or {}).get(name)
         if p is None or not m:
             continue
@@ -377,6 +382,11 @@ def _front_errors(rows: list[dict[str, Any]], device: str, session: dict[str, An
         if ratio:
             scaled.append(round(100.0 * (p * ratio - m) / m, 2))
     return {"front_error_pct": {"predicted": raw, "scaled": scaled}}
+
+
+def _predicted(row: dict[str, Any], name: str) -> float | None:
+    """A front row's predicted latency `name`: its own prediction, else the search's objective value."""
+    return (row.get("predicted") or {}).get(name, row["values"].get(name))
 
 
 def _measured_entry(row: dict[str, Any], m: Any, device: str, runtime: str, statistic: str) -> dict[str, Any]:
@@ -387,7 +397,7 @@ def _measured_entry(row: dict[str, Any], m: Any, device: str, runtime: str, stat
             "measured_ms": getattr(m, statistic) if ok else None, "statistic": statistic,
             "median_ms": m.median_ms if ok else None, "min_ms": m.min_ms if ok else None,
             "runs": m.n if ok else None,
-            "predicted_ms": (row.get("predicted") or {}).get(name, row["values"].get(name)),
+            "predicted_ms": _predicted(row, name),
             "status": m.status if m is not None else "missing",
             "error": m.error if m is not None else "no measurement came back",
             "date": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())}

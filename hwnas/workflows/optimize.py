@@ -40,7 +40,7 @@ class OptimizeResult:
     budget_ms: float | None
     seconds: float
     deployed: list[dict[str, Any]] = field(default_factory=list)
-    session_check: dict[str, Any] | None = None  # the deploy session against the profile (deploy.session_summary)
+    session_check: dict[str, Any] | None = None  # the deploy session against the profile (report.session_summary)
 
     def deployed_rows(self) -> list[dict[str, Any]]:
         """The front rows that were measured: key, top-1, predicted and measured ms, and whether the measured
@@ -74,7 +74,7 @@ def optimize(device: str, *, supernet: str | Path | None = None, data: str = "mn
     from hwnas import DEMO_SUPERNET
     from hwnas.devices import open_device
     from hwnas.search.runfolder import RunFolder
-    from hwnas.workflows.deploy import deploy_front, int8_calibration
+    from hwnas.workflows.deploy import deploy_front, int8_calibration, read_session_checks
     from hwnas.workflows.search import check_budgets, prepare_search, search
 
     def stage(title: str) -> None:
@@ -141,8 +141,7 @@ def optimize(device: str, *, supernet: str | Path | None = None, data: str = "mn
     result = OptimizeResult(ws, device, run_dir, predictor_file, reused, fit_note, profile, outcome.evaluator.spent,
                             len(outcome.front), rows, max_latency_ms, time.monotonic() - started)
     result.deployed = result.deployed_rows()
-    deployed = RunFolder(run_dir).read_front().get("deployed") or {}
-    result.session_check = deployed.get(device, {}).get("session_check")
+    result.session_check = read_session_checks(RunFolder(run_dir), [device]).get(device)
     return result
 
 
