@@ -63,7 +63,8 @@ def main() -> None:
     print(f"optimize with the predictor reused and a budget: {budgeted:.0f} s")
     print(f"deployed within budget on measurement: {within}/{len(rows)}")
     print(f"95% interval covers the measured latency of {covered}/{len(rows)} deployed models; "
-          f"prediction error {min(errors):+.1f}% to {max(errors):+.1f}%")
+          f"prediction error {min(errors):+.1f}% to {max(errors):+.1f}% (mean {np.mean(errors):+.1f}%, mean |error| "
+          f"{np.mean(np.abs(errors)):.1f}%, within 5%: {sum(abs(e) <= 5 for e in errors)}/{len(errors)})")
     check = second.session_check
     if check and check.get("ratio"):
         ratio = check["ratio"]

@@ -19,7 +19,7 @@ from hwnas.workspace import Workspace
 __all__ = ["OptimizeResult", "optimize", "MEASURE_SETTINGS"]
 
 # how profiling and deploy both measure here (the same runner settings on both sides, so the two compare)
-MEASURE_SETTINGS = {"runs": 30, "warmup": 5, "rounds": 2}
+MEASURE_SETTINGS = {"runs": 60, "warmup": 5, "rounds": 6}
 
 
 @dataclass

@@ -9,7 +9,8 @@ import pytest
 
 from hwnas.errors import ProfilingError
 from hwnas.predictors import FORMAT_VERSION, load_predictor
-from hwnas.profiling import load_profile, plan_operators, reference_archs
+from hwnas.profiling import calibration_archs, load_profile, plan_operators, reference_archs
+from hwnas.profiling.reference import corner_archs
 from hwnas.space import create
 
 PROFILE = "nasbench201-onnxruntime-fp32.json"
@@ -32,6 +33,26 @@ def test_reference_set_is_fixed_and_spread_over_flops():
     assert [a.key for a in first] == [a.key for a in second] and len({a.key for a in first}) == 20
     flops = [space.flops(a) for a in first]
     assert flops == sorted(flops) and flops[0] < 0.5 * flops[-1]
+
+
+def test_calibration_sets_hold_the_corners_a_random_sample_misses():
+    space = create("ofa-mbv3")
+    sample = space.sample(np.random.default_rng(1), 2000)
+    calib = calibration_archs(space, 50)
+    assert len({a.key for a in calib}) == 50 and calib == calibration_archs(space, 50)
+    flops = [space.flops(a) for a in calib]
+    # the space's ends, beyond anything 2,000 random subnets reach, and both ends at every profiled resolution
+    assert min(flops) < min(space.flops(a) for a in sample) and max(flops) > max(space.flops(a) for a in sample)
+    for r in space.profiled_resolutions:
+        at_r = [space.flops(a) for a in sample if a.r == r]
+        assert min(space.flops(a) for a in calib if a.r == r) < min(at_r)
+    # small sets stay random (a handful of subnets cannot spare six for corners); the ends skip excluded keys
+    small = calibration_archs(space, 4)
+    assert min(space.flops(a) for a in small) > min(flops)
+    ends = [a.key for a in corner_archs(space)]
+    assert not set(ends) & {a.key for a in calibration_archs(space, 20, exclude=set(ends))}
+    nb = create("nasbench201")
+    assert not any(nb.is_degenerate(a) for a in calibration_archs(nb, 30))
 
 
 def test_operators_can_be_restricted_to_those_of_some_archs():
