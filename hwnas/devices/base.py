@@ -49,6 +49,7 @@ class BenchmarkSettings:
     use_gpu: bool = False
     timeout_per_batch_s: float | None = None  # None: no limit for the whole batch
     op_profiling: bool = False  # adb benchmark_model: also parse the per-operator table
+    fresh_session: bool = False  # load each model anew for every round (its memory placement is then sampled too)
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -80,6 +81,7 @@ class Measurement:
     wall_ms: float | None = None  # wall time the transport spent on this model, for overhead figures
     run_total_ms: float | None = None  # time inside the runtime for this model (warm-up + timed runs, all rounds)
     op_profile: list[dict[str, Any]] | None = None  # per-operator rows (adb benchmark_model with op_profiling)
+    sessions: int | None = None  # how many times the model was loaded for its rounds (None: not reported)
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)

@@ -352,6 +352,7 @@ MANIFEST_FIELDS = {
     "timeout_per_model_s": (_or_null(_is_number), "a number or null", False),
     "block_size": (_or_null(_is_int), "an integer or null", False),
     "use_gpu": (_or_null(lambda v: isinstance(v, bool)), "true, false or null", False),
+    "fresh_session": (_or_null(lambda v: isinstance(v, bool)), "true, false or null", False),
     "pin_cores": (_or_null(_is_ints), "a list of integers or null", False),
     "results": (_or_null(lambda v: isinstance(v, str)), "a path or null", False),
     "owner": (_or_null(lambda v: isinstance(v, str)), "a string or null", False),
@@ -458,6 +459,7 @@ def worker_main(manifest_path):
     classes = {"tflite": TfliteModel, "onnxruntime": OnnxModel, "torch": TorchModel}
     models = {m["index"]: m for m in manifest["models"]}
     loaded = {}
+    fresh = bool(manifest.get("fresh_session"))
     rng = np.random.default_rng(0)
     for line in sys.stdin:
         task = json.loads(line)
@@ -469,6 +471,7 @@ def worker_main(manifest_path):
                 reply["state_before"]["cpu_affinity"] = affinity
         try:
             model = loaded.get(task["index"])
+            reply["loaded"] = model is None
             if model is None:
                 cls = classes[manifest["runtime"]]
                 args = (entry["path"], int(manifest.get("threads", 1)), bool(manifest.get("use_gpu")), np, rng)
@@ -488,6 +491,8 @@ def worker_main(manifest_path):
             while len(samples) < int(task["runs"]) or (time.perf_counter() - start) < min_s:
                 samples.append(model.time_once_ms())
             run_total += sum(samples)
+            if fresh:  # the next round loads it again: a session's memory placement is one more sampled factor
+                loaded.pop(task["index"], None)
             if task.get("state_after"):
                 reply["state_after"] = device_state()
             reply["samples_ms"] = samples
@@ -947,6 +952,7 @@ class Supervisor:
         self.stop_path = os.path.join(os.path.dirname(results_path) or ".", "stop")
         self.samples = {}  # index -> {round: [ms]}
         self.run_total = {}  # index -> ms inside the runtime, warm-up included, over the rounds so far
+        self.sessions = {}  # index -> rounds that loaded the model (sessions its samples span)
         self.states = {}  # index -> {"before": device state}
         self.finished = set()
         self.worker = None
@@ -965,6 +971,7 @@ class Supervisor:
                 index = record["index"]
                 self.samples.setdefault(index, {})[record["round"]] = record["samples_ms"]
                 self.run_total[index] = self.run_total.get(index, 0.0) + record.get("run_total_ms", 0.0)
+                self.sessions[index] = self.sessions.get(index, 0) + int(bool(record.get("loaded")))
                 if "state" in record:
                     self.states.setdefault(index, {})[record["state_key"]] = record["state"]
             elif kind in ("result", "failed"):
@@ -1080,7 +1087,8 @@ class Supervisor:
         """File one round's samples (results file only); after the last round, the model's result."""
         index = entry["index"]
         record = {"type": "round", "index": index, "round": rnd, "samples_ms": reply["samples_ms"],
-                  "run_total_ms": reply["run_total_ms"]}
+                  "run_total_ms": reply["run_total_ms"], "loaded": bool(reply.get("loaded"))}
+        self.sessions[index] = self.sessions.get(index, 0) + int(record["loaded"])
         self.samples.setdefault(index, {})[rnd] = reply["samples_ms"]
         self.run_total[index] = self.run_total.get(index, 0.0) + reply["run_total_ms"]
         if "state_before" in reply:
@@ -1098,7 +1106,7 @@ class Supervisor:
                   "runtime": self.manifest["runtime"], "runtime_version": self.version,
                   "threads": int(self.manifest.get("threads", 1)), "warmup": self.warmup,
                   "runs": self.runs_per_round * self.rounds, "rounds": self.rounds,
-                  "run_total_ms": self.run_total[index],
+                  "run_total_ms": self.run_total[index], "sessions": self.sessions.get(index, 0),
                   "state_before": self.states.get(index, {}).get("before", {}),
                   "state_after": last_reply.get("state_after", {}), "timestamp": time.time()}
         if last_reply.get("providers"):

@@ -110,7 +110,7 @@ def measurement_from_record(record: dict[str, Any], device: str, settings: Bench
         min_ms=float(record["min_ms"]), p90_ms=float(record["p90_ms"]), n=int(record["n"]),
         state_before=record.get("state_before") or {}, state_after=record.get("state_after") or {},
         timestamp=float(record.get("timestamp") or time.time()), run_total_ms=record.get("run_total_ms"),
-        op_profile=record.get("op_profile"),
+        op_profile=record.get("op_profile"), sessions=record.get("sessions"),
     )
 
 
@@ -133,7 +133,7 @@ def build_manifest(models: Sequence[BenchmarkModel], paths: dict[str, str], sett
         "version": MANIFEST_VERSION, "runtime": settings.runtime, "threads": settings.threads,
         "warmup": settings.warmup, "runs": settings.runs, "min_seconds": settings.min_seconds,
         "rounds": settings.rounds, "timeout_per_model_s": settings.timeout_per_model_s, "use_gpu": settings.use_gpu,
-        "pin_cores": list(settings.pin_cores) if settings.pin_cores else None,
+        "fresh_session": settings.fresh_session, "pin_cores": list(settings.pin_cores) if settings.pin_cores else None,
         "results": results, "owner": owner, "lock_timeout_s": lock_timeout_s,
         "models": [{"index": i, "path": paths[m.sha256], "key": m.key, "sha256": m.sha256,
                     "input_shapes": [list(s) for s in m.input_shapes] if m.input_shapes else None}

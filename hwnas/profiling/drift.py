@@ -69,7 +69,8 @@ def session_summaries(records: Iterable[StoredMeasurement], space: str | None = 
 
 
 # the settings that change what a model measures; a later session that differs in one is not like for like
-MEASURE_FIELDS = ("runtime", "threads", "warmup", "runs", "min_seconds", "rounds", "pin_cores", "use_gpu")
+MEASURE_FIELDS = ("runtime", "threads", "warmup", "runs", "min_seconds", "rounds", "pin_cores", "use_gpu",
+                  "fresh_session")
 
 
 @dataclass

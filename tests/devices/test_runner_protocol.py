@@ -104,6 +104,22 @@ def test_manifest_built_by_the_host_is_run_by_the_runner_and_its_records_parse_b
         assert 0 < m.min_ms <= m.median_ms <= m.p90_ms and m.run_total_ms >= m.n * m.min_ms
 
 
+@pytest.mark.parametrize("fresh", [False, True])
+def test_fresh_session_loads_each_model_again_every_round(tmp_path, onnx_models, fresh):
+    models = [BenchmarkModel(p, key=f"m{i}") for i, p in enumerate(onnx_models[:2])]
+    settings = BenchmarkSettings(runtime="onnxruntime", warmup=1, runs=6, rounds=3, fresh_session=fresh)
+    results = tmp_path / "results.jsonl"
+    manifest = build_manifest(models, {m.sha256: str(m.path) for m in models}, settings, str(results))
+    assert manifest["fresh_session"] is fresh
+    (tmp_path / "manifest.json").write_text(json.dumps(manifest))
+    proc = run_runner(tmp_path / "manifest.json")
+    assert proc.returncode == 0, proc.stderr
+    measured = [measurement_from_record(r, "here", settings) for r in lines(proc.stdout) if r["type"] == "result"]
+    assert [m.sessions for m in measured] == [3 if fresh else 1] * 2 and all(m.n == 6 for m in measured)
+    loaded = [r["loaded"] for r in lines(results.read_text()) if r["type"] == "round"]
+    assert loaded == ([True] * 6 if fresh else [True, True] + [False] * 4)
+
+
 def write_manifest(tmp_path: Path, **changes) -> Path:
     manifest = {"version": 1, "runtime": "onnxruntime", "runs": 3, "results": str(tmp_path / "results.jsonl"),
                 "models": [{"index": 0, "path": "a.onnx", "key": "a", "sha256": "0" * 64},
