@@ -1,14 +1,16 @@
 """Where a whole-subnet predictor errs: its error on the fast end of the space (where a budgeted front sits) and
-on random subnets, with and without the space's smallest and largest subnets in its training set.
+on random subnets, with and without the space's corners in its training set.
 
-    python benchmarks/fast_end.py [--out /tmp/hwnas-fast-end] [--seed 0] [--fast 30]
+    python benchmarks/fast_end.py [--out /tmp/hwnas-fast-end] [--seed 0] [--fast 30] [--share 0.15]
+        [--calibration 30] [--sizes 30] [--second-session]
 
-One profiling session on `local-cpu-ort` with the demo supernet's space, under `hwnas optimize`'s settings:
-the 30 random calibration subnets and 20 reference subnets of `optimize`, the space's corner subnets (smallest
-and largest at each resolution) and `--fast` subnets drawn from the 15% lowest-FLOPs of 3,000 random ones.
-Then a gbm (as `optimize` fits it) on the calibration subnets alone, on them plus the space's two ends, and plus all corners, each scored
-on the fast-end set and on the reference subnets, none of which it saw. With `--second-session`, the held-out
-subnets are measured again in a separate session and scored there too.
+One profiling session on `local-cpu-ort` with the demo supernet's space, under `hwnas optimize`'s settings: the
+`--calibration` calibration subnets and 20 reference subnets of `optimize`, the space's corners (smallest and
+largest at each resolution) and `--fast` subnets drawn from the `--share` lowest-FLOPs of 3,000 random ones.
+Then, for each n in `--sizes`, a gbm (as `optimize` fits it) on the first n random calibration subnets, on them
+plus the space's two ends, and on them plus all corners, each scored on the fast-end set and on the reference
+subnets, none of which it saw. With `--second-session`, the held-out subnets are measured again in a separate
+session and scored there too.
 """
 
 from __future__ import annotations
