@@ -32,20 +32,24 @@ def diagnostics_html(entries: list[dict[str, Any]], max_rows: int = 40) -> str:
     they model, and what each batch was spent on. Long runs show every n-th batch and the last."""
     if not entries:
         return ""
-    names = sorted({n for d in entries for n in (d.get("rank_corr") or {})})
+    def part(d: dict[str, Any], key: str) -> dict[str, Any]:  # a damaged file may hold anything there
+        value = d.get(key)
+        return value if isinstance(value, dict) else {}
+
+    names = sorted({str(n) for d in entries for n in part(d, "rank_corr")})
     step = max(1, -(-len(entries) // max_rows))
     shown = entries[::step] + ([entries[-1]] if (len(entries) - 1) % step else [])
     head = (["batch", "evals"] + [f"rank corr {n}" for n in names] + [f"80% coverage {n}" for n in names]
             + [f"noise std {n}" for n in names] + ["surrogate", "refine", "explore"])
     rows = []
     for d in shown:
-        picks = d.get("picks") or {}
-        cells = [str(d.get("round")), str(d.get("evals"))]
+        picks = part(d, "picks")
+        cells = [_fmt(d.get("round")), _fmt(d.get("evals"))]
         for key in ("rank_corr", "coverage", "noise_std"):
-            cells += [_fmt((d.get(key) or {}).get(n)) for n in names]
-        cells += [str(picks.get(k, 0)) for k in ("surrogate", "refine", "explore")]
+            cells += [_fmt(part(d, key).get(n)) for n in names]
+        cells += [_fmt(picks.get(k, 0)) for k in ("surrogate", "refine", "explore")]
         rows.append("<tr>" + "".join(f"<td>{c}</td>" for c in cells) + "</tr>")
-    explored = [d for d in entries if (d.get("picks") or {}).get("explore")]
+    explored = [d for d in entries if part(d, "picks").get("explore")]
     summary = (f"<p>{len(explored)} of {len(entries)} batches moved part of their archs to exploration (NSGA-II "
                "offspring, spread samples) because the surrogates ranked recent batches poorly (rank correlation "
                "under 0.4) or their intervals covered under half of what was measured.</p>")

@@ -257,8 +257,11 @@ class RunFolder:
     # ------------------------------------------------------------ diagnostics
     def read_diagnostics(self) -> list[dict[str, Any]]:
         """The per-batch diagnostics of diagnostics.jsonl (the accelerated loop's: how well its surrogates
-        ranked each batch, what the batch was spent on); unreadable lines (a torn last write) are skipped."""
-        return read_jsonl(self.diagnostics_path)
+        ranked each batch, what the batch was spent on); unreadable lines (a torn last write) and entries that
+        are not a batch's (an object with an integer `round`) are skipped: they only inform, so a damaged line
+        costs its own entry, not the resume."""
+        return [d for d in read_jsonl(self.diagnostics_path) if isinstance(d, dict)
+                and isinstance(d.get("round"), int) and not isinstance(d.get("round"), bool)]
 
     def diagnostics_writer(self) -> Callable[[dict[str, Any]], None]:
         """A callback for `Evaluator.on_note` that appends each entry to diagnostics.jsonl, skipping rounds the

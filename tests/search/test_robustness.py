@@ -176,3 +176,21 @@ def test_diagnostics_are_written_to_the_run_folder_and_resume(nb201_table, nb201
     assert [d["round"] for d in both] == list(range(1, 10)) and both[:6] == first  # retraced rounds not repeated
     assert [d["evals"] for d in both[6:]] == [45, 50, 55] and outcome.evaluator.spent == 55
     assert "Surrogate diagnostics" in (out / "report.html").read_text()
+
+
+def test_damaged_diagnostics_lines_cost_only_themselves(nb201_table, nb201_problem, tmp_path):
+    objectives, norm, _ = nb201_problem
+    out = tmp_path / "run"
+    kwargs = dict(normalization=norm, seed=1, options={"n_init": 10, "batch": 5})
+    run_search(nb201_table.space, objectives, out, budget=20, **kwargs)
+    path = out / "diagnostics.jsonl"
+    damaged = ['{"round": {"a": 1}}', "[1, 2]", '{"round": true}', '{"round": 7, "picks": [1], "rank_corr": "x", '
+               '"evals": "<script>"}']
+    path.write_text(path.read_text() + "\n".join(damaged) + "\n")
+    outcome = run_search(nb201_table.space, objectives, out, budget=35, **kwargs)  # found a TypeError before
+    assert outcome.evaluator.spent == 35
+    lines = [json.loads(line) for line in path.read_text().splitlines()]
+    rounds = [d.get("round") for d in lines if isinstance(d, dict)]
+    assert rounds.count(7) == 1  # the damaged line's round counts as written; the others are skipped on reading
+    report = (out / "report.html").read_text()
+    assert "Surrogate diagnostics" in report and "<script>" not in report
