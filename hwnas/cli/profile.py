@@ -56,6 +56,9 @@ def profile(
     runs: Annotated[int | None, typer.Option(min=1, help="Timed runs per model (device default if unset).")] = None,
     warmup: Annotated[int | None, typer.Option(min=0, help="Warm-up runs per model.")] = None,
     rounds: Annotated[int | None, typer.Option(min=1, help="Interleaved rounds over each batch.")] = None,
+    fresh_session: Annotated[bool | None, typer.Option(
+        "--fresh-session/--one-session", help="Load each model anew for every round (its memory placement is "
+        "then averaged too; default: the device's setting, one session).")] = None,
     chunk_size: Annotated[int, typer.Option(min=1, help="Operators exported and measured per batch.")] = 32,
     jobs: Annotated[int, typer.Option(min=1, help="Parallel export processes.")] = 2,
     export_csv: Annotated[Path | None, typer.Option(help="Only write the device's measurement log as CSV.")] = None,
@@ -84,7 +87,7 @@ def profile(
     options = dict(supernet=supernet, workspace=ws, resolutions=ints(resolutions, "--resolutions"),
                    precision=precision, calibration=calibration, reference=reference, operators=operators,
                    archs=_archs_arg(archs), extra_archs=_archs_arg(measure_archs), runs=runs, warmup=warmup,
-                   rounds=rounds, chunk_size=chunk_size, jobs=jobs)
+                   rounds=rounds, fresh_session=fresh_session, chunk_size=chunk_size, jobs=jobs)
     failed: FarmProfilingError | None = None
     with progress_display() as progress:
         if len(devices) == 1 and not settings.enabled:

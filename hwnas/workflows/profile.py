@@ -55,12 +55,13 @@ def profile(device: str, space: Any = None, *, supernet: str | Path | None = Non
             resolutions: Sequence[int] | None = None, precision: str = "fp32", calibration: int = 50,
             reference: bool | int = 20, operators: bool = True, archs: Sequence[Any] | None = None,
             extra_archs: Sequence[Any] | None = None, runs: int | None = None, warmup: int | None = None,
-            rounds: int | None = None, chunk_size: int = 32, jobs: int = 2,
+            rounds: int | None = None, fresh_session: bool | None = None, chunk_size: int = 32, jobs: int = 2,
             progress: ProgressFn | None = None) -> ProfileResult:
     """Profile the workspace device `device` on `space` (a name or a SearchSpace; default ofa-mbv3), or on the
     exact space of the checkpoint `supernet`: every operator (or those of `archs`; none with
     `operators=False`), plus `calibration` random and `reference` fixed whole subnets and `extra_archs`.
-    `runs`, `warmup`, `rounds` override the device's measurement settings."""
+    `runs`, `warmup`, `rounds` and `fresh_session` (load each model anew every round) override the device's
+    measurement settings."""
     from hwnas.devices import open_device
 
     ws = resolve_workspace(workspace)
@@ -70,7 +71,7 @@ def profile(device: str, space: Any = None, *, supernet: str | Path | None = Non
     job = _ProfileJob(ws, sp, dict(resolutions=resolutions, precision=precision, calibration=calibration,
                                    reference=reference, ops=None if operators else [], archs=archs,
                                    extra_archs=extra_archs, chunk_size=chunk_size, jobs=jobs),
-                      dict(runs=runs, warmup=warmup, rounds=rounds))
+                      dict(runs=runs, warmup=warmup, rounds=rounds, fresh_session=fresh_session))
     with open_device(device, ws) as dev:
         return job(device, dev, progress)
 
@@ -80,8 +81,8 @@ def profile_many(devices: Sequence[str], space: Any = None, *, ray: RaySettings 
                  resolutions: Sequence[int] | None = None, precision: str = "fp32", calibration: int = 50,
                  reference: bool | int = 20, operators: bool = True, archs: Sequence[Any] | None = None,
                  extra_archs: Sequence[Any] | None = None, runs: int | None = None, warmup: int | None = None,
-                 rounds: int | None = None, chunk_size: int = 32, jobs: int = 2,
-                 progress: ProgressFn | None = None) -> list[ProfileResult]:
+                 rounds: int | None = None, fresh_session: bool | None = None, chunk_size: int = 32,
+                 jobs: int = 2, progress: ProgressFn | None = None) -> list[ProfileResult]:
     """`profile` on several workspace devices at once (one driver thread per device), in-process or, with `ray`
     (see `RaySettings`), each device served by a Ray actor holding its connection. The models are exported
     once on this machine (shared by devices of one runtime) and every measurement goes into the workspace
@@ -100,7 +101,7 @@ def profile_many(devices: Sequence[str], space: Any = None, *, ray: RaySettings 
     job = _ProfileJob(ws, sp, dict(resolutions=resolutions, precision=precision, calibration=calibration,
                                    reference=reference, ops=None if operators else [], archs=archs,
                                    extra_archs=extra_archs, chunk_size=chunk_size, jobs=jobs),
-                      dict(runs=runs, warmup=warmup, rounds=rounds))
+                      dict(runs=runs, warmup=warmup, rounds=rounds, fresh_session=fresh_session))
     with ray_session(ray) as ray_module:  # a cluster that cannot be reached is said before any export
         if len(names) > 1:
             job.export_ahead(sorted({configs[n].runtime for n in names}), progress)

@@ -11,6 +11,7 @@ from hwnas.errors import ProfilingError
 from hwnas.predictors import FORMAT_VERSION, load_predictor
 from hwnas.profiling import calibration_archs, load_profile, plan_operators, reference_archs
 from hwnas.profiling.reference import corner_archs
+from hwnas.profiling.store import MeasurementStore
 from hwnas.space import create
 
 PROFILE = "nasbench201-onnxruntime-fp32.json"
@@ -130,3 +131,19 @@ def test_unknown_device_and_bad_resolutions_fail_in_one_line(workspace_root, hwn
 @pytest.fixture()
 def workspace_root(tmp_path, new_workspace):
     return new_workspace(tmp_path / "ws").root
+
+
+def test_profile_with_a_fresh_session_per_round_records_it(hwnas_cli, new_workspace, tmp_path):
+    ws = new_workspace(tmp_path / "ws")
+    arch = create("nasbench201").sample(np.random.default_rng(3), 1)[0]
+    archs = tmp_path / "archs.json"
+    archs.write_text(json.dumps([arch.to_dict()]))
+    result = hwnas_cli(["profile", "cpu", "--space", "nasbench201", "--no-operators", "--reference", "0",
+                        "--calibration", "0", "--measure-archs", str(archs), "--runs", "4", "--warmup", "1",
+                        "--rounds", "2", "--fresh-session", "--jobs", "1"], ws.root)
+    assert result.returncode == 0, result.stderr
+    data = load_profile(ws.profile_dir("cpu") / PROFILE)
+    assert data["settings"]["fresh_session"] is True and data["settings"]["rounds"] == 2
+    assert [r["key"] for r in data["extra"]] == [arch.key] and data["extra"][0]["n"] == 4
+    stored = [r for r in MeasurementStore.for_device(ws, "cpu").records() if r.key == arch.key]
+    assert [r.measurement.sessions for r in stored] == [2]  # loaded once per round
