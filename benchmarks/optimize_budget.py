@@ -3,7 +3,7 @@ share of deployed models whose measured latency keeps the budget, and the covera
 on the held-out reference subnets and on the deployed models; and the deploy session's reference check (how fast
 the device ran against its profile) with the front's error scaled to the session.
 
-    python benchmarks/optimize_budget.py [--out /tmp/hwnas-opt] [--quantile 0.5]
+    python benchmarks/optimize_budget.py [--out /tmp/hwnas-opt] [--quantile 0.5] [--seed 0] [--profile-subnets 30]
 
 Two calls: the first `optimize` without a budget profiles this CPU (30 random + 20 held-out reference subnets of
 the demo supernet), fits the predictor, searches and deploys (its wall time is the "from nothing" figure); the
@@ -27,6 +27,7 @@ def main() -> None:
     parser.add_argument("--quantile", type=float, default=0.5)
     parser.add_argument("--evals", type=int, default=60)
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--profile-subnets", type=int, default=30, help="subnets the first optimize measures")
     args = parser.parse_args()
 
     from hwnas.predictors import load_predictor
@@ -38,7 +39,7 @@ def main() -> None:
     device = "local-cpu-ort"
     t0 = time.monotonic()
     first = optimize(device, workspace=ws, evals=args.evals, formats=["onnx"], seed=args.seed,
-                     out=ws.runs_dir / "unbudgeted")
+                     profile_subnets=args.profile_subnets, out=ws.runs_dir / "unbudgeted")
     from_nothing = time.monotonic() - t0
     print(f"optimize from nothing (profile, fit, search {args.evals}, deploy): {from_nothing:.0f} s; "
           f"predictor: {first.fit_note}")
