@@ -164,26 +164,28 @@ def profile_device(
             todo_archs = [todo_archs[i] for i in np.random.default_rng(0).permutation(len(todo_archs))]
             done = len(all_archs) - len(todo_archs)
             emit(progress, "archs", done, len(all_archs), skipped=done)
-            for batch in _chunks(todo_archs, max(1, chunk_size // 4)):
-                models, roles = [], {}
-                for role, arch in batch:
-                    t0 = time.monotonic()
-                    try:
-                        exported = _export_arch_cached(export_arch, sp, arch, arch_dir, fmt, precision)
-                    except ExportError as exc:
-                        record("arch", arch.key, role, arch.to_dict(),
-                               _failed(arch.key, device.name, settings, str(exc)))
-                        done += 1
-                    else:
-                        models.append(BenchmarkModel(exported.path, arch.key, exported.sha256))
-                        roles[arch.key] = (role, arch)
-                    finally:
-                        timing["export_s"] += time.monotonic() - t0
-                for m in _measure(device, models, settings):
-                    role, arch = roles[m.key]
-                    record("arch", arch.key, role, arch.to_dict(), m)
+            # every subnet is exported before any is measured, then measured in one batch: the runner interleaves
+            # the rounds of up to 64 models, so each subnet's rounds spread over the whole measurement and a
+            # burst of load lasting a few seconds lands in one of its rounds rather than in all of them
+            models, roles = [], {}
+            for i, (role, arch) in enumerate(todo_archs):
+                t0 = time.monotonic()
+                try:
+                    exported = _export_arch_cached(export_arch, sp, arch, arch_dir, fmt, precision)
+                except ExportError as exc:
+                    record("arch", arch.key, role, arch.to_dict(), _failed(arch.key, device.name, settings, str(exc)))
                     done += 1
-                    emit(progress, "archs", done, len(all_archs), arch.key)
+                else:
+                    models.append(BenchmarkModel(exported.path, arch.key, exported.sha256))
+                    roles[arch.key] = (role, arch)
+                finally:
+                    timing["export_s"] += time.monotonic() - t0
+                emit(progress, "export archs", i + 1, len(todo_archs), arch.key)
+            for m in _measure(device, models, settings):
+                role, arch = roles[m.key]
+                record("arch", arch.key, role, arch.to_dict(), m)
+                done += 1
+                emit(progress, "archs", done, len(all_archs), arch.key)
             measure_checks("end")
         finally:
             timing["wall_s"] = time.monotonic() - started
