@@ -87,20 +87,32 @@ class SessionCheck:
     baseline_ms: dict[str, float]
     settings_differ: dict[str, list[Any]]
 
-    def compare(self, start: Mapping[str, float], end: Mapping[str, float]) -> dict[str, Any]:
+    def compare(self, start: Mapping[str, float], end: Mapping[str, float],
+                with_front: Mapping[str, float] | None = None) -> dict[str, Any]:
         """What front.json records of the session: per check subnet its profiled level and the levels at the
-        session's start and end; `ratio`, the median over the subnets of (level now / profiled level), is how
-        much longer the device takes now (0.9: 10% faster); `shifted` when that move exceeds the profile's noise
-        threshold, `drifted` when the session itself moved beyond it between its start and end."""
+        session's start and end, and `with_front_ms` where it was also measured in the front's own batch (its
+        rounds interleaved with the front's models: the same moments, so the same load); `ratio`, the median over
+        the subnets of (level now / profiled level), is how much longer the device takes now (0.9: 10% faster),
+        taken from the front's batch where measured there, else from the mean of start and end; `shifted` when
+        that move exceeds the profile's noise threshold, `drifted` when the session itself moved beyond it
+        between its start and end."""
         checks, ratios, moves = {}, [], []
+        with_front = with_front or {}
+
+        def usable(v: Any) -> bool:
+            return v is not None and bool(np.isfinite(v)) and v > 0
+
         for key, base in self.baseline_ms.items():
-            now = [v for v in (start.get(key), end.get(key)) if v is not None and np.isfinite(v) and v > 0]
+            now = [v for v in (start.get(key), end.get(key)) if usable(v)]
             checks[key] = {"profile_ms": base, "start_ms": start.get(key), "end_ms": end.get(key)}
-            if not now:
-                continue
-            ratios.append(float(np.mean(now)) / base)
+            if usable(with_front.get(key)):
+                checks[key]["with_front_ms"] = with_front[key]
             if len(now) == 2:
                 moves.append(100.0 * (max(now) / min(now) - 1.0))
+            if usable(with_front.get(key)):
+                ratios.append(float(with_front[key]) / base)
+            elif now:
+                ratios.append(float(np.mean(now)) / base)
         ratio = float(np.median(ratios)) if ratios else None
         shift = 100.0 * (ratio - 1.0) if ratio is not None else None
         drift = max(moves, default=0.0)

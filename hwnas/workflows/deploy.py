@@ -311,19 +311,29 @@ class _FrontDeployment:
         measured = _Measured(device.name, base_settings.runtime, statistic, own_format, {})
         check = self.checks.get(device.name)
         start = self._measure_checks(device, base_settings, check, "start", progress)
+        with_front: dict[str, float] = {}
         done = 0
         for fmt in self.formats:
             runtime_settings = replace(base_settings, runtime=FORMAT_RUNTIMES[fmt])
             for precision in self.precisions:
                 models = [BenchmarkModel(self.exported[(r["key"], fmt, precision)].path, r["key"]) for r in self.rows]
+                # the check subnets ride along in the batch of the format the profile measured: their rounds
+                # interleave with the front's, so they see the load the front saw
+                controls = (self.check_models.get(device.name) or []) \
+                    if check is not None and fmt == own_format and precision == "fp32" else []
+                control_keys = {c.key for c in controls} - {m.key for m in models}
                 by_key = measured.by_model.setdefault((fmt, precision), {})
-                for m in device.benchmark(models, runtime_settings):
+                for m in device.benchmark(models + [c for c in controls if c.key in control_keys], runtime_settings):
+                    if m.key in control_keys:
+                        if m.ok:
+                            with_front[m.key] = float(getattr(m, check.statistic))
+                        continue
                     by_key[m.key] = m
                     done += 1
                     emit(progress, "measure", done, len(self.jobs), m.key)
         if check is not None:
             end = self._measure_checks(device, base_settings, check, "end", progress)
-            measured.session = check.compare(start, end)
+            measured.session = check.compare(start, end, with_front)
         return measured
 
     def _measure_checks(self, device: Any, settings: Any, check: Any, phase: str,

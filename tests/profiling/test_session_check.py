@@ -63,8 +63,9 @@ def test_deploy_remeasures_the_profiles_reference_checks_under_the_same_settings
     assert check["measured"] == 3
     for key, row in check["checks"].items():
         assert row["profile_ms"] == pytest.approx(levels[key])
-        assert row["start_ms"] > 0 and row["end_ms"] > 0
-    ratios = [np.mean([r["start_ms"], r["end_ms"]]) / r["profile_ms"] for r in check["checks"].values()]
+        assert row["start_ms"] > 0 and row["end_ms"] > 0 and row["with_front_ms"] > 0
+    # the level is taken from the front's own batch (the checks ride along there): the front's conditions
+    ratios = [r["with_front_ms"] / r["profile_ms"] for r in check["checks"].values()]
     assert check["ratio"] == pytest.approx(float(np.median(ratios)), rel=1e-3)
     assert check["settings_differ"] == {}  # measured like the profile, and it says so by naming nothing
     # the front's error as predicted and scaled to the session, row by row
@@ -76,6 +77,8 @@ def test_deploy_remeasures_the_profiles_reference_checks_under_the_same_settings
         assert raw == pytest.approx(100 * (p - m) / m, abs=0.01)
         assert scaled == pytest.approx(100 * (p * check["ratio"] - m) / m, abs=0.01)
     assert "Reference check, cpu: the profile" in result.report.read_text()
+    # the check subnets measured along are not front rows
+    assert not set(check["checks"]) & {r["key"] for r in result.rows}
 
 
 def test_other_measurement_settings_are_named(searched):
