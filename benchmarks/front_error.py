@@ -35,7 +35,7 @@ def main() -> None:
 
     from hwnas.devices import BenchmarkModel, open_device
     from hwnas.export import export_arch
-    from hwnas.predictors import load_predictor
+    from hwnas.predictors import create_predictor, load_predictor
     from hwnas.profiling import load_profile
     from hwnas.profiling.profiler import _export_arch_cached, arch_models_dir
     from hwnas.profiling.reference import corner_archs
@@ -94,8 +94,6 @@ def main() -> None:
         own.append(100 * (p * level - rnd) / rnd)
         print(f"{arch.key:<44} {p:7.4f} {deployed_ms or float('nan'):9.4f} {trained:8.4f} {rnd:8.4f} "
               f"{trained / rnd:7.3f} {errs[-1]:+7.1f}% {own[-1]:+8.1f}%")
-    from hwnas.predictors import create_predictor
-
     trained_on = set(predictor.meta_.get("trained_on") or [])
     train = [r for r in profiled if r["key"] in trained_on]
     outliers = sum(abs(now["profiled:" + r["key"]] / r[stat] / level - 1) > 0.1 for r in profiled)
