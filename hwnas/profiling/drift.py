@@ -105,11 +105,10 @@ class SessionCheck:
         for key, base in self.baseline_ms.items():
             now = [v for v in (start.get(key), end.get(key)) if usable(v)]
             checks[key] = {"profile_ms": base, "start_ms": start.get(key), "end_ms": end.get(key)}
-            if usable(with_front.get(key)):
-                checks[key]["with_front_ms"] = with_front[key]
             if len(now) == 2:
                 moves.append(100.0 * (max(now) / min(now) - 1.0))
             if usable(with_front.get(key)):
+                checks[key]["with_front_ms"] = with_front[key]
                 ratios.append(float(with_front[key]) / base)
             elif now:
                 ratios.append(float(np.mean(now)) / base)
