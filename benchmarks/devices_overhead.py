@@ -5,6 +5,7 @@ Prints, per transport and batch: wall time, time inside the runtime, per-model o
 repeatability of two separate batches of the same models (share of models whose medians differ by <= 3%).
 
     python benchmarks/devices_overhead.py [--models 200] [--runs 50] [--rounds 3] [--no-ssh]
+                                          [--fresh-session] [--min-seconds S] [--statistic median_ms]
 
 The ssh part starts its own /usr/sbin/sshd on 127.0.0.1 (generated keys, private folder) and stops it after.
 """
@@ -107,7 +108,9 @@ def run_batch(device, models, settings):
 
 def report(name, device, models, settings):
     print(f"\n== {name}: {len(models)} models, {settings.runtime}, {settings.threads} thread, warm-up "
-          f"{settings.warmup}, {settings.runs} runs over {settings.rounds} interleaved rounds")
+          f"{settings.warmup}, {settings.runs} runs over {settings.rounds} interleaved rounds"
+          f"{', fresh session per round' if settings.fresh_session else ''}"
+          f"{f', at least {settings.min_seconds} s per model' if settings.min_seconds else ''}")
     pushed = []
     original = device._push
     device._push = lambda local, remote: (pushed.append(local), original(local, remote))
@@ -140,9 +143,11 @@ def main() -> None:
     parser.add_argument("--runs", type=int, default=50)
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--no-ssh", action="store_true")
+    parser.add_argument("--fresh-session", action="store_true", help="load each model anew for every round")
+    parser.add_argument("--min-seconds", type=float, default=0.0, help="run each model at least this long")
     args = parser.parse_args()
     settings = BenchmarkSettings(runtime="onnxruntime", threads=1, warmup=args.warmup, runs=args.runs,
-                                 rounds=args.rounds)
+                                 rounds=args.rounds, fresh_session=args.fresh_session, min_seconds=args.min_seconds)
     with tempfile.TemporaryDirectory(prefix="hwnas-bench-") as tmp:
         folder = Path(tmp)
         (folder / "models").mkdir()

@@ -11,6 +11,11 @@ surrogate monitor moved part of a batch to exploration. A run that does not reac
 counts as budget + 1 ('>N'). With --long each loop runs to 1,000 evaluations: evaluations to 99.9%, the share of
 the true front's archs evaluated by 1,000 (NSGA-II's too), and the loop's own wall time per proposal around 100
 and 1,000 evaluations (table lookups cost nothing, so this is the loop's cost).
+
+`--noise measured` reads the noisy variants (`search_variants.MEASURED_NOISE`: raspi4-noisy, gpu-flat) the
+other way: their lognormal noise is measurement noise, drawn afresh for each evaluation (seeded per run), and
+every search is scored on the noise-free latency of the archs it evaluated (the hypervolume and the true front
+are those of the noise-free column). Other devices are unchanged.
 """
 
 from __future__ import annotations
@@ -24,8 +29,10 @@ from pathlib import Path
 
 import numpy as np
 import search_nasbench201 as nb
+from search_variants import MEASURED_NOISE
 
-from hwnas.search import Evaluator, accelerated_search, nsga2_search, pareto_mask
+from hwnas.objective import FunctionObjective
+from hwnas.search import Evaluator, accelerated_search, hypervolume, nsga2_search, pareto_mask
 
 LEVELS = (0.98, 0.99, 0.999)
 
@@ -36,11 +43,43 @@ def true_front_keys(device: str) -> set[str]:
     return {a.key for a, m in zip(t.archs, pareto_mask(F), strict=True) if m}
 
 
-def run(algo: str, device: str, budget: int, pop: int, stop: bool, loop_opts: dict, seed: int) -> dict:
+def measured_latency(table, device: str, sigma: float, seed: int) -> FunctionObjective:
+    """The device's latency as one measurement reads it: the table's value times lognormal(sigma), a fresh draw
+    for each evaluation."""
+    rng = np.random.default_rng([seed, 2026])
+    column = f"cifar10_{device}_latency_ms"
+
+    def measure(archs) -> np.ndarray:
+        return table.lookup(archs, column) * rng.lognormal(0.0, sigma, len(archs))
+
+    return FunctionObjective(f"latency_ms[{device}]", measure, direction="min", expensive=True)
+
+
+class TruthScore:
+    """The hypervolume of the evaluated archs at their noise-free values, after each evaluation."""
+
+    def __init__(self, table, device: str, norm) -> None:
+        self.table, self.column, self.norm = table, f"cifar10_{device}_latency_ms", norm
+        self.front = np.zeros((0, 2))
+        self.history: list[tuple[int, float]] = []
+
+    def update(self, ev: Evaluator) -> None:
+        for rec in ev.records[len(self.history):]:
+            f = [-self.table.lookup([rec.arch], "cifar10_test_acc")[0], self.table.lookup([rec.arch], self.column)[0]]
+            F = np.vstack([self.front, [f]])
+            self.front = F[pareto_mask(F)]
+            self.history.append((len(self.history) + 1, hypervolume(self.front, self.norm)))
+
+
+def run(algo: str, device: str, budget: int, pop: int, stop: bool, loop_opts: dict, noise: str, seed: int) -> dict:
     """One seeded run: evaluations to each level (None: not reached), the true front's archs found by the end,
     the loop's wall time per proposal by evaluations, and its batches' picks."""
     table = nb._TABLE
-    objectives, norm, best, _ = nb.problem(table, device)
+    truth, sigma = MEASURED_NOISE[device] if noise == "measured" and device in MEASURED_NOISE else (device, 0.0)
+    objectives, norm, best, _ = nb.problem(table, truth)
+    if sigma:
+        objectives[1] = measured_latency(table, truth, sigma, seed)
+    score = TruthScore(table, truth, norm) if sigma else None
     ev = Evaluator(table.space, objectives, budget=budget, normalization=norm, admissible=table.__contains__)
     timing: list[tuple[int, float]] = []
     last = [time.perf_counter(), 0]
@@ -50,15 +89,21 @@ def run(algo: str, device: str, budget: int, pop: int, stop: bool, loop_opts: di
         if last[1]:
             timing.append((e.spent, (now - last[0]) / max(e.spent - last[1], 1)))
         last[0], last[1] = now, e.spent
-        if stop and e.hv_history and e.hv_history[-1][1] >= LEVELS[1] * best - 1e-12:
+        if score is not None:
+            score.update(e)
+        history = score.history if score is not None else e.hv_history
+        if stop and history and history[-1][1] >= LEVELS[1] * best - 1e-12:
             e.budget = e.spent
 
     if algo == "loop":
         accelerated_search(ev, seed=seed, progress=progress, **loop_opts)
     else:
         nsga2_search(ev, seed=seed, progress=progress, pop_size=pop)
-    hits = [next((n for n, hv in ev.hv_history if hv >= lv * best - 1e-12), None) for lv in LEVELS]
-    front = true_front_keys(device)
+    if score is not None:
+        score.update(ev)
+    history = score.history if score is not None else ev.hv_history
+    hits = [next((n for n, hv in history if hv >= lv * best - 1e-12), None) for lv in LEVELS]
+    front = true_front_keys(truth)
     explored = sum(1 for d in ev.notes if d.get("picks", {}).get("explore"))
     return {"hits": hits, "front_found": len(front & set(ev.seen_keys)), "front_size": len(front),
             "timing": timing, "batches": len(ev.notes), "explore_batches": explored, "spent": ev.spent}
@@ -91,6 +136,9 @@ def main() -> None:
     parser.add_argument("--plain", action="store_true",
                         help="the loop without the monitor's exploration and the front refinement (as before)")
     parser.add_argument("--algos", default="loop,nsga2")
+    parser.add_argument("--noise", choices=("fixed", "measured"), default="fixed",
+                        help="fixed: the noisy variants' draws are the truth; measured: a fresh draw per "
+                             "evaluation, scored on the noise-free latency")
     args = parser.parse_args()
     nb._load_table(args.data.resolve())
     seeds = range(args.first_seed, args.first_seed + args.seeds)
@@ -103,14 +151,14 @@ def main() -> None:
     if "nsga2" in args.algos:
         runs += [(f"nsga2-p{p}", int(p), nsga2_budget) for p in args.nsga2_pop.split(",")]
     print(f"seeds {seeds.start}..{seeds.stop - 1}; loop budget {loop_budget}, NSGA-II budget {nsga2_budget}"
-          f"{'; plain loop' if args.plain else ''}")
+          f"{'; plain loop' if args.plain else ''}; noise {args.noise}")
     for device in args.devices.split(","):
         print(f"\n## {device}")
         medians = {}
         for label, pop, budget in runs:
             start = time.perf_counter()
             job = functools.partial(run, "loop" if label == "loop" else "nsga2", device, budget, pop,
-                                    not args.long, loop_opts)
+                                    not args.long, loop_opts, args.noise)
             if args.jobs > 1:
                 with ProcessPoolExecutor(args.jobs, initializer=nb._load_table,
                                          initargs=(args.data.resolve(),)) as pool:
