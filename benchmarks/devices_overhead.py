@@ -5,7 +5,7 @@ Prints, per transport and batch: wall time, time inside the runtime, per-model o
 repeatability of two separate batches of the same models (share of models whose medians differ by <= 3%).
 
     python benchmarks/devices_overhead.py [--models 200] [--runs 50] [--rounds 3] [--no-ssh]
-                                          [--fresh-session] [--min-seconds S] [--statistic median_ms]
+                                          [--fresh-session] [--min-seconds S]
 
 The ssh part starts its own /usr/sbin/sshd on 127.0.0.1 (generated keys, private folder) and stops it after.
 """

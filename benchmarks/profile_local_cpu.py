@@ -2,13 +2,15 @@
 measured end to end.
 
     python benchmarks/profile_local_cpu.py --workspace /tmp/hwnas-bench [--device local-cpu-ort]
-        [--resolutions 160,176,192,208,224] [--calibration 50] [--holdout 100] [--export-only]
+        [--resolutions 160,176,192,208,224] [--calibration 50] [--holdout 120] [--holdout-batches 2]
+        [--reuse-profile] [--holdout-in-profile] [--fresh-session] [--export-only]
 
-By default the held-out subnets are measured in a session of their own after the profile (as a deployed model
+By default the held-out subnets are measured in sessions of their own after the profile (as a deployed model
 is): the profile is taken first (its wall time, export included, is what profiling a new device costs from a
 fresh workspace), the predictors are fitted from it, and then the held-out subnets are exported and measured in
-one batch with three of the profile's reference subnets, whose level against the profile says how the device
-moved between the two sessions. `--holdout-in-profile` measures them inside the profile's own batch instead.
+`--holdout-batches` separate batches, each with three of the profile's reference subnets, whose level against
+the profile says how the device moved between the sessions; the agreement of the first two batches is the
+ceiling for any predictor on this device. `--holdout-in-profile` measures them inside the profile's own batch instead.
 `--export-only` runs the slow, device-independent half (exporting every operator and subnet into the
 workspace cache) so that the measuring half can run later on a quiet machine. Targets (issue 25): the best
 predictor within +-10% for >= 99% of 120 held-out subnets, profiling in at most 15 minutes, export included.
