@@ -127,8 +127,9 @@ def main() -> None:
     if args.holdout_in_profile:
         batches.append(([{**r, "role": "extra"} for r in profile["extra"]], None))
     else:
+        models, check = held_out_models(args, ws, space, holdout, settings, profile, path, show)
         for i in range(args.holdout_batches):
-            batches.append(measure_held_out(args, ws, space, holdout, settings, profile, path, show, i + 1))
+            batches.append(measure_held_out(args, ws, holdout, models, check, settings, i + 1))
     held = batches[0][0]
     y = np.array([r[args.statistic] for r in held])
     cv = np.median([r["std_ms"] / r["mean_ms"] for r in held])
@@ -164,10 +165,9 @@ def main() -> None:
         print("(retest: the same subnets measured again in --retest's workspace, rescaled by their median ratio)")
 
 
-def measure_held_out(args, ws: Workspace, space, holdout: list, settings, profile: dict, path: Path, show,
-                     batch: int) -> tuple[list, float | None]:
-    """Export the held-out subnets, then measure them in a session of their own, in one batch with the profile's
-    check subnets (their rounds interleaved): (rows, the device's level against the profile, from the checks)."""
+def held_out_models(args, ws: Workspace, space, holdout: list, settings, profile: dict, path: Path, show):
+    """Export the held-out subnets (once): (models to measure, the profile's session check or None); the models
+    are the held-out subnets, then the check subnets."""
     from hwnas.devices import BenchmarkModel
     from hwnas.export import arch_folder
     from hwnas.profiling.drift import plan_session_check
@@ -175,24 +175,29 @@ def measure_held_out(args, ws: Workspace, space, holdout: list, settings, profil
     t0 = time.monotonic()
     export_profile_models(space, ws, settings.runtime, calibration=args.calibration, extra_archs=holdout,
                           jobs=args.jobs, progress=show)
-    print(f"\nheld-out batch {batch}: {len(holdout)} subnets exported in {time.monotonic() - t0:.0f} s")
-    store = MeasurementStore.for_device(ws, args.device)
-    check = plan_session_check(profile, path, store.records(), space, settings, args.statistic)
-    checks = check.archs if check is not None else []
+    print(f"\nheld-out subnets: {len(holdout)} exported in {time.monotonic() - t0:.0f} s")
+    check = plan_session_check(profile, path, MeasurementStore.for_device(ws, args.device).records(), space,
+                               settings, args.statistic)
     arch_dir = arch_models_dir(ws, space, "onnx", "fp32")
-    models, by_key = [], {}
-    for arch in [*holdout, *checks]:
+    models = []
+    for arch in [*holdout, *(check.archs if check is not None else [])]:
         folder = arch_folder(arch_dir, arch.key, "onnx", "fp32")
         sha = json.loads((folder / "model.json").read_text())["sha256"]
         models.append(BenchmarkModel(folder / "model.onnx", arch.key, sha))
-        by_key[arch.key] = arch
+    return models, check
+
+
+def measure_held_out(args, ws: Workspace, holdout: list, models: list, check, settings,
+                     batch: int) -> tuple[list, float | None]:
+    """Measure the held-out subnets in a session of their own, in one batch with the profile's check subnets
+    (their rounds interleaved): (rows, the device's level against the profile, from the checks)."""
     t0 = time.monotonic()
     with open_device(args.device, ws) as dev:
         measured = {m.key: m for m in dev.benchmark(models, settings)}
-    print(f"measured in {time.monotonic() - t0:.0f} s (one batch, settings as the profile's)")
+    print(f"\nheld-out batch {batch}: measured in {time.monotonic() - t0:.0f} s (settings as the profile's)")
     ratio = None
     if check is not None:
-        levels = {a.key: getattr(measured[a.key], args.statistic) for a in checks if measured[a.key].ok}
+        levels = {a.key: getattr(measured[a.key], args.statistic) for a in check.archs if measured[a.key].ok}
         ratio = check.compare({}, {}, levels)["ratio"]
         print(f"device level against the profile (its check subnets): x{ratio} "
               f"(threshold {check.threshold_pct}%)")
