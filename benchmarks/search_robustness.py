@@ -3,6 +3,7 @@ the stress variants (`search_variants`), both objectives expensive, scored as `s
 
     python benchmarks/search_robustness.py [--seeds 10] [--devices raspi4,...] [--loop-budget 400]
                                            [--nsga2-budget 1500] [--nsga2-pop 20,50] [--jobs 2]
+                                           [--algos loop,nsga2] [--plain] [--no-minimal] [--noise measured]
     python benchmarks/search_robustness.py --long --seeds 2 --devices raspi4,pixel3   # to 1,000 evaluations
 
 Per device: the median (over seeds) evaluations to 98% and 99% of the true hypervolume for the loop and for each
@@ -147,6 +148,8 @@ def main() -> None:
     parser.add_argument("--long", action="store_true", help="run every search to 1,000 evaluations")
     parser.add_argument("--plain", action="store_true",
                         help="the loop without the monitor's exploration and the front refinement (as before)")
+    parser.add_argument("--no-minimal", action="store_true",
+                        help="the loop without the space's structurally smallest archs in its first batch")
     parser.add_argument("--algos", default="loop,nsga2")
     parser.add_argument("--noise", choices=("fixed", "measured"), default="fixed",
                         help="fixed: the noisy variants' draws are the truth; measured: a fresh draw per "
@@ -155,6 +158,8 @@ def main() -> None:
     nb._load_table(args.data.resolve())
     seeds = range(args.first_seed, args.first_seed + args.seeds)
     loop_opts = {"explore": False, "refine_after": 1 << 30, "grow_batch": 0} if args.plain else {}
+    if args.no_minimal:
+        loop_opts["minimal"] = False
     loop_budget = 1000 if args.long else args.loop_budget
     nsga2_budget = 1000 if args.long else args.nsga2_budget
     runs = []
@@ -163,7 +168,8 @@ def main() -> None:
     if "nsga2" in args.algos:
         runs += [(f"nsga2-p{p}", int(p), nsga2_budget) for p in args.nsga2_pop.split(",")]
     print(f"seeds {seeds.start}..{seeds.stop - 1}; loop budget {loop_budget}, NSGA-II budget {nsga2_budget}"
-          f"{'; plain loop' if args.plain else ''}; noise {args.noise}")
+          f"{'; plain loop' if args.plain else ''}{'; no minimal archs' if args.no_minimal else ''}"
+          f"; noise {args.noise}")
     for device in args.devices.split(","):
         print(f"\n## {device}")
         medians = {}

@@ -19,7 +19,7 @@ from hwnas.search.evaluator import Evaluator
 from hwnas.search.nsga2 import run_nsga2
 from hwnas.search.pareto import Normalization, hypervolume, hypervolume_gains, nondominated_ranks, pareto_mask
 from hwnas.search.prior import PriorModel, prior_front, prior_surrogate
-from hwnas.search.sampling import effective_candidate, sample_new, sample_spread
+from hwnas.search.sampling import effective_candidate, initial_design, sample_new, sample_spread
 from hwnas.search.surrogate import SurrogateFactory, default_surrogate
 from hwnas.space import Arch
 
@@ -32,7 +32,7 @@ def accelerated_search(evaluator: Evaluator, seed: int = 0, n_init: int = 20, ba
                        n_mutants: int = 10, n_random: int = 500, n_spread: int = 100,
                        surrogate: SurrogateFactory | None = None, prior: PriorModel | None = None,
                        explore: bool = True, refine_after: int = 100, refine_share: float = 0.4,
-                       grow_batch: int = 500,
+                       grow_batch: int = 500, minimal: bool = True,
                        progress: Callable[[Evaluator], None] | None = None) -> Evaluator:
     """Run the loop until the evaluator's budget is spent.
 
@@ -51,7 +51,8 @@ def accelerated_search(evaluator: Evaluator, seed: int = 0, n_init: int = 20, ba
     better values.
 
     With `prior` (a `PriorModel` fitted on a related task's values of one expensive objective), the first
-    `n_init` archs are the prior's predicted front (`prior_front`) instead of archs spread over the FLOPs range,
+    `n_init` archs are the prior's predicted front (`prior_front`) instead of archs spread over the FLOPs range
+    (`initial_design`; with `minimal`, the space's structurally smallest archs are evaluated first, on top),
     and, unless `surrogate` is given, that objective's surrogate takes the prior's prediction as a feature
     (`prior_surrogate`).
 
@@ -83,7 +84,8 @@ def accelerated_search(evaluator: Evaluator, seed: int = 0, n_init: int = 20, ba
         first = prior_front(space, prior, objectives, n_first, rng, constraints, evaluator.admissible,
                             evaluator.seen_keys)
     else:
-        first = sample_spread(space, rng, n_first, evaluator.seen_keys, admissible=evaluator.admissible)
+        first = initial_design(space, rng, n_first, evaluator.seen_keys, evaluator.admissible,
+                               minimal)[:evaluator.remaining]
     if first:
         evaluator.evaluate(first)
         if progress is not None:

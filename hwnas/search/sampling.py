@@ -1,5 +1,6 @@
 """Drawing new archs for a search: uniform samples not seen before, one candidate per distinct network (its
-effective form), and samples spread over the FLOPs range."""
+effective form), samples spread over the FLOPs range, and a first batch that also holds the structurally
+smallest archs."""
 
 from __future__ import annotations
 
@@ -9,7 +10,7 @@ import numpy as np
 
 from hwnas.space import Arch, SearchSpace
 
-__all__ = ["effective_candidate", "effective_sample", "sample_new", "sample_spread"]
+__all__ = ["effective_candidate", "effective_sample", "initial_design", "sample_new", "sample_spread"]
 
 
 def sample_new(space: SearchSpace, rng: np.random.Generator, n: int, exclude: Collection[str],
@@ -73,3 +74,24 @@ def sample_spread(space: SearchSpace, rng: np.random.Generator, n: int, exclude:
     rest = np.setdiff1d(np.arange(len(archs)), picked)
     picked += [int(i) for i in rng.permutation(rest)[: n - len(picked)]]
     return [archs[i] for i in picked]
+
+
+def initial_design(space: SearchSpace, rng: np.random.Generator, n: int, exclude: Collection[str] = (),
+                   admissible: Callable[[Arch], bool] | None = None, minimal: bool = True) -> list[Arch]:
+    """A search's first archs: with `minimal`, the space's structurally smallest (`space.minimal_archs`), then
+    `n` archs spread over the FLOPs range (`sample_spread`, drawn as without them). A spread over FLOPs reaches
+    the cheapest networks by compute, but not those with the fewest operators, which FLOPs cannot tell from
+    larger cells of parameter-free ops: where each operator costs a fixed overhead (a GPU at batch 1, a DSP),
+    those are the fast end of the front, and a surrogate fitted on larger cells over-predicts them, so a search
+    that never measures one may never try one. Archs whose key or effective key is in `exclude`, or that
+    `admissible` rejects, are never returned."""
+    spread = sample_spread(space, rng, n, exclude, admissible=admissible)
+    taken = set(exclude) | {a.key for a in spread} | {space.effective(a).key for a in spread}
+    first: list[Arch] = []
+    for arch in space.minimal_archs() if minimal and n > 0 else ():
+        cand = effective_candidate(space, arch, admissible)
+        keys = {cand.key, space.effective(cand).key} if cand is not None else set()
+        if keys and not keys & taken:
+            taken |= keys
+            first.append(cand)
+    return first + spread

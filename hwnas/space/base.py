@@ -202,6 +202,16 @@ class SearchSpace(ABC):
         and params, standardised by them. Default: none (k = 0)."""
         return np.zeros((len(archs), 0))
 
+    def minimal_archs(self) -> list[Arch]:
+        """The structurally smallest archs: those that run the fewest operators, one per choice that this
+        leaves open. Where per-operator overhead rules latency (a GPU at batch 1, a DSP), they are the fastest
+        networks, yet FLOPs cannot tell them from larger cells of parameter-free ops and random samples
+        almost never draw them; the search's first batch includes them. Default: the lowest choice everywhere
+        (the ordinal lower bound), unless its output does not depend on its input."""
+        arch = self.decode(self.bounds()[0][None, :])[0]
+        check = getattr(self, "is_degenerate", None)
+        return [] if check is not None and check(arch) else [arch]
+
     def resolution(self, arch: Arch) -> int | None:
         """The arch's input resolution in a space with several (OFA's `r`); None where the input size is fixed."""
         return None

@@ -194,6 +194,12 @@ class NasBench201Space(SearchSpace):
                 reached.add(to)
         return NB201Arch(tuple(op if frm in reached else 0 for (_, frm), op in zip(EDGES, ops)))
 
+    def minimal_archs(self) -> list[NB201Arch]:
+        """The four single-op cells: one op on the input-to-output edge, `none` elsewhere (any other single
+        op leaves the cell cut). They run one op per cell, the least any cell can."""
+        edge = PATHS[0][0]
+        return [NB201Arch(tuple(op if e == edge else 0 for e in range(len(EDGES)))) for op in range(1, len(OPS))]
+
     def surrogate_encoding(self, archs: Iterable[Any]) -> np.ndarray:
         """The one-hot encoding of each arch's live form (`live`): twins that train the same cell share it."""
         return self.encode([self.live(a) for a in archs], "onehot")

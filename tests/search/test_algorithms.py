@@ -174,3 +174,38 @@ def test_sample_spread_covers_the_flops_range_with_new_effective_archs(nb201_tab
         flops = np.array([space.flops(a) for a in spread])
         assert flops.max() >= np.percentile(table_flops, 95)
         assert flops.std() > np.std([space.flops(space.effective(a)) for a in uniform])
+
+
+def _live_ops(space, arch) -> int:
+    return sum(op != 0 for op in space.effective(arch).ops)
+
+
+def test_initial_design_starts_with_the_cells_that_run_the_fewest_ops(nb201_table):
+    from hwnas.search.sampling import initial_design, sample_spread
+
+    space = nb201_table.space
+    minimal = space.minimal_archs()
+    fewest = min(_live_ops(space, a) for a in nb201_table.archs)
+    assert {a.key for a in minimal} == {space.effective(a).key for a in nb201_table.archs
+                                        if _live_ops(space, a) == fewest}
+    assert len(minimal) == 4 and not any(space.is_degenerate(a) for a in minimal)
+    design = initial_design(space, np.random.default_rng(0), 20, {minimal[0].key},
+                            admissible=nb201_table.__contains__)
+    keys = [a.key for a in design]
+    assert len(set(keys)) == len(keys) == 23 and all(a in nb201_table for a in design)
+    assert keys[:3] == [a.key for a in minimal[1:]] and minimal[0].key not in keys
+    spread = sample_spread(space, np.random.default_rng(0), 20, {minimal[0].key}, admissible=nb201_table.__contains__)
+    assert keys[3:] == [a.key for a in spread]  # the spread is drawn as it would be without them
+    plain = initial_design(space, np.random.default_rng(0), 20, {minimal[0].key}, minimal=False)
+    assert not {a.key for a in plain} & {a.key for a in minimal[1:]}
+
+def test_loop_finds_the_fast_end_where_each_op_costs_the_same(nb201_table):
+    """A device where every live op costs about the same whatever it computes (a GPU at batch 1): its fastest
+    networks are the single-op cells, which FLOPs cannot tell from larger cells of skips and pooling."""
+    space = nb201_table.space
+    acc = nb201_table.objective("cifar10_test_acc", direction="max", name="top1", missing="worst")
+    lat = FunctionObjective("latency_ms", lambda archs: np.array(
+        [1.0 + _live_ops(space, a) + 0.01 * sum(space.effective(a).ops) for a in archs]), expensive=True)
+    ev = accelerated_search(Evaluator(space, [acc, lat], budget=40, admissible=nb201_table.__contains__), seed=3)
+    fastest = min((lat.evaluate([a])[0], a.key) for a in nb201_table.archs)[0]
+    assert min(r.values["latency_ms"] for r in ev.front()) == pytest.approx(fastest)
