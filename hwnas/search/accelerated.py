@@ -51,8 +51,7 @@ def accelerated_search(evaluator: Evaluator, seed: int = 0, n_init: int = 20, ba
     better values.
 
     With `prior` (a `PriorModel` fitted on a related task's values of one expensive objective), the first
-    `n_init` archs are the prior's predicted front (`prior_front`) instead of archs spread over the FLOPs range
-    (`initial_design`; with `minimal`, the space's structurally smallest archs are evaluated first, on top),
+    `n_init` archs are the prior's predicted front (`prior_front`) instead of archs spread over the FLOPs range,
     and, unless `surrogate` is given, that objective's surrogate takes the prior's prediction as a feature
     (`prior_surrogate`).
 
@@ -66,6 +65,9 @@ def accelerated_search(evaluator: Evaluator, seed: int = 0, n_init: int = 20, ba
       one-edge neighbours of validated front archs with the largest optimistic hypervolume gain (mean plus 1.28
       predictive standard deviations, measurement noise included): between front points and at its ends, where
       the front is still uncertain.
+    - `minimal` (without a prior): the space's structurally smallest archs (`space.minimal_archs`) are evaluated
+      with the first `n_init`, on top of them (`initial_design`): where each op costs a fixed overhead they are
+      the front's fast end, and neither FLOPs nor a surrogate fitted on larger archs leads a search to them.
     - `grow_batch`: the batch grows by `batch` every that many evaluations (5, then 10 from 500 on), so the loop's
       own cost per proposal stays bounded as the surrogates' training set grows (0: fixed batch).
     """
