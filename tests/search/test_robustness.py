@@ -93,7 +93,7 @@ def test_loop_switches_to_exploration_when_the_surrogate_is_wrong(nb201_table, n
     ev = Evaluator(nb201_table.space, wrapped, budget=80, normalization=norm, admissible=nb201_table.__contains__)
     accelerated_search(ev, seed=2, surrogate=ShuffledSurrogate)
     late = [d for d in ev.notes if d["evals"] > 45]
-    assert late and all(d["picks"].get("explore", 0) >= 2 for d in late)
+    assert late and all(d["picks"].get("explore", 0) >= 0.4 * sum(d["picks"].values()) for d in late)
     assert all(d["trust"] is not None and d["trust"] < 0.4 for d in late)
     assert ev.spent == 80 and len(calls) == len(set(calls)) == 80  # never an arch twice
     honest = Evaluator(nb201_table.space, objectives, budget=80, normalization=norm,
@@ -166,7 +166,8 @@ def test_diagnostics_are_written_to_the_run_folder_and_resume(nb201_table, nb201
     objectives, norm, _ = nb201_problem
     space = nb201_table.space
     out = tmp_path / "run"
-    kwargs = dict(normalization=norm, seed=1, options={"n_init": 10, "batch": 5})
+    # a first batch of 10 (6 spread archs and the space's 4 minimal ones), then rounds of 5 up to the budget
+    kwargs = dict(normalization=norm, seed=1, options={"n_init": 6, "batch": 5})
     run_search(space, objectives, out, budget=40, **kwargs)
     first = [json.loads(line) for line in (out / "diagnostics.jsonl").read_text().splitlines()]
     assert [d["round"] for d in first] == list(range(1, 7)) and first[-1]["evals"] == 40
