@@ -90,8 +90,10 @@ def initial_design(space: SearchSpace, rng: np.random.Generator, n: int, exclude
     first: list[Arch] = []
     for arch in space.minimal_archs() if minimal and n > 0 else ():
         cand = effective_candidate(space, arch, admissible)
-        keys = {cand.key, space.effective(cand).key} if cand is not None else set()
-        if keys and not keys & taken:
+        if cand is None:
+            continue
+        keys = {cand.key, space.effective(cand).key}
+        if not keys & taken:
             taken |= keys
             first.append(cand)
     return first + spread
