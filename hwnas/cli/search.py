@@ -139,7 +139,7 @@ def deploy(
 ) -> None:
     """Export each front model, measure it on the device(s), and record measured next to predicted latency."""
     from hwnas.distributed import RaySettings
-    from hwnas.search.report import session_summary
+    from hwnas.search.report import interval_summary, session_summary
     from hwnas.workflows import deploy as run
     from hwnas.workflows.deploy import FarmDeployError, deploy_many
 
@@ -167,6 +167,10 @@ def deploy(
         print_front(result.rows, f"deployed on {', '.join(result.devices)}: predicted vs measured latency (ms)")
         for name, check in result.session_checks().items():
             out.print(session_summary(name, check))
+        doc = result.run.read_front()
+        for name in result.devices:
+            if line := interval_summary(doc, name):
+                out.print(line)
         out.print(f"models in {result.models_dir}; report: {result.report}")
     if failed is not None:
         raise failed

@@ -15,7 +15,7 @@ import numpy as np
 from hwnas.errors import HwnasError, PredictorError
 from hwnas.files import read_json_file
 from hwnas.search.pareto import Normalization, hypervolume
-from hwnas.search.runfolder import EvaluatedLine, RunFolder, read_hypervolume, read_jsonl
+from hwnas.search.runfolder import EvaluatedLine, RunFolder, measured_device, read_hypervolume, read_jsonl
 from hwnas.workspace import Workspace, atomic_write_bytes, atomic_write_text
 
 __all__ = ["diagnostics_html", "session_summary", "plot_pareto", "write_report", "hypervolume_share", "settings_table",
@@ -411,7 +411,10 @@ def write_report(run: RunFolder) -> Path:
                 p = (r.get("predicted") or {}).get(k, r["values"].get(k))
                 m = (r.get("measured") or {}).get(k)
                 if p is not None and m:
-                    errs.append(f"{100.0 * (p - m) / m:+.0f}")
+                    device = measured_device(k)
+                    outside = device is not None and device[0] == device[1] and \
+                        (r.get("within_interval_measured") or {}).get(device[0]) is False
+                    errs.append(f"{100.0 * (p - m) / m:+.0f}" + (" <b>outside 95% interval</b>" if outside else ""))
             cells.append(" ".join(errs))
         over = False
         if budgets:
@@ -435,6 +438,8 @@ def write_report(run: RunFolder) -> Path:
         for name, d in sorted((doc.get("deployed") or {}).items()))
     session_lines = "".join(f"<p>Reference check, {html.escape(session_summary(name, d['session_check']))}.</p>"
                             for name, d in sorted((doc.get("deployed") or {}).items()) if d.get("session_check"))
+    session_lines += "".join(f"<p>{html.escape(line)}.</p>" for name in sorted(doc.get("deployed") or {})
+                             if (line := interval_summary(doc, name)))
     reused = [r for r in doc["front"] if r.get("reused_from")]
     reused_from = sorted({_path_text(str(r["reused_from"]), workspace) for r in reused})
     reused_line = (f"<p>{len(reused)} of the front's models were evaluated by an earlier run and reused here "
@@ -471,6 +476,21 @@ tr.over td{{background:#fde2e2}}</style>
 """
     atomic_write_text(run.report_path, page)
     return run.report_path
+
+
+def interval_summary(doc: dict[str, Any], device: str) -> str | None:
+    """One line on how many of the deployed models measured inside their predictor's 95% interval on `device`
+    (None where deploy recorded no interval: no predictor calibration, or no prediction for this device)."""
+    checked = [r for r in doc["front"] if device in (r.get("within_interval_measured") or {})]
+    if not checked:
+        return None
+    outside = [i for i, r in enumerate(doc["front"], 1) if (r.get("within_interval_measured") or {}).get(device)
+               is False]
+    text = (f"{device}: {len(checked) - len(outside)} of {len(checked)} deployed models measured inside their "
+            "predictor's 95% interval")
+    if outside:
+        text += f"; outside: front row{'s' * (len(outside) > 1)} {', '.join(map(str, outside))}"
+    return text
 
 
 def session_summary(device: str, check: dict[str, Any]) -> str:

@@ -89,6 +89,10 @@ class FrontRow(_Open):
     within_budget: dict[str, bool] | None = None
     within_budget_upper: dict[str, bool] | None = None
     within_budget_measured: dict[str, bool] | None = None
+    # after deploy, per device: the predictor's 95% interval [lo, hi] (hi None: unbounded) around the prediction,
+    # and whether the measured latency fell inside it
+    interval_95: dict[str, list[Number | None]] | None = None
+    within_interval_measured: dict[str, bool] | None = None
 
 
 class _Described(_Open):
@@ -388,9 +392,11 @@ def _flat(row: dict[str, Any]) -> dict[str, Any]:
         out[f"measured_{name}"] = value
     for name, value in (row.get("models") or {}).items():
         out[f"model_{name}"] = value
-    for field in BUDGET_FIELDS:
+    for field in (*BUDGET_FIELDS, "within_interval_measured"):
         for device, ok in (row.get(field) or {}).items():
             out[f"{field}[{device}]"] = "true" if ok else "false"
+    for device, (lo, hi) in (row.get("interval_95") or {}).items():
+        out[f"interval_95_lo[{device}]"], out[f"interval_95_hi[{device}]"] = lo, hi if hi is not None else "inf"
     return out
 
 

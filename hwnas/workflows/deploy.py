@@ -3,6 +3,7 @@ next to the predicted one in model.json, front.json/.csv and report.html."""
 
 from __future__ import annotations
 
+import math
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
@@ -237,6 +238,18 @@ class _FrontDeployment:
         self.checks: dict[str, Any] = {}  # device -> SessionCheck
         self.check_models: dict[str, list[Any]] = {}  # device -> the check subnets' BenchmarkModels
 
+    def _interval_halfwidth(self, device: str, runtime: str) -> float | None:
+        """The 95% conformal half-width (a log ratio) of the workspace's latency predictor for `device`, this
+        space and `runtime`: None without a workspace, a predictor or its interval calibration."""
+        from hwnas.workflows.search import load_device_predictor
+
+        if self.ws is None:
+            return None
+        try:
+            return float(load_device_predictor(self.ws, device, self.space, runtime).interval_halfwidth(0.95))
+        except HwnasError:
+            return None
+
     def plan_checks(self, device: str, settings: Any) -> None:
         """Plan the reference checks of `device` measuring with `settings` (on the driver: reads the workspace's
         profile and store). Without a profile of this space and runtime there is nothing to check against."""
@@ -355,6 +368,7 @@ class _FrontDeployment:
         from hwnas.export import FORMAT_RUNTIMES, update_sidecar
 
         for got in measured:
+            halfwidth = self._interval_halfwidth(got.device, got.runtime)
             for fmt in self.formats:
                 for precision in self.precisions:
                     by_key = got.by_model.get((fmt, precision), {})
@@ -366,6 +380,8 @@ class _FrontDeployment:
                         entry = _measured_entry(row, by_key.get(row["key"]), got.device, FORMAT_RUNTIMES[fmt],
                                                 got.statistic)
                         row.setdefault("measured", {})[f"latency_ms[{got.device}{suffix}]"] = entry["measured_ms"]
+                        if not suffix:  # what the device's predictor predicts: the prediction's interval
+                            entry.update(_interval_entry(row, got.device, entry["measured_ms"], halfwidth))
                         update_sidecar(model.sidecar or model.path, deployed={f"{got.device}/{fmt}-{precision}": entry})
             entry = {"formats": self.formats, "precisions": self.precisions, "runtime": got.runtime,
                      "statistic": got.statistic}
@@ -375,6 +391,23 @@ class _FrontDeployment:
         self.run.write_front(self.doc)
         write_report(self.run)
         return self.doc["front"]
+
+
+def _interval_entry(row: dict[str, Any], device: str, measured_ms: float | None,
+                    halfwidth: float | None) -> dict[str, Any]:
+    """The 95% interval around a row's predicted latency on `device` and whether `measured_ms` fell inside it;
+    written into the front row (`interval_95`, `within_interval_measured`) and returned for model.json. Nothing
+    without a prediction, a measurement or an interval."""
+    predicted = _predicted(row, latency_name(device))
+    if predicted is None or halfwidth is None or not measured_ms:
+        return {}
+    lo = predicted * math.exp(-halfwidth)
+    hi = predicted * math.exp(halfwidth) if math.isfinite(halfwidth) else None
+    inside = bool(lo <= measured_ms and (hi is None or measured_ms <= hi))
+    interval = [float(f"{lo:.6g}"), float(f"{hi:.6g}") if hi is not None else None]
+    row.setdefault("interval_95", {})[device] = interval
+    row.setdefault("within_interval_measured", {})[device] = inside
+    return {"interval_95_ms": interval, "in_interval": inside}
 
 
 def _front_errors(rows: list[dict[str, Any]], device: str, session: dict[str, Any]) -> dict[str, Any]:

@@ -11,6 +11,25 @@ def _search(ws, ckpt, out, *extra):
             "--limit", "100", "--out", str(out), "-w", str(ws.root), *extra]
 
 
+def _search_on_a_copy_of_cpu(setup, cli, out, device, change):
+    """Register `device` (this CPU again) with a copy of `cpu`'s predictor after `change(predictor, space)`,
+    then run a 4-evaluation random search for it into `out`."""
+    from hwnas.devices.inventory import add_device
+    from hwnas.predictors import load_predictor
+    from hwnas.supernet import load_checkpoint
+
+    ws, ckpt, _ = setup
+    space = load_checkpoint(ckpt).space
+    add_device(ws, device, transport="local", runtime="onnxruntime", threads=1)
+    predictor = load_predictor(ws.predictors_dir / "cpu-ofa-mbv3-onnxruntime.json", space=space)
+    change(predictor, space)
+    predictor.save(ws.predictors_dir / f"{device}-ofa-mbv3-onnxruntime.json")
+    argv = _search(ws, ckpt, out, "--evals", "4", "--algorithm", "random")
+    argv[argv.index("cpu")] = device
+    code, _, err = cli(argv)
+    assert code == 0, err
+
+
 def test_search_then_deploy_puts_measured_next_to_predicted(setup, cli, tmp_path):
     ws, ckpt, _ = setup
     out = tmp_path / "run"
@@ -37,22 +56,46 @@ def test_search_then_deploy_puts_measured_next_to_predicted(setup, cli, tmp_path
     assert "measured latency_ms[cpu]" in report and "predicted latency_ms[cpu]" in report
 
 
-def test_deploy_measures_the_statistic_the_predictor_was_fitted_on(setup, cli, tmp_path):
-    from hwnas.devices.inventory import add_device
-    from hwnas.predictors import load_predictor
-    from hwnas.supernet import load_checkpoint
+def test_deploy_says_which_models_measured_outside_their_prediction_interval(setup, cli, tmp_path):
+    import numpy as np
 
-    ws, ckpt, _ = setup
-    # a device whose predictor was fitted on each model's fastest run (`hwnas fit --statistic min_ms`)
-    add_device(ws, "cpu-min", transport="local", runtime="onnxruntime", threads=1)
-    predictor = load_predictor(ws.predictors_dir / "cpu-ofa-mbv3-onnxruntime.json", space=load_checkpoint(ckpt).space)
-    predictor.meta_["statistic"] = "min_ms"
-    predictor.save(ws.predictors_dir / "cpu-min-ofa-mbv3-onnxruntime.json")
+    def widen(predictor, space):  # held-out errors up to e^6: every real measurement lands inside the interval
+        archs = space.sample(np.random.default_rng(5), 40)
+        predictor.conformalize(archs, predictor.predict(archs) * np.exp(np.linspace(-6, 6, 40)))
+
+    ws = setup[0]
     out = tmp_path / "run"
-    argv = _search(ws, ckpt, out, "--evals", "4", "--algorithm", "random")
-    argv[argv.index("cpu")] = "cpu-min"
-    code, _, err = cli(argv)
+    _search_on_a_copy_of_cpu(setup, cli, out, "cpu-wide", widen)
+    doc = json.loads((out / "front.json").read_text())
+    name = "latency_ms[cpu-wide]"
+    doc["front"][0]["values"][name] = 1e-9  # a prediction no model can measure inside of
+    (out / "front.json").write_text(json.dumps(doc))
+    code, stdout, err = cli(["deploy", str(out), "--device", "cpu-wide", "--format", "onnx", "-w", str(ws.root)])
     assert code == 0, err
+    front = json.loads((out / "front.json").read_text())["front"]
+    for i, row in enumerate(front):
+        lo, hi = row["interval_95"]["cpu-wide"]
+        predicted, measured = row["values"][name], row["measured"][name]
+        assert lo < predicted < hi and hi / lo > 100
+        assert row["within_interval_measured"]["cpu-wide"] is (i > 0)
+        sidecar = json.loads((out / row["models"]["onnx-fp32"]).with_name("model.json").read_text())
+        entry = sidecar["deployed"]["cpu-wide/onnx-fp32"]
+        assert entry["interval_95_ms"] == [lo, hi] and entry["in_interval"] is (lo <= measured <= hi) is (i > 0)
+    assert f"cpu-wide: {len(front) - 1} of {len(front)} deployed models measured inside" in stdout
+    assert "outside: front row 1\n" in stdout
+    with open(out / "front.csv") as handle:
+        rows = list(csv.DictReader(handle))
+    assert [r["within_interval_measured[cpu-wide]"] for r in rows] == ["false"] + ["true"] * (len(rows) - 1)
+    assert float(rows[0]["interval_95_hi[cpu-wide]"]) < float(rows[0]["measured_latency_ms[cpu-wide]"])
+    report = (out / "report.html").read_text()
+    assert report.count("outside 95% interval") == 1 and "measured inside their predictor" in report
+
+
+def test_deploy_measures_the_statistic_the_predictor_was_fitted_on(setup, cli, tmp_path):
+    ws = setup[0]
+    out = tmp_path / "run"
+    # a device whose predictor was fitted on each model's fastest run (`hwnas fit --statistic min_ms`)
+    _search_on_a_copy_of_cpu(setup, cli, out, "cpu-min", lambda p, _: p.meta_.update(statistic="min_ms"))
     code, _, err = cli(["deploy", str(out), "--device", "cpu-min", "--format", "onnx", "-w", str(ws.root)])
     assert code == 0, err
     doc = json.loads((out / "front.json").read_text())
