@@ -203,7 +203,7 @@ def test_second_run_while_the_first_is_alive_only_follows_it(tmp_path, onnx_mode
             first.kill()
     assert first.returncode == 0 and second.returncode == 0, first_err + second.stderr
     measured = [r for r in lines(first_out) if r["type"] in ("result", "failed", "end")]
-    followed = [r for r in lines(second.stdout) if r["type"] not in ("heartbeat", "progress")]
+    followed = [r for r in lines(second.stdout) if r["type"] not in ("heartbeat", "progress", "busy")]
     progress = {(r["index"], r["round"]) for r in lines(second.stdout) if r["type"] == "progress"}
     assert progress == {(i, rnd) for i in range(2) for rnd in range(3)}  # the follower reports every round too
     assert followed == measured and [r["type"] for r in measured] == ["result", "result", "end"]
