@@ -81,6 +81,12 @@ def run_search(space: SearchSpace, objectives: Sequence[Objective], out: str | P
             "budget": budget, **(settings or {})}
     run.start(full)
     previous = run.load_records(space)
+    needed = list(dict.fromkeys([o.name for o in objectives] + [c.objective.name for c in constraints]))
+    for rec in previous:  # a line stripped of a value (edited, damaged) would stop the search half-way
+        missing = [name for name in needed if name not in rec.values]
+        if missing:
+            raise SearchError(f"{run.evaluated_path}: the line of {rec.arch.key} has no {missing[0]!r} value; "
+                              "delete that line to resume")
 
     def record(rec: EvaluationRecord) -> None:
         run.append(rec)

@@ -397,7 +397,9 @@ def _interval_entry(row: dict[str, Any], device: str, measured_ms: float | None,
                     halfwidth: float | None) -> dict[str, Any]:
     """The 95% interval around a row's predicted latency on `device` and whether `measured_ms` fell inside it;
     written into the front row (`interval_95`, `within_interval_measured`) and returned for model.json. Nothing
-    without a prediction, a measurement or an interval."""
+    without a prediction, a measurement or an interval (and what an earlier deploy recorded is dropped)."""
+    for name in ("interval_95", "within_interval_measured"):
+        (row.get(name) or {}).pop(device, None)
     predicted = _predicted(row, latency_name(device))
     if predicted is None or halfwidth is None or not measured_ms:
         return {}

@@ -168,6 +168,20 @@ def test_resuming_a_damaged_run_folder_is_refused_in_one_line(data, name, capsys
     assert_unchanged_on_failure(code, before, run)
 
 
+def test_resuming_a_run_whose_evaluated_line_lost_a_value_is_refused_in_one_line(capsys, tiny, tmp_path_factory):
+    run = copy_run(tiny, tmp_path_factory)
+    path = run / "evaluated.jsonl"
+    lines = path.read_text().splitlines()
+    first = json.loads(lines[0])
+    del first["values"]["latency_ms[cpu]"]  # found by the fuzzer above: the resume crashed with a KeyError
+    path.write_text("\n".join([json.dumps(first), *lines[1:]]) + "\n")
+    before = snapshot(run)
+    code, out, err = run_cli(search_argv(tiny[0], run, "--evals", "4"), capsys)
+    assert_clean(code, out, err)
+    assert code == 1 and f"the line of {first['key']} has no 'latency_ms[cpu]' value" in err
+    assert snapshot(run) == before
+
+
 @fuzz(60)
 @given(data=st.data(), name=st.sampled_from(("settings.json", "evaluated.jsonl")), option=st.sampled_from(
     ("--reuse", "--prior")))
