@@ -16,7 +16,7 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Annotated, Any
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field, Strict, ValidationError
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, Strict, ValidationError, model_validator
 
 from hwnas.errors import HwnasError, SearchError
 from hwnas.files import atomic_write_text
@@ -54,12 +54,21 @@ class _Open(BaseModel):
     model_config = ConfigDict(extra="allow", strict=True)
 
 
+class _ConstraintEntry(_Open):
+    """A constraint as `Constraint.describe` writes it."""
+
+    objective: Text
+    upper: Number | None = None
+    lower: Number | None = None
+    unit: Text | None = None
+
+
 class RunSettings(_Open):
     """settings.json: what the search was run with (and resumes by)."""
 
     space: dict[str, Any]
     objectives: list[dict[str, Any]] | None = None
-    constraints: list[dict[str, Any]] | None = None
+    constraints: list[_ConstraintEntry] | None = None
     algorithm: Text | None = None
     seed: int | None = None
     budget: Count | None = None
@@ -103,7 +112,7 @@ class FrontDocument(_Open):
     """front.json: the objectives, the constraints, how many evaluations were spent, and the front's rows."""
 
     objectives: list[_Described]
-    constraints: list[dict[str, Any]]
+    constraints: list[_ConstraintEntry]
     evaluations: Count
     front: list[FrontRow]
     deployed: dict[str, dict[str, Any]] | None = None
@@ -137,6 +146,15 @@ class HypervolumeFile(_Open):
     normalization: _Normalization
     objectives: list[Text]
     history: list[_HypervolumePoint]
+
+    @model_validator(mode="after")
+    def _one_bound_per_objective(self) -> HypervolumeFile:
+        norm, n = self.normalization, len(self.objectives)
+        for name in ("lower", "upper", "reference"):
+            bounds = getattr(norm, name)
+            if bounds is not None and len(bounds) != n:
+                raise ValueError(f"normalization.{name} has {len(bounds)} values for {n} objectives")
+        return self
 
 
 def _problem(exc: ValidationError) -> str:

@@ -197,6 +197,24 @@ def test_a_damaged_run_folder_to_reuse_or_learn_from_is_refused_in_one_line(data
     assert snapshot(run) == before  # read, never written
 
 
+@pytest.mark.parametrize("name, key, value, says", [
+    ("hypervolume.json", "normalization", {"lower": [], "upper": [0.0, 1.0]}, "normalization.lower has 0 values"),
+    ("front.json", "constraints", [{}], "field constraints.0.objective"),
+])
+def test_deploying_a_run_folder_the_fuzzer_broke_is_refused_in_one_line(name, key, value, says, capsys, tiny,
+                                                                        tmp_path_factory):
+    """Cases the fuzzer below found, where the report crashed after measuring."""
+    run = copy_run(tiny, tmp_path_factory)
+    doc = json.loads((run / name).read_text())
+    doc[key] = value
+    (run / name).write_text(json.dumps(doc))
+    before = snapshot(run)
+    code, out, err = run_cli(["deploy", str(run), "--device", "cpu", "--format", "onnx", "-w", str(tiny[0])], capsys)
+    assert_clean(code, out, err)
+    assert code == 1 and says in err, err
+    assert snapshot(run) == before
+
+
 @fuzz(15)
 @given(data=st.data(), name=st.sampled_from(("settings.json", "front.json", "diagnostics.jsonl", "evaluated.jsonl",
                                              "hypervolume.json")))
