@@ -238,17 +238,19 @@ class _FrontDeployment:
         self.checks: dict[str, Any] = {}  # device -> SessionCheck
         self.check_models: dict[str, list[Any]] = {}  # device -> the check subnets' BenchmarkModels
 
-    def _interval_halfwidth(self, device: str, runtime: str) -> float | None:
-        """The 95% conformal half-width (a log ratio) of the workspace's latency predictor for `device`, this
-        space and `runtime`: None without a workspace, a predictor or its interval calibration."""
+    def _interval_predictor(self, device: str, runtime: str) -> Any:
+        """The workspace's latency predictor for `device`, this space and `runtime`, where it can give a 95%
+        interval: None without a workspace, a predictor or its interval calibration."""
         from hwnas.workflows.search import load_device_predictor
 
         if self.ws is None:
             return None
         try:
-            return float(load_device_predictor(self.ws, device, self.space, runtime).interval_halfwidth(0.95))
+            predictor = load_device_predictor(self.ws, device, self.space, runtime)
+            predictor.interval_halfwidth(0.95)  # raises without a calibration
         except HwnasError:
             return None
+        return predictor
 
     def plan_checks(self, device: str, settings: Any) -> None:
         """Plan the reference checks of `device` measuring with `settings` (on the driver: reads the workspace's
@@ -368,7 +370,7 @@ class _FrontDeployment:
         from hwnas.export import FORMAT_RUNTIMES, update_sidecar
 
         for got in measured:
-            halfwidth = self._interval_halfwidth(got.device, got.runtime)
+            predictor = self._interval_predictor(got.device, got.runtime)
             for fmt in self.formats:
                 for precision in self.precisions:
                     by_key = got.by_model.get((fmt, precision), {})
@@ -381,7 +383,7 @@ class _FrontDeployment:
                                                 got.statistic)
                         row.setdefault("measured", {})[f"latency_ms[{got.device}{suffix}]"] = entry["measured_ms"]
                         if not suffix:  # what the device's predictor predicts: the prediction's interval
-                            entry.update(_interval_entry(row, got.device, entry["measured_ms"], halfwidth))
+                            entry.update(_interval_entry(row, got.device, entry["measured_ms"], predictor))
                         update_sidecar(model.sidecar or model.path, deployed={f"{got.device}/{fmt}-{precision}": entry})
             entry = {"formats": self.formats, "precisions": self.precisions, "runtime": got.runtime,
                      "statistic": got.statistic}
@@ -394,17 +396,17 @@ class _FrontDeployment:
 
 
 def _interval_entry(row: dict[str, Any], device: str, measured_ms: float | None,
-                    halfwidth: float | None) -> dict[str, Any]:
+                    predictor: Any) -> dict[str, Any]:
     """The 95% interval around a row's predicted latency on `device` and whether `measured_ms` fell inside it;
     written into the front row (`interval_95`, `within_interval_measured`) and returned for model.json. Nothing
     without a prediction, a measurement or an interval (and what an earlier deploy recorded is dropped)."""
     for name in ("interval_95", "within_interval_measured"):
         (row.get(name) or {}).pop(device, None)
     predicted = _predicted(row, latency_name(device))
-    if predicted is None or halfwidth is None or not measured_ms:
+    if predicted is None or predictor is None or not measured_ms:
         return {}
-    lo = predicted * math.exp(-halfwidth)
-    hi = predicted * math.exp(halfwidth) if math.isfinite(halfwidth) else None
+    lo, hi = (float(v[0]) for v in predictor.interval_from(np.array([predicted]), 0.95))
+    hi = hi if math.isfinite(hi) else None
     inside = bool(lo <= measured_ms and (hi is None or measured_ms <= hi))
     interval = [float(f"{lo:.6g}"), float(f"{hi:.6g}") if hi is not None else None]
     row.setdefault("interval_95", {})[device] = interval
