@@ -3,7 +3,7 @@ measured end to end.
 
     python benchmarks/profile_local_cpu.py --workspace /tmp/hwnas-bench [--device local-cpu-ort]
         [--resolutions 160,176,192,208,224] [--calibration 50] [--holdout 120] [--holdout-batches 2]
-        [--reuse-profile] [--holdout-in-profile] [--fresh-session] [--export-only]
+        [--reuse-profile] [--holdout-in-profile] [--fresh-session] [--export-only] [--profile-only]
 
 By default the held-out subnets are measured in sessions of their own after the profile (as a deployed model
 is): the profile is taken first (its wall time, export included, is what profiling a new device costs from a
@@ -72,6 +72,8 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=None)
     parser.add_argument("--jobs", type=int, default=2)
     parser.add_argument("--export-only", action="store_true")
+    parser.add_argument("--profile-only", action="store_true",
+                        help="stop after the profile (its wall time), e.g. for a TFLite device (`--device local-cpu`)")
     parser.add_argument("--statistic", default="median_ms", help="median_ms or min_ms (steadier on a shared CPU)")
     parser.add_argument("--retest", type=Path, default=None,
                         help="Another workspace profiled with the same arguments: compare the two measurements of "
@@ -123,6 +125,8 @@ def main() -> None:
     ops_only = sum(1 for _ in profile["operators"])
     print(f"  ({ops_only} operators at {len(resolutions)} resolutions; settings: runs={profile['settings']['runs']} "
           f"warmup={profile['settings']['warmup']} rounds={profile['settings']['rounds']})")
+    if args.profile_only:
+        return
     batches: list[tuple[list, float | None]] = []
     if args.holdout_in_profile:
         batches.append(([{**r, "role": "extra"} for r in profile["extra"]], None))
