@@ -4,6 +4,7 @@ the stress variants (`search_variants`), both objectives expensive, scored as `s
     python benchmarks/search_robustness.py [--seeds 10] [--devices raspi4,...] [--loop-budget 400]
                                            [--nsga2-budget 1500] [--nsga2-pop 20,50] [--jobs 2]
                                            [--algos loop,nsga2] [--plain] [--no-minimal] [--noise measured]
+                                           [--loop-opt NAME=VALUE ...]
     python benchmarks/search_robustness.py --long --seeds 2 --devices raspi4,pixel3   # to 1,000 evaluations
 
 Per device: the median (over seeds) evaluations to 98% and 99% of the true hypervolume for the loop and for each
@@ -23,6 +24,7 @@ from __future__ import annotations
 
 import argparse
 import functools
+import json
 import statistics
 import time
 from concurrent.futures import ProcessPoolExecutor
@@ -150,6 +152,8 @@ def main() -> None:
                         help="the loop without the monitor's exploration and the front refinement (as before)")
     parser.add_argument("--no-minimal", action="store_true",
                         help="the loop without the space's structurally smallest archs in its first batch")
+    parser.add_argument("--loop-opt", action="append", default=[], metavar="NAME=VALUE",
+                        help="a keyword of accelerated_search for the loop, e.g. refine_after=50 (repeatable)")
     parser.add_argument("--algos", default="loop,nsga2")
     parser.add_argument("--noise", choices=("fixed", "measured"), default="fixed",
                         help="fixed: the noisy variants' draws are the truth; measured: a fresh draw per "
@@ -160,6 +164,9 @@ def main() -> None:
     loop_opts = {"explore": False, "refine_after": 1 << 30, "grow_batch": 0} if args.plain else {}
     if args.no_minimal:
         loop_opts["minimal"] = False
+    for opt in args.loop_opt:
+        name, _, value = opt.partition("=")
+        loop_opts[name] = json.loads(value)
     loop_budget = 1000 if args.long else args.loop_budget
     nsga2_budget = 1000 if args.long else args.nsga2_budget
     runs = []

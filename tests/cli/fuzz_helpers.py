@@ -4,6 +4,7 @@ running `hwnas` in process, and the property every run must keep (exit 0, or exi
 from __future__ import annotations
 
 import json
+import os
 
 import pytest
 from hypothesis import strategies as st
@@ -15,6 +16,12 @@ scalars = st.one_of(st.none(), st.booleans(), st.integers(-10**20, 10**20),
 json_values = st.recursive(scalars, lambda inner: st.one_of(st.lists(inner, max_size=5),
                                                             st.dictionaries(st.text(max_size=6), inner, max_size=5)),
                            max_leaves=20)
+
+
+def examples(n: int) -> int:
+    """`n` times `HWNAS_FUZZ_SCALE` (default 1): a long fuzzing campaign (`HWNAS_FUZZ_SCALE=20 pytest tests/cli
+    -k fuzz`) runs the same properties on 20 times as many generated inputs."""
+    return n * max(1, int(os.environ.get("HWNAS_FUZZ_SCALE", "1")))
 
 
 def dumps(value) -> str:

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from fuzz_helpers import assert_clean, dumps, json_values, mutate, run_cli
+from fuzz_helpers import assert_clean, dumps, examples, json_values, mutate, run_cli
 from hypothesis import HealthCheck, Phase, assume, given, settings
 from hypothesis import strategies as st
 
@@ -32,7 +32,7 @@ RUN_FILES = ("settings.json", "evaluated.jsonl", "front.json", "front.csv", "dia
 
 def fuzz(n: int) -> settings:
     # no shrinking: each example runs a real command, and a shrink of a slow one takes minutes
-    return settings(max_examples=n, deadline=None, suppress_health_check=list(HealthCheck), print_blob=True,
+    return settings(max_examples=examples(n), deadline=None, suppress_health_check=list(HealthCheck), print_blob=True,
                     phases=[Phase.explicit, Phase.reuse, Phase.generate])
 
 

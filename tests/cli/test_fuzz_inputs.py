@@ -10,14 +10,14 @@ import shutil
 from pathlib import Path
 
 import pytest
-from fuzz_helpers import assert_clean, dumps, json_values, mutate, run_cli
+from fuzz_helpers import assert_clean, dumps, examples, json_values, mutate, run_cli
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 ROOT = Path(__file__).resolve().parents[2]
 PREDICTOR = ROOT / "predictors" / "local-cpu-ort-ofa-mbv3-onnxruntime.json"
 PROFILE = ROOT / "profiles" / "local-cpu-ort" / "ofa-mbv3-onnxruntime-fp32.json"
-FUZZ = settings(max_examples=150, deadline=None, suppress_health_check=list(HealthCheck))
+FUZZ = settings(max_examples=examples(150), deadline=None, suppress_health_check=list(HealthCheck))
 
 
 @pytest.fixture(scope="module")
