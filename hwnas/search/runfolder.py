@@ -81,6 +81,7 @@ class RunSettings(_Open):
     runtimes: dict[str, Text] | None = None
     latency_statistics: dict[str, Text | None] | None = None
     latency_budgets_ms: dict[str, Annotated[float, AfterValidator(_finite), Field(gt=0)]] | None = None
+    budget_margin: dict[str, Text] | None = None  # per device: what its budget is held on (say, an interval's end)
     workspace: Text | None = None
     reuse: list[Text] | None = None
     prior: list[Text] | None = None

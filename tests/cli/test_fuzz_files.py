@@ -200,6 +200,7 @@ def test_a_damaged_run_folder_to_reuse_or_learn_from_is_refused_in_one_line(data
 @pytest.mark.parametrize("name, key, value, says", [
     ("hypervolume.json", "normalization", {"lower": [], "upper": [0.0, 1.0]}, "normalization.lower has 0 values"),
     ("front.json", "constraints", [{}], "field constraints.0.objective"),
+    ("settings.json", "budget_margin", True, "field budget_margin"),
 ])
 def test_deploying_a_run_folder_the_fuzzer_broke_is_refused_in_one_line(name, key, value, says, capsys, tiny,
                                                                         tmp_path_factory):
