@@ -295,6 +295,14 @@ def _checked_number(value: Any, field: str, positive: bool = False) -> float:
     return float(value)
 
 
+def _checked_count(value: Any, field: str, minimum: int = 0, maximum: int = 1_000_000) -> int:
+    """A saved count (stages, columns, samples): an integer in [minimum, maximum], else a PredictorError."""
+    if isinstance(value, bool) or not isinstance(value, int) or not minimum <= value <= maximum:
+        raise PredictorError(f"{field} is {value!r}, not a whole number from {minimum} to {maximum}; refit it with "
+                             "`hwnas fit`")
+    return value
+
+
 def _checked_conformal(data: Any) -> dict[str, Any]:
     if not isinstance(data, dict) or not isinstance(data.get("scores"), list):
         raise PredictorError("conformal is not {source, n, scores: [...]}; refit it with `hwnas fit`")

@@ -12,9 +12,9 @@ from typing import Any
 
 import numpy as np
 
-from hwnas.predictors.base import Predictor, _checked_number
+from hwnas.predictors.base import Predictor, _checked_count, _checked_number
 from hwnas.predictors.capacity import cv_folds
-from hwnas.predictors.features import stage_count, summarize, summary_lut
+from hwnas.predictors.features import MAX_STAGES, stage_count, summarize, summary_lut
 from hwnas.predictors.linear import RidgeFit, fit_ridge
 from hwnas.predictors.registry import register_predictor
 from hwnas.predictors.tables import read_table, table_from_mapping
@@ -103,7 +103,7 @@ class LUTCalibratedPredictor(Predictor):
 
     def _load_state(self, state: dict[str, Any]) -> None:
         self.table_ = table_from_mapping(state["table_ms"], "table_ms")
-        self.n_stages_ = int(state["n_stages"])
+        self.n_stages_ = _checked_count(state["n_stages"], "n_stages", 1, MAX_STAGES)
         self.scale_ = _checked_number(state["scale"], "scale", positive=True)
         self.offset_ = _checked_number(state["offset_ms"], "offset_ms")
         self.correction_ = RidgeFit.from_json(state["correction"])

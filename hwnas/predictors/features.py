@@ -33,6 +33,9 @@ def _size(op: OpSpec) -> int:
     return int(op.output[0]) if len(op.output) == 3 else 1
 
 
+MAX_STAGES = 64  # far above any space's stage count; a saved predictor claiming more is damaged
+
+
 def stage_count(space: SearchSpace) -> int:
     """How many stages (distinct output sizes) the space's archs have; the most over a few samples."""
     archs = space.sample(np.random.default_rng(0), 8)

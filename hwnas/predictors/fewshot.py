@@ -19,9 +19,9 @@ from typing import Any
 import numpy as np
 
 from hwnas.errors import PredictorError
-from hwnas.predictors.base import Predictor, _checked_number
+from hwnas.predictors.base import Predictor, _checked_count, _checked_number
 from hwnas.predictors.capacity import cv_splits, select_boosting, select_simplest, train_booster
-from hwnas.predictors.features import arch_features, stage_count
+from hwnas.predictors.features import MAX_STAGES, arch_features, stage_count
 from hwnas.predictors.gbm import booster_from_json, booster_predict, booster_to_json
 from hwnas.predictors.linear import RidgeFit, fit_ridge
 from hwnas.predictors.registry import load_predictor, register_predictor
@@ -171,9 +171,9 @@ class FewShotPredictor(Predictor):
 
     def _load_state(self, state: dict[str, Any]) -> None:
         self.sources_ = self._sources()
-        self.n_stages_ = int(state["n_stages"])
+        self.n_stages_ = _checked_count(state["n_stages"], "n_stages", 1, MAX_STAGES)
         self.op_types_ = [str(t) for t in state["op_types"]]
-        self.n_linear_ = int(state["n_linear"])
+        self.n_linear_ = _checked_count(state["n_linear"], "n_linear")
         self.linear_kind_ = state["linear_kind"]
         self.linear_cols_ = [int(c) for c in state["linear_columns"]]
         if self.linear_kind_ not in ("offset", "ridge") or any(not 0 <= c < self.n_linear_ for c in self.linear_cols_):

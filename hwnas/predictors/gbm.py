@@ -16,10 +16,10 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from hwnas.errors import PredictorError
-from hwnas.predictors.base import Predictor, _checked_number
+from hwnas.predictors.base import Predictor, _checked_count, _checked_number
 from hwnas.predictors.calibrated import fit_scale_offset
 from hwnas.predictors.capacity import cv_splits, select_boosting, train_booster
-from hwnas.predictors.features import arch_features, stage_count
+from hwnas.predictors.features import MAX_STAGES, arch_features, stage_count
 from hwnas.predictors.linear import RidgeFit, fit_ridge
 from hwnas.predictors.registry import register_predictor
 from hwnas.predictors.tables import read_table, table_from_mapping
@@ -174,7 +174,7 @@ class GBMPredictor(Predictor):
     def _load_state(self, state: dict[str, Any]) -> None:
         table = state["table_ms"]
         self.table_ = table_from_mapping(table, "table_ms") if table is not None else None
-        self.n_stages_ = int(state["n_stages"])
+        self.n_stages_ = _checked_count(state["n_stages"], "n_stages", 1, MAX_STAGES)
         self.op_types_ = list(state["op_types"])
         self.scale_, self.offset_ = _checked_number(state["scale"], "scale"), _checked_number(state["offset"], "offset")
         self.floor_ = _checked_number(state["floor"], "floor") if state["floor"] is not None else -np.inf

@@ -24,7 +24,12 @@ class RidgeFit:
         self.intercept, self.alpha = float(intercept), float(alpha)
 
     def predict(self, x: np.ndarray) -> np.ndarray:
-        z = (np.asarray(x, dtype=float) - self.mean) / self.scale
+        x = np.asarray(x, dtype=float)
+        if x.ndim != 2 or x.shape[1] != len(self.coef):
+            raise PredictorError(f"the predictor's linear model was fitted on {len(self.coef)} features and now gets "
+                                 f"{x.shape[-1] if x.ndim else 0} (its file is damaged, or the space's encoding "
+                                 "changed since); refit it with `hwnas fit`")
+        z = (x - self.mean) / self.scale
         return z @ self.coef + self.intercept
 
     def to_json(self) -> dict[str, Any]:
@@ -38,8 +43,12 @@ class RidgeFit:
             if not np.all(np.isfinite(values)) or np.any(np.abs(values) > 1e12):
                 raise PredictorError(f"linear model field {field!r} holds a value that is not a finite number; "
                                      "refit it with `hwnas fit`")
-        return cls(np.asarray(data["mean"], dtype=float), np.asarray(data["scale"], dtype=float),
-                   np.asarray(data["coef"], dtype=float), data["intercept"], data["alpha"])
+        mean, scale, coef = (np.asarray(data[f], dtype=float) for f in ("mean", "scale", "coef"))
+        if not (mean.ndim == scale.ndim == coef.ndim == 1 and len(mean) == len(scale) == len(coef)) \
+                or np.ndim(data["intercept"]) != 0 or np.any(scale == 0):
+            raise PredictorError("linear model fields mean, scale and coef must be lists of one length (scale "
+                                 "nonzero) and intercept one number; refit it with `hwnas fit`")
+        return cls(mean, scale, coef, data["intercept"], data["alpha"])
 
 
 def _solve(z: np.ndarray, y: np.ndarray, w: np.ndarray, alpha: float) -> tuple[np.ndarray, float]:

@@ -7,8 +7,8 @@ from typing import Any
 
 import numpy as np
 
-from hwnas.predictors.base import Predictor
-from hwnas.predictors.features import stage_count, summarize, summary_lut
+from hwnas.predictors.base import Predictor, _checked_count
+from hwnas.predictors.features import MAX_STAGES, stage_count, summarize, summary_lut
 from hwnas.predictors.registry import register_predictor
 from hwnas.predictors.tables import read_table, table_from_mapping
 
@@ -57,4 +57,4 @@ class LUTPredictor(Predictor):
 
     def _load_state(self, state: dict[str, Any]) -> None:
         self.table_ = table_from_mapping(state["table_ms"], "table_ms")
-        self.n_stages_ = int(state["n_stages"])
+        self.n_stages_ = _checked_count(state["n_stages"], "n_stages", 1, MAX_STAGES)

@@ -59,6 +59,24 @@ def test_a_damaged_predictor_file_is_refused_in_one_line(data, capsys, tmp_path_
     assert sorted(p.name for p in path.parent.iterdir()) == ["p.json"]
 
 
+@pytest.mark.parametrize("field, value, says", [
+    ("n_stages", 2, "fitted on 7 features and now gets 3"),  # found by the fuzzer above: a broadcast error
+    ("n_stages", -1, "n_stages is -1, not a whole number from 1 to 64"),  # found too: np.bincount's ValueError
+    ("n_stages", 10**9, "not a whole number from 1 to 64"),
+    ("correction", {"mean": [0.0], "scale": [1.0, 1.0], "coef": [0.0], "intercept": 0.0, "alpha": 1.0},
+     "lists of one length"),
+])
+def test_a_predictor_file_whose_parts_disagree_is_refused_in_one_line(field, value, says, capsys, tmp_path):
+    doc = json.loads(PREDICTOR.read_text())
+    doc["state"][field] = value
+    path = tmp_path / "p.json"
+    path.write_text(dumps(doc))
+    arch = {"ks": [3] * 20, "e": [3] * 20, "d": [2] * 5, "r": 160}
+    code, out, err = run_cli(["predict", "x", json.dumps(arch), "--file", str(path), "--json"], capsys)
+    assert_clean(code, out, err)
+    assert code == 1 and says in err, err
+
+
 @FUZZ
 @given(data=st.data())
 def test_a_damaged_profile_is_refused_in_one_line(data, capsys, tmp_path_factory):
