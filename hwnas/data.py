@@ -110,7 +110,7 @@ def _load_npz(path: Path) -> tuple[Dataset, np.ndarray]:
         x = x[:, None]
     elif x.ndim == 4 and x.shape[-1] in (1, 3) and x.shape[1] not in (1, 3):
         x = x.transpose(0, 3, 1, 2)  # NHWC -> NCHW
-    if x.ndim != 4 or len(x) != len(y) or len(y) == 0:
+    if x.ndim != 4 or y.ndim != 1 or len(x) != len(y) or len(y) == 0:
         raise DataError(f"{path}: 'x' must be N images (N x H x W, N x C x H x W or N x H x W x C) and 'y' N labels; "
                         f"got x {tuple(x.shape)} and y {tuple(y.shape)}")
     if y.ndim != 1 or not np.issubdtype(y.dtype, np.integer) or y.min() < 0 or y.max() >= MAX_CLASSES:
