@@ -324,7 +324,7 @@ def test_any_number_given_to_search_is_refused_in_one_line(option, value, device
     if option == "--latency-ms":
         value = f"{device}={value}" if device != "cpu=1" else value
     if option == "--evals":  # a valid larger budget would go on searching: keep it to the 4 already spent
-        try:  # float, not int: the CLI takes "7195475759977439.0" as an integer (that example ran for hours)
+        try:  # float, not int: the CLI takes "7195475759977439.0" as an integer (that example searched for 30+ minutes)
             assume(not float(value) > 4)
         except ValueError:
             pass
