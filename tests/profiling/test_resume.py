@@ -54,7 +54,9 @@ def test_profile_killed_five_times_resumes_without_measuring_twice(tmp_path, arg
         start_lines = _lines(store.path)
         target = start_lines + int(rng.integers(0, 4))
         proc = subprocess.Popen([sys.executable, "-m", "hwnas.cli.app", *args], cwd=ws.root, env=env,
-                                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
+                                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True,
+                                # SIGINT as a terminal sends it, even if the suite runs in the background
+                                preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
         deadline = time.monotonic() + 120
         while proc.poll() is None and _lines(store.path) < target and time.monotonic() < deadline:
             time.sleep(0.02)

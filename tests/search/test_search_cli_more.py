@@ -107,12 +107,15 @@ def test_deploy_int8_writes_measures_and_validates_int8_next_to_fp32(setup, cli,
 def test_ctrl_c_keeps_whole_records_says_how_to_resume_and_resumes(setup, cli, tmp_path):
     ws, ckpt, _ = setup
     out = tmp_path / "run"
-    evals = 40  # with 12, a loaded machine once saw the whole search end between the 2nd record and the signal
+    evals = 12
     argv = _argv(ws, ckpt, out, "--evals", str(evals), "--algorithm", "random")
     log = out / "evaluated.jsonl"
     env = {**os.environ, "COLUMNS": "80"}  # a narrow terminal must not break the resume command across lines
     proc = subprocess.Popen([sys.executable, "-m", "hwnas.cli.app", *argv], stdout=subprocess.PIPE,
-                            stderr=subprocess.PIPE, text=True, env=env, start_new_session=True)
+                            stderr=subprocess.PIPE, text=True, env=env, start_new_session=True,
+                            # a suite started in the background (`cmd &` in a script) ignores SIGINT, and so would
+                            # the search: give it Ctrl-C back, as a terminal would
+                            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
     deadline = time.monotonic() + 600  # only so that a hung search fails the test instead of hanging it
     try:
         while proc.poll() is None and not (log.is_file() and len(log.read_text().splitlines()) >= 2):
