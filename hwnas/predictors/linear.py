@@ -38,14 +38,15 @@ class RidgeFit:
 
     @classmethod
     def from_json(cls, data: dict[str, Any]) -> RidgeFit:
+        arrays = {}
         for field in ("mean", "scale", "coef", "intercept"):
-            values = np.asarray(data[field], dtype=float)
+            arrays[field] = values = np.asarray(data[field], dtype=float)
             if not np.all(np.isfinite(values)) or np.any(np.abs(values) > 1e12):
                 raise PredictorError(f"linear model field {field!r} holds a value that is not a finite number; "
                                      "refit it with `hwnas fit`")
-        mean, scale, coef = (np.asarray(data[f], dtype=float) for f in ("mean", "scale", "coef"))
+        mean, scale, coef = arrays["mean"], arrays["scale"], arrays["coef"]
         if not (mean.ndim == scale.ndim == coef.ndim == 1 and len(mean) == len(scale) == len(coef)) \
-                or np.ndim(data["intercept"]) != 0 or np.any(scale == 0):
+                or arrays["intercept"].ndim != 0 or np.any(scale == 0):
             raise PredictorError("linear model fields mean, scale and coef must be lists of one length (scale "
                                  "nonzero) and intercept one number; refit it with `hwnas fit`")
         return cls(mean, scale, coef, data["intercept"], data["alpha"])
