@@ -82,6 +82,9 @@ class Measurement:
     run_total_ms: float | None = None  # time inside the runtime for this model (warm-up + timed runs, all rounds)
     op_profile: list[dict[str, Any]] | None = None  # per-operator rows (adb benchmark_model with op_profiling)
     sessions: int | None = None  # how many times the model was loaded for its rounds (None: not reported)
+    round_medians_ms: list[float] | None = None  # the median of each round's samples, in round order (as measured)
+    round_levels: list[float] | None = None  # each round's level across its batch, divided out of the statistics
+    raw_median_ms: float | None = None  # the median before dividing by the round levels
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)

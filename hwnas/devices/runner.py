@@ -514,17 +514,39 @@ def worker_main(manifest_path):
 # supervisor
 
 
+def median(values):
+    ordered = sorted(values)
+    mid = len(ordered) // 2
+    return ordered[mid] if len(ordered) % 2 else 0.5 * (ordered[mid - 1] + ordered[mid])
+
+
+ROUND_LEVEL_MIN_MODELS = 8
+ROUND_LEVEL_MIN_ROUNDS = 3
+
+
+def round_levels(round_medians):
+    """How fast the device ran in each round of a block, from its models' per-round medians (one list per model):
+    for each round, the median over models of (that round's median / the model's median over rounds). A burst of
+    background load or a frequency drop that covers one round slows every model measured in it; dividing each
+    round's samples by its level takes that out before the statistics. 1.0 for every round with fewer than
+    ROUND_LEVEL_MIN_MODELS models or ROUND_LEVEL_MIN_ROUNDS rounds: there a level cannot be told from the models'
+    own noise."""
+    n_rounds = len(round_medians[0]) if round_medians else 0
+    if len(round_medians) < ROUND_LEVEL_MIN_MODELS or n_rounds < ROUND_LEVEL_MIN_ROUNDS:
+        return [1.0] * n_rounds
+    ratios = [[m[r] / median(m) for m in round_medians if median(m) > 0] for r in range(n_rounds)]
+    return [median(ratio) for ratio in ratios]
+
+
 def summarize(samples):
     ordered = sorted(samples)
     n = len(ordered)
     mean = sum(ordered) / n
     var = sum((x - mean) ** 2 for x in ordered) / n
-    mid = n // 2
-    median = ordered[mid] if n % 2 else 0.5 * (ordered[mid - 1] + ordered[mid])
     pos = 0.9 * (n - 1)
     lo, hi = int(math.floor(pos)), int(math.ceil(pos))
     p90 = ordered[lo] + (ordered[hi] - ordered[lo]) * (pos - lo)
-    return {"median_ms": median, "mean_ms": mean, "std_ms": math.sqrt(var), "min_ms": ordered[0],
+    return {"median_ms": median(ordered), "mean_ms": mean, "std_ms": math.sqrt(var), "min_ms": ordered[0],
             "p90_ms": p90, "n": n}
 
 
@@ -954,6 +976,7 @@ class Supervisor:
         self.run_total = {}  # index -> ms inside the runtime, warm-up included, over the rounds so far
         self.sessions = {}  # index -> rounds that loaded the model (sessions its samples span)
         self.states = {}  # index -> {"before": device state}
+        self.last = {}  # index -> what the model's last round reported ({"state_after", "providers"})
         self.finished = set()
         self.worker = None
         self.version = None
@@ -974,6 +997,8 @@ class Supervisor:
                 self.sessions[index] = self.sessions.get(index, 0) + int(bool(record.get("loaded")))
                 if "state" in record:
                     self.states.setdefault(index, {})[record["state_key"]] = record["state"]
+                if "last" in record:
+                    self.last[index] = record["last"]
             elif kind in ("result", "failed"):
                 self.finished.add(record["index"])
                 self.out.emit(record, to_file=False)
@@ -984,8 +1009,10 @@ class Supervisor:
                 block = self.models[start:start + self.block_size]
                 for rnd in range(self.rounds):
                     if not self.run_round(block, rnd):
+                        self.finish_block(block)  # the models whose rounds are all measured
                         self.out.emit({"type": "end", "stopped": True})
                         return 0
+                self.finish_block(block)
             if self.worker is not None:
                 self.worker.close()
             self.out.emit({"type": "end"})
@@ -1094,14 +1121,30 @@ class Supervisor:
         if "state_before" in reply:
             record.update(state_key="before", state=reply["state_before"])
             self.states.setdefault(index, {})["before"] = reply["state_before"]
+        if rnd == self.rounds - 1:
+            record["last"] = self.last[index] = {"state_after": reply.get("state_after", {}),
+                                                 "providers": reply.get("providers")}
         self.out.emit(record, to_stdout=False)
         self.out.emit(_progress(record), to_file=False)
-        if rnd == self.rounds - 1:
-            self.emit_result(entry, reply)
+        if rnd == self.rounds - 1 and self.rounds < ROUND_LEVEL_MIN_ROUNDS:
+            self.emit_result(entry, [1.0] * self.rounds)  # no round levels to wait for
 
-    def emit_result(self, entry, last_reply):
+    def finish_block(self, block):
+        """The results of the block's models whose rounds are all measured, each round's samples divided by
+        that round's level across them (`round_levels`). With ROUND_LEVEL_MIN_ROUNDS rounds or more a model's
+        result waits for the end of its block (or a stop); with fewer it came after its last round."""
+        done = [e for e in block if e["index"] not in self.finished
+                and all(r in self.samples.get(e["index"], {}) for r in range(self.rounds))]
+        levels = round_levels([[median(self.samples[e["index"]][r]) for r in range(self.rounds)] for e in done])
+        for entry in done:
+            self.emit_result(entry, levels)
+
+    def emit_result(self, entry, levels):
         index = entry["index"]
-        all_samples = [x for r in sorted(self.samples[index]) for x in self.samples[index][r]]
+        last_reply = self.last.get(index, {})
+        rounds = [self.samples[index][r] for r in range(self.rounds)]
+        raw = summarize([x for samples in rounds for x in samples])
+        all_samples = [x / level for samples, level in zip(rounds, levels) for x in samples]
         result = {"type": "result", "index": index, "key": entry.get("key"), "sha256": entry.get("sha256"),
                   "runtime": self.manifest["runtime"], "runtime_version": self.version,
                   "threads": int(self.manifest.get("threads", 1)), "warmup": self.warmup,
@@ -1111,6 +1154,9 @@ class Supervisor:
                   "state_after": last_reply.get("state_after", {}), "timestamp": time.time()}
         if last_reply.get("providers"):
             result["providers"] = last_reply["providers"]
+        result["round_medians_ms"] = [median(samples) for samples in rounds]
+        result["round_levels"] = levels
+        result["raw_median_ms"] = raw["median_ms"]
         result.update(summarize(all_samples))
         self.finished.add(index)
         self.out.emit(result)

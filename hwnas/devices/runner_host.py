@@ -111,6 +111,8 @@ def measurement_from_record(record: dict[str, Any], device: str, settings: Bench
         state_before=record.get("state_before") or {}, state_after=record.get("state_after") or {},
         timestamp=float(record.get("timestamp") or time.time()), run_total_ms=record.get("run_total_ms"),
         op_profile=record.get("op_profile"), sessions=record.get("sessions"),
+        round_medians_ms=record.get("round_medians_ms"), round_levels=record.get("round_levels"),
+        raw_median_ms=record.get("raw_median_ms"),
     )
 
 

@@ -1,0 +1,65 @@
+"""Round levels: a slowdown that covers one round of a block is taken out of every model's statistics. The runner
+is fed rounds recorded by an earlier run of the manifest (resume), so the samples are known exactly."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+import pytest
+
+from hwnas.devices.runner import ROUND_LEVEL_MIN_MODELS, round_levels
+from hwnas.devices.runner_host import RUNNER_PATH
+
+SAMPLES = [1.0, 1.02, 0.98, 1.01, 0.99]  # one round of one model, times its own latency
+
+
+def recorded_batch(tmp_path, n_models: int, rounds: int, slow_round: int, factor: float):
+    """A manifest and a results file holding every round of `n_models` models (model i takes i + 1 ms), with
+    round `slow_round` measured `factor` times slower for all of them."""
+    results = tmp_path / "results.jsonl"
+    models = [{"index": i, "path": f"m{i}.onnx", "key": f"m{i}", "sha256": f"{i:064x}"} for i in range(n_models)]
+    manifest = {"version": 1, "runtime": "onnxruntime", "runs": rounds * len(SAMPLES), "rounds": rounds,
+                "results": str(results), "models": models}
+    with results.open("w") as out:
+        for rnd in range(rounds):
+            for i in range(n_models):
+                scale = (i + 1) * (factor if rnd == slow_round else 1.0)
+                out.write(json.dumps({"type": "round", "index": i, "round": rnd, "run_total_ms": 1.0,
+                                      "samples_ms": [scale * s for s in SAMPLES]}) + "\n")
+    path = tmp_path / "manifest.json"
+    path.write_text(json.dumps(manifest))
+    return path
+
+
+def run_results(manifest) -> dict[int, dict]:
+    proc = subprocess.run([sys.executable, str(RUNNER_PATH), "run", str(manifest)], capture_output=True, text=True,
+                          timeout=60)
+    assert proc.returncode == 0, proc.stderr
+    records = [json.loads(line) for line in proc.stdout.splitlines() if line.strip()]
+    return {r["index"]: r for r in records if r["type"] == "result"}
+
+
+def test_a_slow_round_is_divided_out_of_every_models_statistics(tmp_path):
+    got = run_results(recorded_batch(tmp_path, n_models=10, rounds=4, slow_round=1, factor=1.5))
+    assert sorted(got) == list(range(10))
+    for i, result in got.items():
+        assert result["round_levels"] == pytest.approx([1.0, 1.5, 1.0, 1.0])
+        assert result["median_ms"] == pytest.approx(i + 1.0)  # as if no round had been slow
+        assert result["min_ms"] == pytest.approx(0.98 * (i + 1))
+        assert result["raw_median_ms"] > result["median_ms"]  # the slow round pulled the plain median up
+        assert result["round_medians_ms"][1] == pytest.approx(1.5 * (i + 1))
+
+
+@pytest.mark.parametrize(("n_models", "rounds"), [(ROUND_LEVEL_MIN_MODELS - 1, 4), (10, 2)])
+def test_too_few_models_or_rounds_leave_the_samples_as_measured(tmp_path, n_models, rounds):
+    got = run_results(recorded_batch(tmp_path, n_models=n_models, rounds=rounds, slow_round=1, factor=1.5))
+    for result in got.values():
+        assert result["round_levels"] == [1.0] * rounds
+        assert result["median_ms"] == result["raw_median_ms"]
+
+
+def test_levels_are_a_median_so_one_model_slow_in_a_round_does_not_move_it():
+    medians = [[1.0, 1.0, 1.0] for _ in range(9)] + [[1.0, 3.0, 1.0]]
+    assert round_levels(medians) == [1.0, 1.0, 1.0]
