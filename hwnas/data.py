@@ -115,7 +115,8 @@ def _load_npz(path: Path) -> tuple[Dataset, np.ndarray]:
                         f"got x {tuple(x.shape)} and y {tuple(y.shape)}")
     if y.ndim != 1 or not np.issubdtype(y.dtype, np.integer) or y.min() < 0 or y.max() >= MAX_CLASSES:
         raise DataError(f"{path}: 'y' must be one integer label from 0 to {MAX_CLASSES - 1} per image, got "
-                        f"{y.dtype} {y.shape}" + (f" from {y.min()} to {y.max()}" if y.size and y.ndim == 1 else ""))
+                        f"{y.dtype} {y.shape}" + (f" from {y.min()} to {y.max()}"
+                                                  if np.issubdtype(y.dtype, np.integer) else ""))
     if val is not None and (val.ndim != 1 or not np.issubdtype(val.dtype, np.integer) or
                             (val.size and (val.min() < 0 or val.max() >= len(y)))):
         raise DataError(f"{path}: 'val_index' must list image indices from 0 to {len(y) - 1}, got {val.dtype} "

@@ -25,12 +25,14 @@ from hwnas.devices.base import BenchmarkModel, BenchmarkSettings, Measurement, s
 from hwnas.devices.benchmark_model import BenchmarkOutputError, parse_benchmark_output
 from hwnas.devices.inventory import DeviceConfig
 from hwnas.devices.local import ProcessLineStream
+from hwnas.devices.runner import ROUND_LEVEL_MIN_ROUNDS, round_levels
 from hwnas.devices.runner_host import LineStream, RunnerDevice, failed_measurement
 from hwnas.devices.ssh import shell_command
 from hwnas.errors import DeviceError, TransportError
 
 __all__ = ["AdbDevice", "DEFAULT_REMOTE_DIR"]
 
+BLOCK_SIZE = 64  # models whose rounds interleave; their results come at the end of the block's last round
 log = logging.getLogger(__name__)
 DEFAULT_REMOTE_DIR = "/data/local/tmp/hwnas"
 MARK = "@@hwnas@@"
@@ -370,44 +372,58 @@ class AdbDevice(RunnerDevice):
         states: dict[int, dict[str, Any]] = {}
         failed: set[int] = set()
         last = time.monotonic()
-        for rnd in range(rounds):
-            for i, model in enumerate(models):
-                if i in failed:
-                    continue
-                if time.monotonic() > batch_deadline:
-                    failed.add(i)
-                    yield failed_measurement(model.sha256, model.key, self.name, settings,
-                                             f"batch timed out after {settings.timeout_per_batch_s:.1f} s")
-                    continue
-                command = self._tool_command(binary, paths[model.sha256], settings, runs)
-                error = ""
-                parsed = None
-                for _attempt in range(4):
-                    try:
-                        parsed, error, before, after = self._run_tool_round(command, settings.timeout_per_model_s)
-                        break
-                    except TransportError as exc:
-                        if "did not finish" in str(exc):
-                            error = f"timed out after {settings.timeout_per_model_s:.1f} s (timeout_per_model_s)"
-                            self._kill_tool(binary)
+        for first in range(0, len(models), BLOCK_SIZE):  # rounds interleave within blocks, as in the runner
+            block = range(first, min(len(models), first + BLOCK_SIZE))
+            for rnd in range(rounds):
+                for i in block:
+                    model = models[i]
+                    if i in failed:
+                        continue
+                    if time.monotonic() > batch_deadline:
+                        failed.add(i)
+                        yield failed_measurement(model.sha256, model.key, self.name, settings,
+                                                 f"batch timed out after {settings.timeout_per_batch_s:.1f} s")
+                        continue
+                    command = self._tool_command(binary, paths[model.sha256], settings, runs)
+                    error = ""
+                    parsed = None
+                    for _attempt in range(4):
+                        try:
+                            parsed, error, before, after = self._run_tool_round(command, settings.timeout_per_model_s)
                             break
-                        self._recover(exc, min(batch_deadline, time.monotonic() + self.config.reconnect_timeout_s))
-                else:
-                    error = "the device link kept failing"
-                if parsed is None:
-                    failed.add(i)
+                        except TransportError as exc:
+                            if "did not finish" in str(exc):
+                                error = f"timed out after {settings.timeout_per_model_s:.1f} s (timeout_per_model_s)"
+                                self._kill_tool(binary)
+                                break
+                            self._recover(exc, min(batch_deadline, time.monotonic() + self.config.reconnect_timeout_s))
+                    else:
+                        error = "the device link kept failing"
+                    if parsed is None:
+                        failed.add(i)
+                        now = time.monotonic()
+                        m = failed_measurement(model.sha256, model.key, self.name, settings, error)
+                        m.wall_ms, last = (now - last) * 1000.0, now
+                        yield m
+                        continue
+                    per_round[i].append(parsed)
+                    if rnd == 0:
+                        states[i] = {"before": before}
+                    if rnd == rounds - 1:
+                        states[i]["after"] = after
+                        if rounds < ROUND_LEVEL_MIN_ROUNDS:  # no round levels to wait for
+                            now = time.monotonic()
+                            m = tool_measurement(self.name, model, settings, per_round[i], states[i])
+                            m.wall_ms, last = (now - last) * 1000.0, now
+                            if self.progress:
+                                self.progress(m, i + 1, len(models))
+                            yield m
+            if rounds >= ROUND_LEVEL_MIN_ROUNDS:  # as the Python runner does: each round divided by its level
+                done = [i for i in block if i not in failed]
+                levels = round_levels([[_round_median_us(r) for r in per_round[i]] for i in done])
+                for i in done:
                     now = time.monotonic()
-                    m = failed_measurement(model.sha256, model.key, self.name, settings, error)
-                    m.wall_ms, last = (now - last) * 1000.0, now
-                    yield m
-                    continue
-                per_round[i].append(parsed)
-                if rnd == 0:
-                    states[i] = {"before": before}
-                if rnd == rounds - 1:
-                    states[i]["after"] = after
-                    now = time.monotonic()
-                    m = self._measurement(model, settings, per_round[i], states[i])
+                    m = tool_measurement(self.name, models[i], settings, per_round[i], states[i], levels)
                     m.wall_ms, last = (now - last) * 1000.0, now
                     if self.progress:
                         self.progress(m, i + 1, len(models))
@@ -419,32 +435,58 @@ class AdbDevice(RunnerDevice):
         except TransportError:
             pass
 
-    def _measurement(self, model: BenchmarkModel, settings: BenchmarkSettings, rounds: list[dict[str, Any]],
-                     state: dict[str, Any]) -> Measurement:
-        """Combine per-round tool statistics (microseconds) into one Measurement (milliseconds).
 
-        benchmark_model prints no p90: p90_ms holds its p95 (or max where p95 is absent), an upper bound."""
-        stats = [r["runs"] for r in rounds]
-        counts = [max(1.0, s.get("count", 1.0)) for s in stats]
-        avgs = [s.get("avg", r["inference_avg_us"]) for s, r in zip(stats, rounds, strict=True)]
-        pairs = list(zip(stats, counts, avgs, strict=True))
-        n = sum(counts)
-        mean = sum(c * a for _, c, a in pairs) / n
-        var = sum(c * (s.get("std", 0.0) ** 2 + (a - mean) ** 2) for s, c, a in pairs) / n
-        medians = [s.get("median", a) for s, _, a in pairs]
-        upper = [s.get("p95", s.get("max", a)) for s, _, a in pairs]
-        warm = [r.get("warmup", {}) for r in rounds]
-        total_us = sum(c * a for _, c, a in pairs) + sum(w.get("count", 0) * w.get("avg", w.get("curr", 0))
-                                                         for w in warm)
-        return Measurement(
-            model_sha256=model.sha256, key=model.key, device=self.name, runtime="tflite",
-            runtime_version="benchmark_model", threads=settings.threads, warmup=settings.warmup, runs=int(n),
-            median_ms=statistics.median(medians) / 1000.0, mean_ms=mean / 1000.0, std_ms=math.sqrt(var) / 1000.0,
-            min_ms=min(s.get("min", a) for s, _, a in pairs) / 1000.0, p90_ms=max(upper) / 1000.0,
-            n=int(n), state_before=state.get("before", {}), state_after=state.get("after", {}),
-            timestamp=time.time(), run_total_ms=total_us / 1000.0,
-            op_profile=rounds[-1].get("op_profile") if settings.op_profiling else None,
-        )
+def tool_measurement(device: str, model: BenchmarkModel, settings: BenchmarkSettings, rounds: list[dict[str, Any]],
+                     state: dict[str, Any], levels: list[float] | None = None) -> Measurement:
+    """Combine per-round tool statistics (microseconds) into one Measurement (milliseconds), each round's
+    divided by its level (`levels`, 1.0 each by default).
+
+    benchmark_model prints no p90: p90_ms holds its p95 (or max where p95 is absent), an upper bound."""
+    levels = levels or [1.0] * len(rounds)
+    raw_medians = [_round_median_us(r) / 1000.0 for r in rounds]
+    total_us = sum(_round_total_us(r) for r in rounds)  # time inside the tool, as measured
+    rounds = [_levelled(r, level) for r, level in zip(rounds, levels, strict=True)]
+    stats = [r["runs"] for r in rounds]
+    counts = [max(1.0, s.get("count", 1.0)) for s in stats]
+    avgs = [s.get("avg", r["inference_avg_us"]) for s, r in zip(stats, rounds, strict=True)]
+    pairs = list(zip(stats, counts, avgs, strict=True))
+    n = sum(counts)
+    mean = sum(c * a for _, c, a in pairs) / n
+    var = sum(c * (s.get("std", 0.0) ** 2 + (a - mean) ** 2) for s, c, a in pairs) / n
+    medians = [s.get("median", a) for s, _, a in pairs]
+    upper = [s.get("p95", s.get("max", a)) for s, _, a in pairs]
+    return Measurement(
+        model_sha256=model.sha256, key=model.key, device=device, runtime="tflite",
+        runtime_version="benchmark_model", threads=settings.threads, warmup=settings.warmup, runs=int(n),
+        median_ms=statistics.median(medians) / 1000.0, mean_ms=mean / 1000.0, std_ms=math.sqrt(var) / 1000.0,
+        min_ms=min(s.get("min", a) for s, _, a in pairs) / 1000.0, p90_ms=max(upper) / 1000.0,
+        n=int(n), state_before=state.get("before", {}), state_after=state.get("after", {}),
+        timestamp=time.time(), run_total_ms=total_us / 1000.0,
+        op_profile=rounds[-1].get("op_profile") if settings.op_profiling else None,
+        round_medians_ms=raw_medians, round_levels=list(levels), raw_median_ms=statistics.median(raw_medians),
+    )
+
+
+def _round_median_us(parsed: dict[str, Any]) -> float:
+    """One benchmark_model round's median (its average where it printed none), in microseconds."""
+    stats = parsed["runs"]
+    return float(stats.get("median", stats.get("avg", parsed["inference_avg_us"])))
+
+
+def _round_total_us(parsed: dict[str, Any]) -> float:
+    """Microseconds one round spent in timed and warm-up runs."""
+    runs, warm = parsed["runs"], parsed.get("warmup", {})
+    return (max(1.0, runs.get("count", 1.0)) * runs.get("avg", parsed["inference_avg_us"])
+            + warm.get("count", 0) * warm.get("avg", warm.get("curr", 0)))
+
+
+def _levelled(parsed: dict[str, Any], level: float) -> dict[str, Any]:
+    """A round's parsed output with its timed-run statistics (and average) divided by `level`."""
+    if level == 1.0:
+        return parsed
+    runs = {k: (v / level if k in ("avg", "std", "median", "p5", "p95", "min", "max", "curr", "first") else v)
+            for k, v in parsed["runs"].items()}
+    return {**parsed, "runs": runs, "inference_avg_us": parsed["inference_avg_us"] / level}
 
 
 class _AdbStream(ProcessLineStream):

@@ -535,7 +535,7 @@ def round_levels(round_medians):
     if len(round_medians) < ROUND_LEVEL_MIN_MODELS or n_rounds < ROUND_LEVEL_MIN_ROUNDS:
         return [1.0] * n_rounds
     ratios = [[m[r] / median(m) for m in round_medians if median(m) > 0] for r in range(n_rounds)]
-    return [median(ratio) for ratio in ratios]
+    return [median(ratio) if ratio else 1.0 for ratio in ratios]
 
 
 def summarize(samples):

@@ -415,3 +415,14 @@ def test_a_dataset_whose_labels_are_one_number_is_refused_in_one_line(capsys, ti
     code, out, err = run_cli(argv, capsys)
     assert_clean(code, out, err)
     assert code == 1 and "'y' N labels" in err and "y ()" in err, err
+
+
+def test_a_dataset_whose_labels_are_text_is_refused_in_one_line(capsys, tiny, tmp_path):
+    """Found by the fuzzer above: text labels crashed the error message itself (numpy has no min() of strings)."""
+    path = tmp_path / "d.npz"
+    np.savez(path, x=np.full((1, 1, 4, 5), 200, np.uint8), y=np.array(["£\\ð"]))
+    argv = ["search", "--supernet", str(demo_checkpoint_path()), "--data", str(path), "--device", "cpu", "--evals",
+            "1", "--algorithm", "random", "--limit", "8", "--out", str(tmp_path / "run"), "-w", str(tiny[0])]
+    code, out, err = run_cli(argv, capsys)
+    assert_clean(code, out, err)
+    assert code == 1 and "'y' must be one integer label" in err and "<U3 (1,)" in err, err

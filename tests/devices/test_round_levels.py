@@ -63,3 +63,28 @@ def test_too_few_models_or_rounds_leave_the_samples_as_measured(tmp_path, n_mode
 def test_levels_are_a_median_so_one_model_slow_in_a_round_does_not_move_it():
     medians = [[1.0, 1.0, 1.0] for _ in range(9)] + [[1.0, 3.0, 1.0]]
     assert round_levels(medians) == [1.0, 1.0, 1.0]
+
+
+def tool_round(latency_us: float) -> dict:
+    """One benchmark_model round as `parse_benchmark_output` returns it: 10 timed runs around `latency_us`."""
+    return {"inference_avg_us": latency_us, "warmup": {"count": 2.0, "avg": latency_us},
+            "runs": {"count": 10.0, "avg": latency_us, "median": latency_us, "std": 0.01 * latency_us,
+                     "min": 0.98 * latency_us, "max": 1.02 * latency_us}, "op_profile": None}
+
+
+def test_benchmark_model_rounds_are_levelled_like_the_runners():
+    from hwnas.devices import BenchmarkModel, BenchmarkSettings
+    from hwnas.devices.adb import tool_measurement
+
+    settings = BenchmarkSettings(runtime="tflite", runs=30, rounds=3)
+    per_model = [[tool_round(1000.0 * (i + 1) * f) for f in (1.0, 1.5, 1.0)] for i in range(10)]
+    levels = round_levels([[r["runs"]["median"] for r in rounds] for rounds in per_model])
+    assert levels == pytest.approx([1.0, 1.5, 1.0])
+    model = BenchmarkModel(RUNNER_PATH, key="m")  # any file: only its name and hash are read
+    m = tool_measurement("phone", model, settings, per_model[1], {}, levels)
+    assert m.median_ms == pytest.approx(2.0)
+    assert m.mean_ms == pytest.approx(2.0) and m.p90_ms == pytest.approx(2.04) and m.min_ms == pytest.approx(1.96)
+    assert m.round_medians_ms == pytest.approx([2.0, 3.0, 2.0]) and m.round_levels == pytest.approx(levels)
+    assert m.run_total_ms == pytest.approx(12 * (2.0 + 3.0 + 2.0))  # time spent, as measured
+    plain = tool_measurement("phone", model, settings, per_model[1], {})
+    assert plain.mean_ms == pytest.approx(7.0 / 3) and plain.round_levels == [1.0] * 3
