@@ -372,6 +372,16 @@ class AdbDevice(RunnerDevice):
         states: dict[int, dict[str, Any]] = {}
         failed: set[int] = set()
         last = time.monotonic()
+
+        def finished(i: int, levels: list[float] | None = None) -> Measurement:
+            nonlocal last
+            now = time.monotonic()
+            m = tool_measurement(self.name, models[i], settings, per_round[i], states[i], levels)
+            m.wall_ms, last = (now - last) * 1000.0, now
+            if self.progress:
+                self.progress(m, i + 1, len(models))
+            return m
+
         for first in range(0, len(models), BLOCK_SIZE):  # rounds interleave within blocks, as in the runner
             block = range(first, min(len(models), first + BLOCK_SIZE))
             for rnd in range(rounds):
@@ -385,20 +395,7 @@ class AdbDevice(RunnerDevice):
                                                  f"batch timed out after {settings.timeout_per_batch_s:.1f} s")
                         continue
                     command = self._tool_command(binary, paths[model.sha256], settings, runs)
-                    error = ""
-                    parsed = None
-                    for _attempt in range(4):
-                        try:
-                            parsed, error, before, after = self._run_tool_round(command, settings.timeout_per_model_s)
-                            break
-                        except TransportError as exc:
-                            if "did not finish" in str(exc):
-                                error = f"timed out after {settings.timeout_per_model_s:.1f} s (timeout_per_model_s)"
-                                self._kill_tool(binary)
-                                break
-                            self._recover(exc, min(batch_deadline, time.monotonic() + self.config.reconnect_timeout_s))
-                    else:
-                        error = "the device link kept failing"
+                    parsed, error, before, after = self._tool_round(binary, command, settings, batch_deadline)
                     if parsed is None:
                         failed.add(i)
                         now = time.monotonic()
@@ -412,22 +409,26 @@ class AdbDevice(RunnerDevice):
                     if rnd == rounds - 1:
                         states[i]["after"] = after
                         if rounds < ROUND_LEVEL_MIN_ROUNDS:  # no round levels to wait for
-                            now = time.monotonic()
-                            m = tool_measurement(self.name, model, settings, per_round[i], states[i])
-                            m.wall_ms, last = (now - last) * 1000.0, now
-                            if self.progress:
-                                self.progress(m, i + 1, len(models))
-                            yield m
+                            yield finished(i)
             if rounds >= ROUND_LEVEL_MIN_ROUNDS:  # as the Python runner does: each round divided by its level
                 done = [i for i in block if i not in failed]
                 levels = round_levels([[_round_median_us(r) for r in per_round[i]] for i in done])
                 for i in done:
-                    now = time.monotonic()
-                    m = tool_measurement(self.name, models[i], settings, per_round[i], states[i], levels)
-                    m.wall_ms, last = (now - last) * 1000.0, now
-                    if self.progress:
-                        self.progress(m, i + 1, len(models))
-                    yield m
+                    yield finished(i, levels)
+
+    def _tool_round(self, binary: str, command: str, settings: BenchmarkSettings,
+                    deadline: float) -> tuple[dict[str, Any] | None, str, dict[str, Any], dict[str, Any]]:
+        """One benchmark_model round: (parsed output or None, error, device state before, after). A dropped link is
+        recovered and the round run again, up to 4 tries; a round past timeout_per_model_s is killed."""
+        for _attempt in range(4):
+            try:
+                return self._run_tool_round(command, settings.timeout_per_model_s)
+            except TransportError as exc:
+                if "did not finish" in str(exc):
+                    self._kill_tool(binary)
+                    return None, f"timed out after {settings.timeout_per_model_s:.1f} s (timeout_per_model_s)", {}, {}
+                self._recover(exc, min(deadline, time.monotonic() + self.config.reconnect_timeout_s))
+        return None, "the device link kept failing", {}, {}
 
     def _kill_tool(self, binary: str) -> None:
         try:

@@ -406,14 +406,19 @@ def test_a_broken_dataset_is_refused_in_one_line(kind, x, y, names, raw, files, 
     assert snapshot(folder) == before
 
 
-def test_a_dataset_whose_labels_are_one_number_is_refused_in_one_line(capsys, tiny, tmp_path):
-    """Found by the fuzzer above: 'y' saved as a 0-d array crashed the loader with a TypeError."""
-    path = tmp_path / "d.npz"
-    np.savez(path, x=np.full((1, 4, 5), 200, np.uint8), y=np.array(3))
+def search_on_dataset(path: Path, capsys, tiny, tmp_path) -> tuple[int, str, str]:
     argv = ["search", "--supernet", str(demo_checkpoint_path()), "--data", str(path), "--device", "cpu", "--evals",
             "1", "--algorithm", "random", "--limit", "8", "--out", str(tmp_path / "run"), "-w", str(tiny[0])]
     code, out, err = run_cli(argv, capsys)
     assert_clean(code, out, err)
+    return code, out, err
+
+
+def test_a_dataset_whose_labels_are_one_number_is_refused_in_one_line(capsys, tiny, tmp_path):
+    """Found by the fuzzer above: 'y' saved as a 0-d array crashed the loader with a TypeError."""
+    path = tmp_path / "d.npz"
+    np.savez(path, x=np.full((1, 4, 5), 200, np.uint8), y=np.array(3))
+    code, _, err = search_on_dataset(path, capsys, tiny, tmp_path)
     assert code == 1 and "'y' N labels" in err and "y ()" in err, err
 
 
@@ -421,8 +426,5 @@ def test_a_dataset_whose_labels_are_text_is_refused_in_one_line(capsys, tiny, tm
     """Found by the fuzzer above: text labels crashed the error message itself (numpy has no min() of strings)."""
     path = tmp_path / "d.npz"
     np.savez(path, x=np.full((1, 1, 4, 5), 200, np.uint8), y=np.array(["£\\ð"]))
-    argv = ["search", "--supernet", str(demo_checkpoint_path()), "--data", str(path), "--device", "cpu", "--evals",
-            "1", "--algorithm", "random", "--limit", "8", "--out", str(tmp_path / "run"), "-w", str(tiny[0])]
-    code, out, err = run_cli(argv, capsys)
-    assert_clean(code, out, err)
+    code, _, err = search_on_dataset(path, capsys, tiny, tmp_path)
     assert code == 1 and "'y' must be one integer label" in err and "<U3 (1,)" in err, err
