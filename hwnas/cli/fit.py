@@ -45,8 +45,8 @@ def fit(
                                                                    "(repeatable: several sources).")] = None,
     k: Annotated[int | None, typer.Option("-k", min=1, help="few-shot: use the first k reference subnets.")] = None,
     output: Annotated[Path | None, typer.Option("--out", help="Where to write (default: predictors/...).")] = None,
-    statistic: Annotated[str, typer.Option("--statistic", help="median_ms (default), mean_ms, min_ms (steadier on "
-                                                               "a shared CPU) or p90_ms.")] = "median_ms",
+    statistic: Annotated[str, typer.Option("--statistic", help="median_ms (default: the fastest round's "
+                                                               "median), mean_ms, min_ms or p90_ms.")] = "median_ms",
     measurements: Annotated[Path | None, typer.Option("--measurements", help="Fit on whole-subnet measurements "
                                                       "made elsewhere: a CSV with an arch column (JSON) and a "
                                                       "latency column in ms, instead of the device's profile.")]

@@ -439,7 +439,8 @@ class AdbDevice(RunnerDevice):
 
 def tool_measurement(device: str, model: BenchmarkModel, settings: BenchmarkSettings, rounds: list[dict[str, Any]],
                      state: dict[str, Any], levels: list[float] | None = None) -> Measurement:
-    """Combine per-round tool statistics (microseconds) into one Measurement (milliseconds), each round's
+    """Combine per-round tool statistics (microseconds) into one Measurement (milliseconds): `median_ms` is the
+    fastest round's median, as the Python runner takes it; the other statistics are over every round, each
     divided by its level (`levels`, 1.0 each by default).
 
     benchmark_model prints no p90: p90_ms holds its p95 (or max where p95 is absent), an upper bound."""
@@ -454,12 +455,11 @@ def tool_measurement(device: str, model: BenchmarkModel, settings: BenchmarkSett
     n = sum(counts)
     mean = sum(c * a for _, c, a in pairs) / n
     var = sum(c * (s.get("std", 0.0) ** 2 + (a - mean) ** 2) for s, c, a in pairs) / n
-    medians = [s.get("median", a) for s, _, a in pairs]
     upper = [s.get("p95", s.get("max", a)) for s, _, a in pairs]
     return Measurement(
         model_sha256=model.sha256, key=model.key, device=device, runtime="tflite",
         runtime_version="benchmark_model", threads=settings.threads, warmup=settings.warmup, runs=int(n),
-        median_ms=statistics.median(medians) / 1000.0, mean_ms=mean / 1000.0, std_ms=math.sqrt(var) / 1000.0,
+        median_ms=min(raw_medians), mean_ms=mean / 1000.0, std_ms=math.sqrt(var) / 1000.0,
         min_ms=min(s.get("min", a) for s, _, a in pairs) / 1000.0, p90_ms=max(upper) / 1000.0,
         n=int(n), state_before=state.get("before", {}), state_after=state.get("after", {}),
         timestamp=time.time(), run_total_ms=total_us / 1000.0,

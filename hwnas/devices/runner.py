@@ -1140,6 +1140,11 @@ class Supervisor:
             self.emit_result(entry, levels)
 
     def emit_result(self, entry, levels):
+        """A finished model's result. `median_ms`, the latency hwnas uses, is the median of its fastest round:
+        on a shared host a slow phase (a neighbour on the same physical core, a frequency drop) only ever adds
+        time and can last longer than a round, so the fastest round is the one that repeats from batch to
+        batch (benchmarks/README.md, "Fastest round"). The other statistics are over every sample, each round
+        divided by its level; `raw_median_ms` is the median over every sample as measured."""
         index = entry["index"]
         last_reply = self.last.get(index, {})
         rounds = [self.samples[index][r] for r in range(self.rounds)]
@@ -1158,6 +1163,7 @@ class Supervisor:
         result["round_levels"] = levels
         result["raw_median_ms"] = raw["median_ms"]
         result.update(summarize(all_samples))
+        result["median_ms"] = min(result["round_medians_ms"])
         self.finished.add(index)
         self.out.emit(result)
 
