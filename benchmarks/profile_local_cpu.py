@@ -11,7 +11,8 @@ fresh workspace), the predictors are fitted from it, and then the held-out subne
 `--holdout-batches` separate batches, each with three of the profile's reference subnets, whose level against
 the profile says how the device moved between the sessions; the agreement of the first two batches is the
 ceiling for any predictor on this device. `--holdout-in-profile` measures them inside the profile's own batch instead.
-`--export-only` runs the slow, device-independent half (exporting every operator and subnet into the
+Each held-out batch's rows are written to `held-out-batch-N.json` in the workspace. `--export-only` runs the
+slow, device-independent half (exporting every operator and subnet into the
 workspace cache) so that the measuring half can run later on a quiet machine. Targets (issue 25): the best
 predictor within +-10% for >= 99% of 120 held-out subnets, profiling in at most 15 minutes, export included.
 """
@@ -210,7 +211,9 @@ def measure_held_out(args, ws: Workspace, holdout: list, models: list, check, se
         m = measured[arch.key]
         if m.ok:
             held.append({"key": arch.key, "arch": arch.to_dict(), "median_ms": m.median_ms, "mean_ms": m.mean_ms,
-                         "std_ms": m.std_ms, "min_ms": m.min_ms, "p90_ms": m.p90_ms, "n": m.n})
+                         "std_ms": m.std_ms, "min_ms": m.min_ms, "p90_ms": m.p90_ms, "n": m.n,
+                         "raw_median_ms": m.raw_median_ms, "round_medians_ms": m.round_medians_ms})
+    (ws.root / f"held-out-batch-{batch}.json").write_text(json.dumps({"ratio": ratio, "rows": held}))
     return held, ratio
 
 
