@@ -20,10 +20,11 @@ from hwnas.profiling.reference import reference_archs
 from hwnas.profiling.store import StoredMeasurement
 from hwnas.space import Arch, SearchSpace, network_config
 
-__all__ = ["CHECK_PHASES", "DRIFT_FLOOR_PCT", "SessionCheck", "check_archs", "new_session_id", "plan_session_check",
-           "session_summaries"]
+__all__ = ["AGAIN_PHASE", "CHECK_PHASES", "DRIFT_FLOOR_PCT", "SessionCheck", "check_archs", "new_session_id",
+           "plan_session_check", "session_summaries"]
 
 CHECK_PHASES = ("start", "middle", "end")
+AGAIN_PHASE = "again"  # the profile's reference subnets measured again in a batch of their own, for the intervals
 N_CHECK = 3
 DRIFT_FLOOR_PCT = 10.0  # below this no move is called drift, however quiet the runs were
 NOISE_FACTOR = 3.0  # a move beyond 3x the references' own run-to-run spread is drift
@@ -44,7 +45,8 @@ def session_summaries(records: Iterable[StoredMeasurement], space: str | None = 
     sessions: dict[str, dict[str, Any]] = {}
     spreads: dict[str, list[float]] = {}
     for rec in records:
-        if rec.kind != "check" or not rec.ok or not rec.session or (space and rec.space != space):
+        if (rec.kind != "check" or rec.role not in CHECK_PHASES or not rec.ok or not rec.session
+                or (space and rec.space != space)):
             continue
         m = rec.measurement
         s = sessions.setdefault(rec.session, {"id": rec.session, "started": m.timestamp, "checks": {}})
@@ -138,7 +140,8 @@ def plan_session_check(profile: dict[str, Any], profile_file: Path, records: Ite
     archs: dict[str, Arch] = {}
     for rec in records:
         m = rec.measurement
-        if (rec.kind != "check" or not rec.ok or rec.session not in ids or rec.space != space.name
+        if (rec.kind != "check" or rec.role not in CHECK_PHASES or not rec.ok or rec.session not in ids
+                or rec.space != space.name
                 or rec.precision != profile.get("precision") or m.runtime != profile.get("runtime")):
             continue
         value = getattr(m, statistic, None)

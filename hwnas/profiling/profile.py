@@ -2,7 +2,8 @@
 
 A profile holds the device fingerprint, the settings, the date, per-operator {median_ms, mean_ms, std_ms, n},
 and the whole subnets measured with it (calibration, reference, extra), each with the session that measured it,
-and per session the reference checks at its start, middle and end with its drift (`hwnas.profiling.drift`).
+and per session the reference checks at its start, middle and end with its drift (`hwnas.profiling.drift`),
+and `reference_again`: the reference subnets measured once more in a batch of their own.
 """
 
 from __future__ import annotations
@@ -15,7 +16,7 @@ from typing import Any
 
 from hwnas.errors import ProfilingError
 from hwnas.files import read_json_file
-from hwnas.profiling.drift import session_summaries
+from hwnas.profiling.drift import AGAIN_PHASE, session_summaries
 from hwnas.profiling.schema import check_profile
 from hwnas.profiling.store import MeasurementStore, StoredMeasurement
 from hwnas.space import OpSpec, SearchSpace
@@ -80,6 +81,7 @@ def build_profile(store: MeasurementStore, device: str, space: SearchSpace, runt
             rows.append({"key": arch.key, "arch": arch.to_dict(), **_stats(rec),
                          **({"session": rec.session} if rec.session else {})})
         measured_archs[role] = rows
+    again = _measured_again(store, space, runtime, precision, threads, archs.get("reference", []))
     used = [op_records[k] for k in operators] + [arch_records[r["key"]] for rows in measured_archs.values()
                                                 for r in rows]
     totals = {"device_s_total": sum((r.measurement.wall_ms or 0.0) for r in used) / 1000.0,
@@ -105,7 +107,22 @@ def build_profile(store: MeasurementStore, device: str, space: SearchSpace, runt
         "failed": {k: v for k, v in failed.items() if k in set(missing)},
         "sessions": session_summaries(store.records(), space.name),
         **measured_archs,
+        "reference_again": again,
     }
+
+
+def _measured_again(store: MeasurementStore, space: SearchSpace, runtime: str, precision: str, threads: int,
+                    references: list[Any]) -> list[dict[str, Any]]:
+    """The reference subnets as last measured in a batch of their own after the profile's (AGAIN_PHASE)."""
+    newest: dict[str, Any] = {}
+    for rec in store.records():
+        m = rec.measurement
+        if (rec.kind == "check" and rec.role == AGAIN_PHASE and rec.ok and rec.space == space.name
+                and rec.precision == precision and m.runtime == runtime and int(m.threads) == int(threads)):
+            newest[rec.key] = rec
+    return [{"key": arch.key, "arch": arch.to_dict(), **_stats(newest[arch.key]),
+             **({"session": newest[arch.key].session} if newest[arch.key].session else {})}
+            for arch in references if arch.key in newest]
 
 
 def write_profile(path: Path, profile: dict[str, Any]) -> Path:

@@ -20,7 +20,7 @@ from hwnas import space as spaces
 from hwnas.devices.base import BenchmarkModel, BenchmarkSettings, Device, Measurement
 from hwnas.errors import DeviceError, ExportError, ProfilingError
 from hwnas.files import sha256_file
-from hwnas.profiling.drift import check_archs, new_session_id
+from hwnas.profiling.drift import AGAIN_PHASE, check_archs, new_session_id
 from hwnas.profiling.profile import build_profile, profile_path, write_profile
 from hwnas.profiling.reference import calibration_archs, reference_archs
 from hwnas.profiling.store import MeasurementStore, StoredMeasurement
@@ -89,12 +89,15 @@ def profile_device(
     chunk_size: int = 32,
     jobs: int = 2,
     progress: ProgressFn | None = None,
+    again: bool = True,
 ) -> Path:
     """Measure operators and whole subnets of `space` on an open `device`; write and return the profile path.
 
     `ops` or `archs` restrict the operators (to a list, or to those the given archs run); `calibration` random
     subnets and the reference subnets (True: the standard 20, False: none, an int: that many spread over FLOPs)
-    are measured whole, and so are `extra_archs`.
+    are measured whole, and so are `extra_archs`. With `again`, the reference subnets are then measured once
+    more in a batch of their own: how far a later session strays from the profile, which `fit` calibrates the
+    prediction intervals on.
     """
     from hwnas.export import export_arch, export_operators  # torch-heavy: imported when profiling starts
 
@@ -119,10 +122,11 @@ def profile_device(
                                        role=role, spec=spec, session=session))
         timing["device_s"] += (m.wall_ms or 0.0) / 1000.0
 
-    def measure_checks(phase: str) -> None:
-        """Re-measure the reference checks: how the device's speed moved during this session."""
+    def measure_checks(phase: str, archs: Sequence[Arch] = checks) -> None:
+        """Re-measure the reference checks: how the device's speed moved during this session; with
+        AGAIN_PHASE, every reference subnet in a batch of its own (what `fit` calibrates intervals on)."""
         models, by_key = [], {}
-        for arch in checks:
+        for arch in archs:
             try:
                 exported = _export_arch_cached(export_arch, sp, arch, arch_dir, fmt, precision)
             except ExportError:
@@ -131,8 +135,10 @@ def profile_device(
             by_key[arch.key] = arch
         if not models:
             return
-        for m in _measure(device, models, settings):
+        for i, m in enumerate(_measure(device, models, settings)):
             record("check", m.key, phase, by_key[m.key].to_dict(), m)
+            if phase == AGAIN_PHASE:
+                emit(progress, "reference subnets again", i + 1, len(models), m.key)
 
     with store.lock():
         fingerprint = device.info()
@@ -187,6 +193,9 @@ def profile_device(
                 done += 1
                 emit(progress, "archs", done, len(all_archs), arch.key)
             measure_checks("end")
+            if again:
+                measured = set(store.latest("arch", settings.runtime, precision, settings.threads, space=sp.name))
+                measure_checks(AGAIN_PHASE, [a for a in role_archs["reference"] if a.key in measured])
         finally:
             timing["wall_s"] = time.monotonic() - started
             path = profile_path(workspace, device.name, sp.name, settings.runtime, precision)

@@ -47,6 +47,7 @@ class _Profile(BaseModel):
     reference: list[_Subnet] = []
     calibration: list[_Subnet] = []
     extra: list[_Subnet] = []
+    reference_again: list[_Subnet] = []
 
 
 def check_profile(data: dict[str, Any], path: str | Path) -> None:

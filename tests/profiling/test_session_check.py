@@ -14,6 +14,7 @@ import pytest
 from hwnas import workflows
 from hwnas.cli.app import main
 from hwnas.devices.inventory import add_device, load_inventory
+from hwnas.profiling.drift import CHECK_PHASES
 from hwnas.profiling.store import MeasurementStore
 from hwnas.supernet import demo_checkpoint_path, load_checkpoint
 from hwnas.workspace import Workspace
@@ -49,7 +50,7 @@ def _deploy(ws, run, device="cpu", **settings):
 def _check_levels(ws, statistic="median_ms"):
     levels: dict[str, list[float]] = {}
     for rec in MeasurementStore.for_device(ws, "cpu").records():
-        if rec.kind == "check":
+        if rec.kind == "check" and rec.role in CHECK_PHASES:  # the profile's checks, not its references again
             levels.setdefault(rec.key, []).append(getattr(rec.measurement, statistic))
     return {k: float(np.median(v)) for k, v in levels.items()}
 

@@ -1,0 +1,71 @@
+"""The profile measures its reference subnets once more in a batch of their own, and `fit` calibrates the
+prediction intervals on those (a later session strays from the profile by more than the profile's own subnets
+differ among themselves). Real onnxruntime runs on this CPU, the shipped demo supernet."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from hwnas import workflows
+from hwnas.devices.inventory import add_device
+from hwnas.predictors.base import conformal_halfwidth
+from hwnas.predictors.fitting import AGAIN_SOURCE, MIN_AGAIN, fit_from_profile
+from hwnas.profiling import load_profile
+from hwnas.profiling.drift import AGAIN_PHASE, CHECK_PHASES
+from hwnas.profiling.store import MeasurementStore
+from hwnas.supernet import demo_checkpoint_path, load_checkpoint
+from hwnas.workspace import Workspace
+
+QUICK = {"runs": 3, "warmup": 1, "rounds": 1}
+
+
+@pytest.fixture(scope="module")
+def profiled(tmp_path_factory):
+    """The demo supernet profiled on this CPU with the standard 20 reference subnets and 8 calibration ones."""
+    ws = Workspace.init(tmp_path_factory.mktemp("ws"))
+    add_device(ws, "cpu", transport="local", runtime="onnxruntime", threads=1)
+    space = load_checkpoint(demo_checkpoint_path()).space
+    path = workflows.profile("cpu", space, workspace=ws, operators=False, calibration=8, jobs=1, **QUICK).path
+    return ws, path
+
+
+def test_the_reference_subnets_are_measured_again_in_a_batch_of_their_own(profiled):
+    ws, path = profiled
+    profile = load_profile(path)
+    first = {r["key"]: r for r in profile["reference"]}
+    again = {r["key"]: r for r in profile["reference_again"]}
+    assert len(first) == 20 and set(again) == set(first)
+    records = MeasurementStore.for_device(ws, "cpu").records()
+    arch_times = [r.measurement.timestamp for r in records if r.kind == "arch"]
+    again_times = [r.measurement.timestamp for r in records if r.kind == "check" and r.role == AGAIN_PHASE]
+    assert len(again_times) == 20 and min(again_times) > max(arch_times)  # after the profile's own batch
+    for key, row in again.items():
+        assert row["arch"] == first[key]["arch"] and row["median_ms"] > 0
+    # the references again are no session checks: a session's checks are its 3 check subnets per phase
+    summary = profile["sessions"][-1]
+    assert set(summary["checks"]) == set(CHECK_PHASES) and all(len(v) == 3 for v in summary["checks"].values())
+
+
+def test_fit_calibrates_the_intervals_on_the_references_measured_again(profiled):
+    _, path = profiled
+    profile = load_profile(path)
+    predictor = fit_from_profile("gbm", profile, path)
+    assert predictor.conformal_["source"] == AGAIN_SOURCE and predictor.conformal_["n"] == 20
+    rows = profile["reference_again"]
+    y = np.array([r["median_ms"] for r in rows])
+    scores = np.sort(np.abs(np.log(y / predictor.predict([r["arch"] for r in rows]))))
+    assert predictor.interval_halfwidth(0.95) == pytest.approx(conformal_halfwidth(scores, 0.95), rel=1e-4)
+    assert predictor.interval_halfwidth(0.95) == pytest.approx(scores[-1], rel=1e-4)  # 20 scores: the largest
+
+
+def test_too_few_references_again_leave_the_cross_validation_intervals(profiled):
+    _, path = profiled
+    profile = load_profile(path)
+    profile["reference_again"] = profile["reference_again"][:MIN_AGAIN - 1]
+    predictor = fit_from_profile("gbm", profile, path)
+    assert predictor.conformal_["source"] == "cross-validation"
+    # few-shot learns from the references themselves: their second measurement is not held out for it
+    base = fit_from_profile("gbm", load_profile(path), path)
+    few = fit_from_profile("few-shot", load_profile(path), path, base=base)
+    assert few.conformal_["source"] != AGAIN_SOURCE
