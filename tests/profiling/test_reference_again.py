@@ -22,11 +22,12 @@ QUICK = {"runs": 3, "warmup": 1, "rounds": 1}
 
 @pytest.fixture(scope="module")
 def profiled(tmp_path_factory):
-    """The demo supernet profiled on this CPU with the standard 20 reference subnets and 8 calibration ones."""
+    """The demo supernet profiled on this CPU with the standard 20 reference subnets and 30 calibration ones (enough
+    for a finite 95% interval from cross-validation)."""
     ws = Workspace.init(tmp_path_factory.mktemp("ws"))
     add_device(ws, "cpu", transport="local", runtime="onnxruntime", threads=1)
     space = load_checkpoint(demo_checkpoint_path()).space
-    path = workflows.profile("cpu", space, workspace=ws, operators=False, calibration=8, jobs=1, **QUICK).path
+    path = workflows.profile("cpu", space, workspace=ws, operators=False, calibration=30, jobs=1, **QUICK).path
     return ws, path
 
 
@@ -47,16 +48,39 @@ def test_the_reference_subnets_are_measured_again_in_a_batch_of_their_own(profil
     assert set(summary["checks"]) == set(CHECK_PHASES) and all(len(v) == 3 for v in summary["checks"].values())
 
 
-def test_fit_calibrates_the_intervals_on_the_references_measured_again(profiled):
+def _again_scores(predictor, rows):
+    y = np.array([r["median_ms"] for r in rows])
+    return np.sort(np.abs(np.log(y / predictor.predict([r["arch"] for r in rows]))))
+
+
+def test_fit_calibrates_the_intervals_on_the_wider_of_the_second_batch_and_cross_validation(profiled):
     _, path = profiled
     profile = load_profile(path)
+    within = fit_from_profile("gbm", {**profile, "reference_again": []}, path)
+    assert within.conformal_["source"] == "cross-validation" and np.isfinite(within.interval_halfwidth(0.95))
     predictor = fit_from_profile("gbm", profile, path)
-    assert predictor.conformal_["source"] == AGAIN_SOURCE and predictor.conformal_["n"] == 20
+    again = conformal_halfwidth(_again_scores(predictor, profile["reference_again"]), 0.95)
+    assert again == pytest.approx(_again_scores(predictor, profile["reference_again"])[-1])  # 20 scores: the largest
+    assert predictor.interval_halfwidth(0.95) == pytest.approx(max(again, within.interval_halfwidth(0.95)), rel=1e-4)
+    assert predictor.conformal_["source"] == (AGAIN_SOURCE if again >= within.interval_halfwidth(0.95)
+                                              else "cross-validation")
+
+
+def test_a_second_batch_that_strays_widens_the_interval_and_one_that_agrees_does_not(profiled):
+    _, path = profiled
+    profile = load_profile(path)
+    within = fit_from_profile("gbm", {**profile, "reference_again": []}, path).interval_halfwidth(0.95)
+    base = fit_from_profile("gbm", {**profile, "reference_again": []}, path)
     rows = profile["reference_again"]
-    y = np.array([r["median_ms"] for r in rows])
-    scores = np.sort(np.abs(np.log(y / predictor.predict([r["arch"] for r in rows]))))
-    assert predictor.interval_halfwidth(0.95) == pytest.approx(conformal_halfwidth(scores, 0.95), rel=1e-4)
-    assert predictor.interval_halfwidth(0.95) == pytest.approx(scores[-1], rel=1e-4)  # 20 scores: the largest
+    exact = [{**r, "median_ms": float(base.predict([r["arch"]])[0])} for r in rows]
+    agrees = fit_from_profile("gbm", {**profile, "reference_again": exact}, path)
+    assert agrees.conformal_["source"] == "cross-validation" and agrees.interval_halfwidth(0.95) == within
+    factor = float(np.exp(2 * within))  # every subnet off by twice the interval within the profile
+    strays = [{**r, "median_ms": m["median_ms"] * (factor if i % 2 else 1 / factor)} for i, (r, m) in
+              enumerate(zip(rows, exact, strict=True))]
+    wide = fit_from_profile("gbm", {**profile, "reference_again": strays}, path)
+    assert wide.conformal_["source"] == AGAIN_SOURCE and wide.conformal_["n"] == 20
+    assert wide.interval_halfwidth(0.95) == pytest.approx(2 * within, rel=1e-3)
 
 
 def test_too_few_references_again_leave_the_cross_validation_intervals(profiled):
