@@ -131,21 +131,26 @@ def plan_session_check(profile: dict[str, Any], profile_file: Path, records: Ite
     """The check of a later session measuring with `settings` against `profile` (loaded from `profile_file`,
     the device's profile for this space and runtime): None when the profile measured no reference checks or
     describes other networks. The check subnets and their levels come from the device's measurement store (the records
-    of the profile's sessions), the threshold from the profile's own noise."""
+    of the profile's sessions; a level from the batch of reference subnets measured again where there is one),
+    the threshold from the profile's own noise."""
     if network_config(profile["space"]) != network_config(space.config()):
         return None  # a profile of other networks says nothing about these
     summaries = profile.get("sessions") or []
     ids = {s["id"] for s in summaries}
     levels: dict[str, list[float]] = {}
+    again: dict[str, list[float]] = {}
     archs: dict[str, Arch] = {}
     for rec in records:
         m = rec.measurement
-        if (rec.kind != "check" or rec.role not in CHECK_PHASES or not rec.ok or rec.session not in ids
-                or rec.space != space.name
+        if (rec.kind != "check" or rec.role not in (*CHECK_PHASES, AGAIN_PHASE) or not rec.ok
+                or rec.session not in ids or rec.space != space.name
                 or rec.precision != profile.get("precision") or m.runtime != profile.get("runtime")):
             continue
         value = getattr(m, statistic, None)
         if value is None or not np.isfinite(value) or value <= 0:
+            continue
+        if rec.role == AGAIN_PHASE:
+            again.setdefault(rec.key, []).append(float(value))
             continue
         try:
             archs.setdefault(rec.key, space.validate(rec.spec))
@@ -154,6 +159,9 @@ def plan_session_check(profile: dict[str, Any], profile_file: Path, records: Ite
         levels.setdefault(rec.key, []).append(float(value))
     if not levels:
         return None
+    # the profile's level of a check subnet: from the batch of all reference subnets after the profile where it
+    # was measured there (their rounds spread over the batch), else from the check batches of three
+    levels.update({key: again[key] for key in levels if key in again})
     theirs = profile.get("settings") or {}
     mine = settings.to_dict()
     differ = {f: [theirs.get(f), mine.get(f)] for f in MEASURE_FIELDS

@@ -124,7 +124,9 @@ def profile_device(
 
     def measure_checks(phase: str, archs: Sequence[Arch] = checks) -> None:
         """Re-measure the reference checks: how the device's speed moved during this session; with
-        AGAIN_PHASE, every reference subnet in a batch of its own (what `fit` calibrates intervals on)."""
+        AGAIN_PHASE, every reference subnet and check subnet in a batch of their own (what `fit` calibrates
+        intervals on, and the check subnets' level that later sessions compare with: a batch of three runs its
+        rounds back to back, so one slow phase of the host can cover all of them)."""
         models, by_key = [], {}
         for arch in archs:
             try:
@@ -193,9 +195,10 @@ def profile_device(
                 done += 1
                 emit(progress, "archs", done, len(all_archs), arch.key)
             measure_checks("end")
-            if again:
+            if again and role_archs["reference"]:
                 measured = set(store.latest("arch", settings.runtime, precision, settings.threads, space=sp.name))
-                measure_checks(AGAIN_PHASE, [a for a in role_archs["reference"] if a.key in measured])
+                refs = [a for a in role_archs["reference"] if a.key in measured]
+                measure_checks(AGAIN_PHASE, refs + [a for a in checks if a.key not in {r.key for r in refs}])
         finally:
             timing["wall_s"] = time.monotonic() - started
             path = profile_path(workspace, device.name, sp.name, settings.runtime, precision)

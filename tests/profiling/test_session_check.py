@@ -48,11 +48,15 @@ def _deploy(ws, run, device="cpu", **settings):
 
 
 def _check_levels(ws, statistic="median_ms"):
+    """The profile's level of each check subnet: from the batch of reference subnets measured again after the
+    profile where it is in it, else from the check batches."""
     levels: dict[str, list[float]] = {}
+    again: dict[str, list[float]] = {}
     for rec in MeasurementStore.for_device(ws, "cpu").records():
-        if rec.kind == "check" and rec.role in CHECK_PHASES:  # the profile's checks, not its references again
-            levels.setdefault(rec.key, []).append(getattr(rec.measurement, statistic))
-    return {k: float(np.median(v)) for k, v in levels.items()}
+        if rec.kind == "check":
+            (levels if rec.role in CHECK_PHASES else again).setdefault(rec.key, []).append(
+                getattr(rec.measurement, statistic))
+    return {k: float(np.median(again.get(k, v))) for k, v in levels.items()}
 
 
 def test_deploy_remeasures_the_profiles_reference_checks_under_the_same_settings(searched):
