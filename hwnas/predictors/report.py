@@ -26,6 +26,7 @@ class HeldOutReport:
     covered: float | None  # None: the predictor has no interval calibration
     halfwidth_pct: float | None  # inf: too few calibration residuals for this coverage
     warnings: list[str] = field(default_factory=list)
+    interval_source: str | None = None  # what the interval was calibrated on (`conformal_["source"]`)
 
     def lines(self) -> list[str]:
         """Human-readable lines, the way `hwnas fit` prints them."""
@@ -35,14 +36,16 @@ class HeldOutReport:
         if self.covered is not None:
             width = "unbounded (too few samples)" if not np.isfinite(self.halfwidth_pct) else \
                 f"+-{self.halfwidth_pct:.1f}%"
-            out.append(f"{self.coverage:.0%} interval {width}: covers {self.covered:.1%} of held-out subnets")
+            source = f" (calibrated on {self.interval_source})" if self.interval_source else ""
+            out.append(f"{self.coverage:.0%} interval {width}{source}: covers {self.covered:.1%} of held-out "
+                       "subnets")
         out += [f"warning: {w}" for w in self.warnings]
         return out
 
     def to_dict(self) -> dict[str, Any]:
         return {"n": self.n, "metrics": self.metrics, "coverage": self.coverage, "covered": self.covered,
                 "halfwidth_pct": self.halfwidth_pct if self.halfwidth_pct is None or np.isfinite(self.halfwidth_pct)
-                else None, "warnings": list(self.warnings)}
+                else None, "warnings": list(self.warnings), "interval_source": self.interval_source}
 
 
 def held_out_report(predictor: Predictor, archs: Any, y_ms: Any, coverage: float = 0.95,
@@ -54,9 +57,10 @@ def held_out_report(predictor: Predictor, archs: Any, y_ms: Any, coverage: float
                              "is fitted on")
     pred = predictor.predict(archs)
     metrics = evaluate_predictions(y, pred)
-    covered = halfwidth = None
+    covered = halfwidth = source = None
     if predictor.__dict__.get("conformal_"):
         lo, hi = predictor.interval_from(pred, coverage)
         covered = float(np.mean((y >= lo) & (y <= hi)))
         halfwidth = float(np.expm1(predictor.interval_halfwidth(coverage)) * 100)
-    return HeldOutReport(int(y.size), metrics, coverage, covered, halfwidth, list(warnings or []))
+        source = predictor.conformal_.get("source")
+    return HeldOutReport(int(y.size), metrics, coverage, covered, halfwidth, list(warnings or []), source)

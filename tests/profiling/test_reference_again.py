@@ -10,7 +10,7 @@ import pytest
 from hwnas import workflows
 from hwnas.devices.inventory import add_device
 from hwnas.predictors.base import conformal_halfwidth
-from hwnas.predictors.fitting import AGAIN_SOURCE, MIN_AGAIN, fit_from_profile
+from hwnas.predictors.fitting import AGAIN_SOURCE, MIN_AGAIN, fit_from_profile, fit_report
 from hwnas.profiling import load_profile
 from hwnas.profiling.drift import AGAIN_PHASE, CHECK_PHASES
 from hwnas.profiling.store import MeasurementStore
@@ -67,6 +67,9 @@ def test_fit_calibrates_the_intervals_on_the_wider_of_the_second_batch_and_cross
     assert predictor.interval_halfwidth(0.95) == pytest.approx(max(again, within.interval_halfwidth(0.95)), rel=1e-4)
     assert predictor.conformal_["source"] == (AGAIN_SOURCE if again >= within.interval_halfwidth(0.95)
                                               else "cross-validation")
+    report = fit_report(predictor, profile)  # what `hwnas fit` prints says which
+    assert report.to_dict()["interval_source"] == predictor.conformal_["source"]
+    assert any(f"(calibrated on {predictor.conformal_['source']})" in line for line in report.lines())
 
 
 def test_a_second_batch_that_strays_widens_the_interval_and_one_that_agrees_does_not(profiled):
