@@ -62,7 +62,8 @@ def build_profile(store: MeasurementStore, device: str, space: SearchSpace, runt
     """The profile of `ops` and `archs` ({role: [Arch]}) from the store's newest successful records."""
     op_records = store.latest("op", runtime, precision, threads)
     arch_records = store.latest("arch", runtime, precision, threads, space=space.name)
-    failed = {r.key: r.measurement.error or "failed" for r in store.records() if not r.ok}
+    records = store.records()  # read once: the store is parsed and validated line by line
+    failed = {r.key: r.measurement.error or "failed" for r in records if not r.ok}
     operators, missing = {}, []
     for op in ops:
         if op.key in op_records:
@@ -81,7 +82,7 @@ def build_profile(store: MeasurementStore, device: str, space: SearchSpace, runt
             rows.append({"key": arch.key, "arch": arch.to_dict(), **_stats(rec),
                          **({"session": rec.session} if rec.session else {})})
         measured_archs[role] = rows
-    again = _measured_again(store, space, runtime, precision, threads, archs.get("reference", []))
+    again = _measured_again(records, space, runtime, precision, threads, archs.get("reference", []))
     used = [op_records[k] for k in operators] + [arch_records[r["key"]] for rows in measured_archs.values()
                                                 for r in rows]
     totals = {"device_s_total": sum((r.measurement.wall_ms or 0.0) for r in used) / 1000.0,
@@ -105,17 +106,17 @@ def build_profile(store: MeasurementStore, device: str, space: SearchSpace, runt
         "operators": operators,
         "missing_operators": missing,
         "failed": {k: v for k, v in failed.items() if k in set(missing)},
-        "sessions": session_summaries(store.records(), space.name),
+        "sessions": session_summaries(records, space.name),
         **measured_archs,
         "reference_again": again,
     }
 
 
-def _measured_again(store: MeasurementStore, space: SearchSpace, runtime: str, precision: str, threads: int,
-                    references: list[Any]) -> list[dict[str, Any]]:
+def _measured_again(records: list[StoredMeasurement], space: SearchSpace, runtime: str, precision: str,
+                    threads: int, references: list[Any]) -> list[dict[str, Any]]:
     """The reference subnets as last measured in a batch of their own after the profile's (AGAIN_PHASE)."""
     newest: dict[str, Any] = {}
-    for rec in store.records():
+    for rec in records:
         m = rec.measurement
         if (rec.kind == "check" and rec.role == AGAIN_PHASE and rec.ok and rec.space == space.name
                 and rec.precision == precision and m.runtime == runtime and int(m.threads) == int(threads)):
