@@ -138,17 +138,14 @@ def _calibrate_on_another_batch(predictor: Predictor, profile: dict[str, Any], s
     rows = [r for r in profile.get("reference_again") or [] if r["key"] not in trained and r.get(stat)]
     if len(rows) < MIN_AGAIN:
         return
-    try:
-        within = predictor.interval_halfwidth(0.95)
-    except PredictorError:  # no cross-validation intervals (the plain table sum)
-        within = math.inf
-    cv = predictor.__dict__.get("conformal_")
+    cv = predictor.__dict__.get("conformal_")  # None for the plain table sum
+    within = predictor.interval_halfwidth(0.95) if cv else math.inf
     try:
         predictor.conformalize([r["arch"] for r in rows], np.array([r[stat] for r in rows], dtype=float),
                                source=AGAIN_SOURCE)
     except PredictorError:  # a predictor without intervals keeps none
         return
-    if cv and math.isfinite(within) and within > predictor.interval_halfwidth(0.95):
+    if math.isfinite(within) and within > predictor.interval_halfwidth(0.95):
         predictor.conformal_ = cv
 
 

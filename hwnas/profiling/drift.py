@@ -24,7 +24,7 @@ __all__ = ["AGAIN_PHASE", "CHECK_PHASES", "DRIFT_FLOOR_PCT", "SessionCheck", "ch
            "plan_session_check", "session_summaries"]
 
 CHECK_PHASES = ("start", "middle", "end")
-AGAIN_PHASE = "again"  # the profile's reference subnets measured again in a batch of their own, for the intervals
+AGAIN_PHASE = "again"  # the profile's reference and check subnets again, in a batch of their own (intervals, levels)
 N_CHECK = 3
 DRIFT_FLOOR_PCT = 10.0  # below this no move is called drift, however quiet the runs were
 NOISE_FACTOR = 3.0  # a move beyond 3x the references' own run-to-run spread is drift

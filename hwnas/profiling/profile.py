@@ -79,8 +79,7 @@ def build_profile(store: MeasurementStore, device: str, space: SearchSpace, runt
             if rec is None:
                 missing_archs += 1
                 continue
-            rows.append({"key": arch.key, "arch": arch.to_dict(), **_stats(rec),
-                         **({"session": rec.session} if rec.session else {})})
+            rows.append(_subnet_row(arch, rec))
         measured_archs[role] = rows
     again = _measured_again(records, space, runtime, precision, threads, archs.get("reference", []))
     used = [op_records[k] for k in operators] + [arch_records[r["key"]] for rows in measured_archs.values()
@@ -121,9 +120,12 @@ def _measured_again(records: list[StoredMeasurement], space: SearchSpace, runtim
         if (rec.kind == "check" and rec.role == AGAIN_PHASE and rec.ok and rec.space == space.name
                 and rec.precision == precision and m.runtime == runtime and int(m.threads) == int(threads)):
             newest[rec.key] = rec
-    return [{"key": arch.key, "arch": arch.to_dict(), **_stats(newest[arch.key]),
-             **({"session": newest[arch.key].session} if newest[arch.key].session else {})}
-            for arch in references if arch.key in newest]
+    return [_subnet_row(arch, newest[arch.key]) for arch in references if arch.key in newest]
+
+
+def _subnet_row(arch: Any, rec: StoredMeasurement) -> dict[str, Any]:
+    """A measured subnet as the profile lists it: key, arch, statistics and the session that measured it."""
+    return {"key": arch.key, "arch": arch.to_dict(), **_stats(rec), **({"session": rec.session} if rec.session else {})}
 
 
 def write_profile(path: Path, profile: dict[str, Any]) -> Path:

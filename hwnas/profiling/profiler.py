@@ -198,7 +198,8 @@ def profile_device(
             if again and role_archs["reference"]:
                 measured = set(store.latest("arch", settings.runtime, precision, settings.threads, space=sp.name))
                 refs = [a for a in role_archs["reference"] if a.key in measured]
-                measure_checks(AGAIN_PHASE, refs + [a for a in checks if a.key not in {r.key for r in refs}])
+                ref_keys = {a.key for a in refs}
+                measure_checks(AGAIN_PHASE, refs + [a for a in checks if a.key not in ref_keys])
         finally:
             timing["wall_s"] = time.monotonic() - started
             path = profile_path(workspace, device.name, sp.name, settings.runtime, precision)
