@@ -72,6 +72,7 @@ def profile(
     Ray actor)."""
     from hwnas.distributed import RaySettings
     from hwnas.errors import ProfilingError
+    from hwnas.predictors.fitting import describe_drift
     from hwnas.workflows import export_measurements
     from hwnas.workflows import profile as run
     from hwnas.workflows.profile import FarmProfilingError, profile_many
@@ -99,7 +100,8 @@ def profile(
                 results, failed = exc.results, exc
     if as_json:
         docs = [{"profile": str(r.path), "device": r.device, "operators": r.operators, "archs": r.archs,
-                 "missing_operators": r.missing_operators, "timing": r.timing} for r in results]
+                 "missing_operators": r.missing_operators, "timing": r.timing, "session": r.session}
+                for r in results]
         if len(devices) > 1:
             print_json(docs)  # the devices that failed are named in the error line
         elif docs:
@@ -111,6 +113,10 @@ def profile(
             out.print(f"{named}wrote {result.path}: {result.operators} operators, {result.archs} whole subnets "
                       f"(export {timing.get('export_s', 0):.0f} s, device {timing.get('device_s', 0):.0f} s, "
                       f"wall {timing.get('wall_s', 0):.0f} s this run)")
+            if result.session:
+                out.print(f"{named}profiling session {result.session['id']}: {describe_drift(result.session)}"
+                          + ("; `hwnas fit` will warn: re-profile on a quiet device" if result.session.get("drifted")
+                             else ", steady"))
     if failed is not None:
         raise failed
     incomplete = [r for r in results if r.missing_operators]

@@ -17,7 +17,7 @@ from hwnas.predictors.registry import create_predictor
 from hwnas.predictors.report import HeldOutReport, held_out_report
 
 __all__ = ["TRAIN_ROLES", "STATISTICS", "measured_rows", "fit_from_profile", "held_out_rows", "evaluate_on_rows",
-           "session_warnings", "fit_report"]
+           "session_warnings", "describe_drift", "fit_report"]
 
 # the measured subnets each predictor learns from; the rest of a profile's subnets are held out
 TRAIN_ROLES = {"lut": (), "lut-calibrated": ("calibration",), "gbm": ("calibration",), "few-shot": ("reference",)}
@@ -59,10 +59,10 @@ def session_warnings(profile: dict[str, Any], rows: list[dict[str, Any]] | None 
     relevant = [s for s in sessions if not used or s.get("id") in used]
     for s in relevant:
         if s.get("drifted"):
-            warnings.append(f"profiling session {s['id']} drifted: its reference subnets moved {s['drift_pct']:.0f}% "
-                            f"between its start and end (noise allows {s['threshold_pct']:.0f}%)")
+            warnings.append(f"profiling session {s['id']} drifted: {describe_drift(s)}")
     if len(used) > 1:
-        disagree = _sessions_disagree(relevant)
+        levels = _session_levels(profile, used)
+        disagree = _sessions_disagree(relevant) if levels is None else levels if levels[0] > levels[1] else None
         problems = [w for w in warnings if "drifted" in w]
         if disagree:
             problems.append(f"the {len(used)} sessions measured the same reference subnets {disagree[0]:.0f}% apart "
@@ -184,9 +184,29 @@ def evaluate_on_rows(predictor: Predictor, rows: list[dict[str, Any]], statistic
     return evaluate_predictions(y, pred), y, pred
 
 
+def _session_levels(profile: dict[str, Any], used: set[str]) -> tuple[float, float] | None:
+    """(move in %, threshold %) between the levels of the `used` sessions furthest apart, each read on its
+    reference subnets against the same yardstick (`reference_levels` of the profile, see
+    `hwnas.profiling.drift.reference_levels`). None when the profile has no level for some used session
+    (`_sessions_disagree` then compares the sessions' check subnets)."""
+    found = profile.get("reference_levels")
+    levels = found.get("sessions") if isinstance(found, dict) else None
+    if not isinstance(levels, dict) or not all(isinstance(levels.get(sid), dict) for sid in used):
+        return None
+    try:
+        mine = sorted((float(levels[sid]["level"]), float(levels[sid]["band_pct"])) for sid in used)
+        floor = float(found.get("floor_pct") or 0.0)
+    except (KeyError, TypeError, ValueError):
+        return None
+    (low, low_band), (high, high_band) = mine[0], mine[-1]
+    if not (low > 0 and high > 0):
+        return None
+    return round(100.0 * (high / low - 1.0), 2), round(max(floor, math.hypot(low_band, high_band)), 2)
+
+
 def _sessions_disagree(sessions: list[dict[str, Any]]) -> tuple[float, float] | None:
-    """(largest level ratio in %, threshold %) when two sessions measured the same references more than the
-    threshold apart (each session's level: the median of its checks), else None."""
+    """(largest level ratio in %, threshold %) when two sessions measured the same check subnets more than the
+    check batches' threshold apart (each session's level: the median of its checks), else None."""
     levels: dict[str, list[float]] = {}
     for s in sessions:
         for phase in s["checks"].values():
@@ -200,5 +220,30 @@ def _sessions_disagree(sessions: list[dict[str, Any]]) -> tuple[float, float] | 
         medians = [float(np.median(v)) for v in by_session.values()]
         if len(medians) > 1:
             worst = max(worst, 100.0 * (max(medians) / min(medians) - 1.0))
-    threshold = max([s["threshold_pct"] for s in sessions] or [10.0])
+    threshold = max([_check_threshold(s) for s in sessions] or [CHECK_FLOOR_PCT])
     return (round(worst, 2), threshold) if worst > threshold else None
+
+
+CHECK_FLOOR_PCT = 10.0  # as hwnas.profiling.drift.DRIFT_FLOOR_PCT: check batches of three are noisy
+
+
+def _check_threshold(summary: dict[str, Any]) -> float:
+    """The threshold for moves of the check subnets between check batches, from a session summary (a profile
+    written before the summaries had `check_threshold_pct` gave it as `threshold_pct`)."""
+    try:
+        return max(CHECK_FLOOR_PCT, float(summary.get("check_threshold_pct", summary.get("threshold_pct"))))
+    except (TypeError, ValueError):
+        return CHECK_FLOOR_PCT
+
+
+def describe_drift(summary: dict[str, Any]) -> str:
+    """How far a profiling session's speed moved, in words (from its summary in the profile's `sessions`)."""
+    again = summary.get("again")
+    if isinstance(again, dict) and again.get("level"):
+        text = (f"its {again.get('n')} reference subnets measured again after the profile's batch ran "
+                f"{float(again['level']):.2f}x their latency in it (noise allows "
+                f"{float(summary.get('threshold_pct') or 0):.0f}%)")
+    else:
+        text = (f"its reference subnets moved {float(summary.get('drift_pct') or 0):.0f}% between its start and "
+                f"end (noise allows {float(summary.get('threshold_pct') or 0):.0f}%)")
+    return text + (": the device's speed changed during the profile" if summary.get("drifted") else "")

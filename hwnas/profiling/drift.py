@@ -1,8 +1,16 @@
 """Measurement you can check: each profiling session re-measures a few fixed reference subnets at its start,
-middle and end; a session whose references moved beyond their run-to-run noise is flagged in the profile, and
-sessions whose reference levels disagree are not mixed silently by `fit`. A later session on the device (deploy)
-re-measures the same reference subnets at its start and end (`SessionCheck`): how fast the device runs now
-against its profile, and which measurement settings differ."""
+middle and end, and its 20 reference subnets once more in a batch of their own after the profile's batch; a
+session whose references moved beyond their run-to-run noise is flagged in the profile, and sessions whose
+reference levels disagree are not mixed silently by `fit`. A later session on the device (deploy) re-measures
+the check subnets at its start and end and inside its own batch (`SessionCheck`): how fast the device runs now
+against its profile, and which measurement settings differ.
+
+Two kinds of noise figure. The check batches hold three models whose rounds run back to back, so one slow phase
+of the host covers a whole batch: their spread (`noise_pct`, std/median of their samples) is wide, and so is a
+threshold built on it (x3, at least 10%). The reference subnets measured in two big batches give the figure that
+matters for a level: each subnet's ratio between the batches scatters by `spread_pct` (a robust std of the log
+ratio), so a level read as the median of n such ratios is noise within about 1.25 * spread / sqrt(n), and a move
+beyond three of those (at least 5%) is a real change of the device's speed (`batch_level`, `level_threshold`)."""
 
 from __future__ import annotations
 
@@ -20,14 +28,21 @@ from hwnas.profiling.reference import reference_archs
 from hwnas.profiling.store import StoredMeasurement
 from hwnas.space import Arch, SearchSpace, network_config
 
-__all__ = ["AGAIN_PHASE", "CHECK_PHASES", "DRIFT_FLOOR_PCT", "SessionCheck", "check_archs", "new_session_id",
-           "plan_session_check", "session_summaries"]
+__all__ = ["AGAIN_PHASE", "CHECK_PHASES", "DRIFT_FLOOR_PCT", "LEVEL_FLOOR_PCT", "SessionCheck", "batch_level",
+           "check_archs", "level_threshold", "move_pct", "new_session_id", "plan_session_check", "reference_levels",
+           "session_summaries"]
 
 CHECK_PHASES = ("start", "middle", "end")
 AGAIN_PHASE = "again"  # the profile's reference and check subnets again, in a batch of their own (intervals, levels)
 N_CHECK = 3
 DRIFT_FLOOR_PCT = 10.0  # below this no move is called drift, however quiet the runs were
 NOISE_FACTOR = 3.0  # a move beyond 3x the references' own run-to-run spread is drift
+LEVEL_FLOOR_PCT = 5.0  # a level read from many subnets in big batches: below this no move is called a shift
+MIN_LEVEL_PAIRS = 8  # subnets measured in both batches that a level and its spread need
+MIN_SESSION_REFERENCES = 3  # reference subnets a session needs to have its level read against the second batch
+MEDIAN_SE = 1.2533  # the standard error of a median of n normal draws is about 1.2533 sigma / sqrt(n)
+DRIFT_FROM_AGAIN = "reference subnets measured again"
+DRIFT_FROM_CHECKS = "check subnets at start, middle and end"
 
 
 def check_archs(space: SearchSpace, n_reference: int) -> list[Arch]:
@@ -39,21 +54,57 @@ def new_session_id() -> str:
     return time.strftime("%Y%m%dT%H%M%SZ", time.gmtime()) + f"-{os.getpid()}"
 
 
+def batch_level(first: Mapping[str, Any], second: Mapping[str, Any], min_pairs: int = MIN_LEVEL_PAIRS) \
+        -> dict[str, Any] | None:
+    """How a second batch of the same subnets ({key: latency}) compares with the first: `level`, the median over
+    the subnets of second / first; `spread_pct`, how far one subnet's ratio strays from it (1.4826 x the median
+    absolute deviation of the log ratios, in %); `n`. None with fewer than `min_pairs` subnets usable in both."""
+    keys = [k for k in first if k in second and _usable(first[k]) and _usable(second[k])]
+    if len(keys) < max(1, min_pairs):
+        return None
+    logs = np.log([float(second[k]) / float(first[k]) for k in keys])
+    mid = float(np.median(logs))
+    spread = 1.4826 * float(np.median(np.abs(logs - mid)))
+    return {"n": len(keys), "level": round(float(np.exp(mid)), 4), "spread_pct": round(100.0 * spread, 2)}
+
+
+def level_threshold(spread_pct: float, n: int, m: int | None = None, floor: float = LEVEL_FLOOR_PCT) -> float:
+    """The move in % beyond which a level read as the median of `n` subnets' ratios (each straying by
+    `spread_pct`) is more than noise: three standard errors of that median, at least `floor`; with `m`, of the
+    difference between two such levels read from n and m subnets."""
+    share = 1.0 / max(n, 1) + (1.0 / max(m, 1) if m else 0.0)
+    return round(max(floor, NOISE_FACTOR * MEDIAN_SE * float(spread_pct) * float(np.sqrt(share))), 2)
+
+
+def move_pct(level: float) -> float:
+    """How far a level is from 1, in % of the faster side (0.8 and 1.25 both move 25%)."""
+    return 100.0 * (max(level, 1.0 / level) - 1.0)
+
+
 def session_summaries(records: Iterable[StoredMeasurement], space: str | None = None) -> list[dict[str, Any]]:
     """One summary per session that measured reference checks, oldest first: {id, started, checks {phase: {key:
-    median_ms}}, drift_pct, noise_pct, threshold_pct, drifted}."""
+    median_ms}}, noise_pct and check_threshold_pct (the check batches' spread and the threshold it gives), drift_pct,
+    threshold_pct, drifted, drift_source, and `again` ({n, level, spread_pct}: the reference subnets measured
+    again against their own measurement in the profile's batch) where this session measured both: then the
+    session's drift is that level's move, else the largest move of a check subnet between its phases."""
     sessions: dict[str, dict[str, Any]] = {}
     spreads: dict[str, list[float]] = {}
+    profiled: dict[str, dict[str, float]] = {}  # per session, the reference subnets' latency in the profile's batch
+    again: dict[str, dict[str, float]] = {}
     for rec in records:
-        if (rec.kind != "check" or rec.role not in CHECK_PHASES or not rec.ok or not rec.session
-                or (space and rec.space != space)):
+        if not rec.ok or not rec.session or (space and rec.space != space):
             continue
         m = rec.measurement
-        s = sessions.setdefault(rec.session, {"id": rec.session, "started": m.timestamp, "checks": {}})
-        s["started"] = min(s["started"], m.timestamp)
-        s["checks"].setdefault(rec.role, {})[rec.key] = m.median_ms
-        if m.median_ms > 0 and np.isfinite(m.std_ms):
-            spreads.setdefault(rec.session, []).append(100.0 * m.std_ms / m.median_ms)
+        if rec.kind == "arch" and rec.role == "reference":
+            profiled.setdefault(rec.session, {})[rec.key] = m.median_ms  # the newest wins, as in the profile
+        elif rec.kind == "check" and rec.role == AGAIN_PHASE:
+            again.setdefault(rec.session, {})[rec.key] = m.median_ms
+        elif rec.kind == "check" and rec.role in CHECK_PHASES:
+            s = sessions.setdefault(rec.session, {"id": rec.session, "started": m.timestamp, "checks": {}})
+            s["started"] = min(s["started"], m.timestamp)
+            s["checks"].setdefault(rec.role, {})[rec.key] = m.median_ms
+            if m.median_ms > 0 and np.isfinite(m.std_ms):
+                spreads.setdefault(rec.session, []).append(100.0 * m.std_ms / m.median_ms)
     out = []
     for sid, s in sorted(sessions.items(), key=lambda kv: kv[1]["started"]):
         moves = []
@@ -63,11 +114,62 @@ def session_summaries(records: Iterable[StoredMeasurement], space: str | None = 
             if len(values) > 1:
                 moves.append(100.0 * (max(values) / min(values) - 1.0))
         noise = float(np.median(spreads[sid])) if spreads.get(sid) else 0.0
-        threshold = max(DRIFT_FLOOR_PCT, NOISE_FACTOR * noise)
-        drift = float(max(moves)) if moves else 0.0
-        out.append({**s, "drift_pct": round(drift, 2), "noise_pct": round(noise, 2),
-                    "threshold_pct": round(threshold, 2), "drifted": drift > threshold})
+        checks_threshold = _checks_threshold(noise)
+        summary = {**s, "noise_pct": round(noise, 2), "check_threshold_pct": checks_threshold}
+        level = batch_level(profiled.get(sid, {}), again.get(sid, {}))
+        if level is not None:
+            drift, threshold = move_pct(level["level"]), level_threshold(level["spread_pct"], level["n"])
+            summary.update(again=level, drift_source=DRIFT_FROM_AGAIN)
+        else:
+            drift, threshold = (float(max(moves)) if moves else 0.0), checks_threshold
+            summary["drift_source"] = DRIFT_FROM_CHECKS
+        out.append({**summary, "drift_pct": round(drift, 2), "threshold_pct": round(threshold, 2),
+                    "drifted": drift > threshold})
     return out
+
+
+def reference_levels(reference: Iterable[Mapping[str, Any]], again: Iterable[Mapping[str, Any]],
+                     statistic: str = "median_ms") -> dict[str, Any] | None:
+    """Each profiling session's level, read on the reference subnets it measured in the profile's batch against
+    the same yardstick, those subnets measured again in a batch of their own (rows as in a profile, with `key`
+    and `session`): {spread_pct (how far a subnet strays from its own session's level), floor_pct, sessions
+    {id: {n, level, band_pct}}}, where `band_pct` is three standard errors of that session's level. Two sessions
+    stand at different speeds when their levels are further apart than max(floor_pct, hypot of their bands).
+    Sessions with fewer than MIN_SESSION_REFERENCES such subnets are left out; None when none is left."""
+    yardstick = {r["key"]: r.get(statistic) for r in again}
+    by_session: dict[str, dict[str, Any]] = {}
+    for row in reference:
+        if row.get("session") and row.get("key") in yardstick:
+            by_session.setdefault(row["session"], {})[row["key"]] = row.get(statistic)
+    levels, residuals = {}, []
+    for sid, mine in by_session.items():
+        level = batch_level(mine, yardstick, MIN_SESSION_REFERENCES)
+        if level is None:
+            continue
+        levels[sid] = level
+        residuals += [float(np.log(float(yardstick[k]) / float(v) / level["level"])) for k, v in mine.items()
+                      if _usable(v) and _usable(yardstick[k])]
+    if not levels:
+        return None
+    spread = 100.0 * 1.4826 * float(np.median(np.abs(residuals)))
+    return {"spread_pct": round(spread, 2), "floor_pct": LEVEL_FLOOR_PCT,
+            "sessions": {sid: {"n": v["n"], "level": v["level"],
+                               "band_pct": round(NOISE_FACTOR * MEDIAN_SE * spread / np.sqrt(v["n"]), 2)}
+                         for sid, v in levels.items()}}
+
+
+def _checks_threshold(noise_pct: Any) -> float:
+    """The threshold for moves of the check subnets between check batches of three: 3x their spread, at least
+    DRIFT_FLOOR_PCT."""
+    noise = float(noise_pct) if _usable(noise_pct) else 0.0
+    return round(max(DRIFT_FLOOR_PCT, NOISE_FACTOR * noise), 2)
+
+
+def _usable(value: Any) -> bool:
+    try:
+        return bool(np.isfinite(float(value))) and float(value) > 0
+    except (TypeError, ValueError):
+        return False
 
 
 # the settings that change what a model measures; a later session that differs in one is not like for like
@@ -78,7 +180,10 @@ MEASURE_FIELDS = ("runtime", "threads", "warmup", "runs", "min_seconds", "rounds
 @dataclass
 class SessionCheck:
     """The reference checks of a device's profile, to re-measure in a later session under its own settings:
-    `archs` are the check subnets, `baseline_ms` their level in the profile's sessions (in `statistic`)."""
+    `archs` are the check subnets, `baseline_ms` their level in the profile's sessions (in `statistic`).
+    `threshold_pct` is the move of their level, read in a big batch, beyond which the device is not in its
+    profiled state (`threshold_source` says from what noise); `check_threshold_pct` the wider one for levels
+    read in the session's check batches of three."""
 
     profile: Path
     runtime: str
@@ -88,6 +193,8 @@ class SessionCheck:
     archs: list[Arch]
     baseline_ms: dict[str, float]
     settings_differ: dict[str, list[Any]]
+    check_threshold_pct: float = DRIFT_FLOOR_PCT
+    threshold_source: str = DRIFT_FROM_CHECKS
 
     def compare(self, start: Mapping[str, float], end: Mapping[str, float],
                 with_front: Mapping[str, float] | None = None) -> dict[str, Any]:
@@ -96,34 +203,37 @@ class SessionCheck:
         rounds interleaved with the front's models: the same moments, so the same load); `ratio`, the median over
         the subnets of (level now / profiled level), is how much longer the device takes now (0.9: 10% faster),
         taken from the front's batch where measured there, else from the mean of start and end; `shifted` when
-        that move exceeds the profile's noise threshold, `drifted` when the session itself moved beyond it
-        between its start and end."""
+        that move exceeds the threshold (`threshold_pct`: the profile's big-batch noise when every ratio came
+        from the front's batch, else the check batches' wider one), `drifted` when the session itself moved
+        beyond the check batches' threshold between its start and end."""
         checks, ratios, moves = {}, [], []
         with_front = with_front or {}
-
-        def usable(v: Any) -> bool:
-            return v is not None and bool(np.isfinite(v)) and v > 0
-
+        from_front = True
         for key, base in self.baseline_ms.items():
-            now = [v for v in (start.get(key), end.get(key)) if usable(v)]
+            now = [v for v in (start.get(key), end.get(key)) if _usable(v)]
             checks[key] = {"profile_ms": base, "start_ms": start.get(key), "end_ms": end.get(key)}
             if len(now) == 2:
                 moves.append(100.0 * (max(now) / min(now) - 1.0))
-            if usable(with_front.get(key)):
+            if _usable(with_front.get(key)):
                 checks[key]["with_front_ms"] = with_front[key]
                 ratios.append(float(with_front[key]) / base)
             elif now:
                 ratios.append(float(np.mean(now)) / base)
+                from_front = False
         ratio = float(np.median(ratios)) if ratios else None
         shift = 100.0 * (ratio - 1.0) if ratio is not None else None
         drift = max(moves, default=0.0)
+        threshold, source = self.threshold_pct, self.threshold_source
+        if not from_front and self.check_threshold_pct > threshold:
+            threshold, source = self.check_threshold_pct, DRIFT_FROM_CHECKS
         return {"profile": str(self.profile), "sessions": self.sessions, "statistic": self.statistic,
                 "checks": checks, "measured": len(ratios),
                 "ratio": round(ratio, 4) if ratio is not None else None,
                 "shift_pct": round(shift, 2) if shift is not None else None, "drift_pct": round(drift, 2),
-                "threshold_pct": self.threshold_pct,
-                "shifted": bool(shift is not None and abs(shift) > self.threshold_pct),
-                "drifted": drift > self.threshold_pct, "settings_differ": self.settings_differ}
+                "threshold_pct": threshold, "threshold_source": source,
+                "check_threshold_pct": self.check_threshold_pct,
+                "shifted": bool(ratio is not None and move_pct(ratio) > threshold),
+                "drifted": drift > self.check_threshold_pct, "settings_differ": self.settings_differ}
 
 
 def plan_session_check(profile: dict[str, Any], profile_file: Path, records: Iterable[StoredMeasurement],
@@ -132,11 +242,11 @@ def plan_session_check(profile: dict[str, Any], profile_file: Path, records: Ite
     the device's profile for this space and runtime): None when the profile measured no reference checks or
     describes other networks. The check subnets and their levels come from the device's measurement store (the records
     of the profile's sessions; a level from the batch of reference subnets measured again where there is one),
-    the threshold from the profile's own noise."""
+    the thresholds from the profile's own noise: its reference subnets in two batches where it has them."""
     if network_config(profile["space"]) != network_config(space.config()):
         return None  # a profile of other networks says nothing about these
-    summaries = profile.get("sessions") or []
-    ids = {s["id"] for s in summaries}
+    summaries = [s for s in profile.get("sessions") or [] if isinstance(s, dict)]
+    ids = {s.get("id") for s in summaries}
     levels: dict[str, list[float]] = {}
     again: dict[str, list[float]] = {}
     archs: dict[str, Arch] = {}
@@ -147,7 +257,7 @@ def plan_session_check(profile: dict[str, Any], profile_file: Path, records: Ite
                 or rec.precision != profile.get("precision") or m.runtime != profile.get("runtime")):
             continue
         value = getattr(m, statistic, None)
-        if value is None or not np.isfinite(value) or value <= 0:
+        if not _usable(value):
             continue
         if rec.role == AGAIN_PHASE:
             again.setdefault(rec.key, []).append(float(value))
@@ -166,10 +276,17 @@ def plan_session_check(profile: dict[str, Any], profile_file: Path, records: Ite
     mine = settings.to_dict()
     differ = {f: [theirs.get(f), mine.get(f)] for f in MEASURE_FIELDS
               if f in theirs and _normal(theirs.get(f)) != _normal(mine.get(f))}
-    threshold = max([float(s.get("threshold_pct") or DRIFT_FLOOR_PCT) for s in summaries] + [DRIFT_FLOOR_PCT])
+    checks = max([_checks_threshold(s.get("noise_pct")) for s in summaries] + [DRIFT_FLOOR_PCT])
     keys = sorted(levels)
+    twice = batch_level({r["key"]: r.get(statistic) for r in profile.get("reference") or []},
+                        {r["key"]: r.get(statistic) for r in profile.get("reference_again") or []})
+    if twice is not None and all(k in again for k in keys):
+        threshold, source = level_threshold(twice["spread_pct"], len(keys)), DRIFT_FROM_AGAIN
+    else:
+        threshold, source = checks, DRIFT_FROM_CHECKS
     return SessionCheck(profile_file, str(profile.get("runtime")), sorted(ids), statistic, round(threshold, 2),
-                        [archs[k] for k in keys], {k: float(np.median(levels[k])) for k in keys}, differ)
+                        [archs[k] for k in keys], {k: float(np.median(levels[k])) for k in keys}, differ,
+                        round(checks, 2), source)
 
 
 def _normal(value: Any) -> Any:

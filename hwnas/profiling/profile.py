@@ -16,7 +16,7 @@ from typing import Any
 
 from hwnas.errors import ProfilingError
 from hwnas.files import read_json_file
-from hwnas.profiling.drift import AGAIN_PHASE, session_summaries
+from hwnas.profiling.drift import AGAIN_PHASE, reference_levels, session_summaries
 from hwnas.profiling.schema import check_profile
 from hwnas.profiling.store import MeasurementStore, StoredMeasurement
 from hwnas.space import OpSpec, SearchSpace
@@ -108,6 +108,7 @@ def build_profile(store: MeasurementStore, device: str, space: SearchSpace, runt
         "sessions": session_summaries(records, space.name),
         **measured_archs,
         "reference_again": again,
+        "reference_levels": reference_levels(measured_archs.get("reference") or [], again),
     }
 
 

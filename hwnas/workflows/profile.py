@@ -29,6 +29,7 @@ class ProfileResult:
     archs: int
     missing_operators: list[str] = field(default_factory=list)
     timing: dict[str, float] = field(default_factory=dict)
+    session: dict[str, Any] | None = None  # the newest profiling session's summary (its drift; profiling.drift)
 
 
 def profile_space(space: Any = None, supernet: str | Path | None = None) -> Any:
@@ -134,8 +135,9 @@ class _ProfileJob:
         path = profile_device(dev, self.space, self.ws, settings=settings, progress=progress, **self.options)
         data = load_profile(path)
         n_archs = sum(len(data.get(r) or []) for r in ("reference", "calibration", "extra"))
+        sessions = data.get("sessions") or []
         return ProfileResult(path, name, len(data["operators"]), n_archs, list(data["missing_operators"]),
-                             dict(data.get("timing") or {}))
+                             dict(data.get("timing") or {}), sessions[-1] if sessions else None)
 
     def export_ahead(self, runtimes: Sequence[str], progress: ProgressFn | None) -> None:
         """Export every model once before the devices start (their threads then find them in the cache instead

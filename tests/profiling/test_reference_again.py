@@ -8,11 +8,20 @@ import numpy as np
 import pytest
 
 from hwnas import workflows
-from hwnas.devices.inventory import add_device
+from hwnas.cli.app import main
+from hwnas.devices.inventory import add_device, load_inventory
 from hwnas.predictors.base import conformal_halfwidth
 from hwnas.predictors.fitting import AGAIN_SOURCE, MIN_AGAIN, fit_from_profile, fit_report
 from hwnas.profiling import load_profile
-from hwnas.profiling.drift import AGAIN_PHASE, CHECK_PHASES
+from hwnas.profiling.drift import (
+    AGAIN_PHASE,
+    CHECK_PHASES,
+    DRIFT_FLOOR_PCT,
+    LEVEL_FLOOR_PCT,
+    batch_level,
+    level_threshold,
+    plan_session_check,
+)
 from hwnas.profiling.store import MeasurementStore
 from hwnas.supernet import demo_checkpoint_path, load_checkpoint
 from hwnas.workspace import Workspace
@@ -49,6 +58,9 @@ def test_the_reference_subnets_are_measured_again_in_a_batch_of_their_own(profil
     # the references again are no session checks: a session's checks are its 3 check subnets per phase
     summary = profile["sessions"][-1]
     assert set(summary["checks"]) == set(CHECK_PHASES) and all(len(v) == 3 for v in summary["checks"].values())
+    # the session's level against that batch, what `fit` compares sessions by
+    (level,) = profile["reference_levels"]["sessions"].values()
+    assert level["n"] == 20 and level["level"] == summary["again"]["level"]
 
 
 def _again_scores(predictor, rows):
@@ -99,3 +111,47 @@ def test_too_few_references_again_leave_the_cross_validation_intervals(profiled)
     base = fit_from_profile("gbm", load_profile(path), path)
     few = fit_from_profile("few-shot", load_profile(path), path, base=base)
     assert few.conformal_["source"] != AGAIN_SOURCE
+
+
+def test_a_later_session_is_judged_on_the_noise_of_the_reference_subnets_measured_twice(profiled):
+    ws, path = profiled
+    profile = load_profile(path)
+    space = load_checkpoint(demo_checkpoint_path()).space
+    settings = load_inventory(ws)["cpu"].settings(**QUICK)
+    check = plan_session_check(profile, path, MeasurementStore.for_device(ws, "cpu").records(), space, settings)
+    twice = batch_level({r["key"]: r["median_ms"] for r in profile["reference"]},
+                        {r["key"]: r["median_ms"] for r in profile["reference_again"]})
+    assert twice["n"] == 20
+    # the level of 3 check subnets read in a big batch is noise within 3 standard errors of their median ratio
+    assert check.threshold_source == "reference subnets measured again"
+    assert check.threshold_pct == level_threshold(twice["spread_pct"], 3) >= LEVEL_FLOOR_PCT
+    # the check batches of three are noisier: their own (wider or equal) threshold judges moves within a session
+    assert check.check_threshold_pct == pytest.approx(max(max(s["check_threshold_pct"] for s in profile["sessions"]),
+                                                          DRIFT_FLOOR_PCT), abs=0.05)  # from the rounded spread
+    base = check.baseline_ms
+    slower = 1.0 + (check.threshold_pct + 2.0) / 100  # just beyond the threshold
+    moved = check.compare(base, base, {k: v * slower for k, v in base.items()})
+    assert moved["shifted"] and moved["ratio"] == pytest.approx(slower, rel=1e-3) and not moved["drifted"]
+    within = 1.0 + (check.threshold_pct - 2.0) / 100
+    assert not check.compare(base, base, {k: v * within for k, v in base.items()})["shifted"]
+    # read from the check batches alone (the front's batch did not hold them), the wider threshold applies
+    alone = check.compare({k: v * slower for k, v in base.items()}, {k: v * slower for k, v in base.items()})
+    assert alone["threshold_pct"] == max(check.threshold_pct, check.check_threshold_pct)
+    assert alone["shifted"] == (100 * (slower - 1) > alone["threshold_pct"])
+
+
+def test_hwnas_profile_says_whether_the_device_held_its_speed(profiled, capsys):
+    ws, _ = profiled
+    add_device(ws, "cpu-b", transport="local", runtime="onnxruntime", threads=1)  # the subnets' files are cached
+    with pytest.raises(SystemExit) as done:
+        main(["profile", "cpu-b", "--supernet", str(demo_checkpoint_path()), "--no-operators", "--calibration", "0",
+              "--runs", "3", "--warmup", "1", "--rounds", "1", "-w", str(ws.root)])
+    assert done.value.code == 0
+    out = " ".join(capsys.readouterr().out.split())
+    path = next((ws.root / "profiles" / "cpu-b").glob("*.json"))
+    (summary,) = load_profile(path)["sessions"]
+    assert summary["drift_source"] == "reference subnets measured again" and summary["again"]["n"] == 20
+    line = (f"profiling session {summary['id']}: its 20 reference subnets measured again after the profile's batch "
+            f"ran {summary['again']['level']:.2f}x their latency in it (noise allows {summary['threshold_pct']:.0f}%)")
+    assert line in out
+    assert ("`hwnas fit` will warn" in out) == summary["drifted"] and (", steady" in out) != summary["drifted"]

@@ -1,0 +1,119 @@
+"""Session checks on this machine: is a profile's speed steady, and is a later session in the profiled state?
+
+Profiles the demo supernet's whole subnets several times in one workspace, as `hwnas optimize` does (30
+calibration + 20 reference subnets, 60 runs in 6 interleaved rounds, a fresh session per round), each followed by
+its 20 reference subnets measured again in a batch of their own. With `--busy N`, every second profile runs while
+N busy-looping processes share the cores: a device really in another state.
+
+    python benchmarks/session_checks.py [--profiles 8] [--busy 2] [--workspace /tmp/hwnas-sessions]
+
+Per profile: the session's drift as judged on its three check subnets at start, middle and end (batches of
+three, threshold from their spread: the rule before 2026-12-07) and as judged on its reference subnets measured
+again (level, spread, threshold). Then each profile is taken as a later session of the one before it, as
+deploy checks one: the level of the 3 check subnets in the later big batch against the earlier one, with the
+threshold each rule gives, next to the level of all 20 reference subnets (the better-measured truth).
+"""
+
+from __future__ import annotations
+
+import argparse
+import multiprocessing as mp
+import shutil
+import time
+from pathlib import Path
+
+import numpy as np
+
+
+def _spin(stop) -> None:
+    while not stop.is_set():
+        sum(i * i for i in range(10_000))
+
+
+def _profile(ws, space, busy: int):
+    from hwnas.devices import open_device
+    from hwnas.profiling import load_profile, profile_device
+    from hwnas.workflows.optimize import MEASURE_SETTINGS
+
+    stop = mp.Event()
+    hogs = [mp.Process(target=_spin, args=(stop,), daemon=True) for _ in range(busy)]
+    for hog in hogs:
+        hog.start()
+    try:
+        with open_device("local-cpu-ort", ws) as dev:
+            path = profile_device(dev, space, ws, settings=dev.config.settings(**MEASURE_SETTINGS), ops=[],
+                                  calibration=30, reference=20, jobs=1)
+    finally:
+        stop.set()
+        for hog in hogs:
+            hog.join()
+    return load_profile(path)
+
+
+def _old_rule(ws, space_name: str) -> dict:
+    """The session as judged before: on its check batches only (the again batch left out)."""
+    from hwnas.profiling.drift import AGAIN_PHASE, session_summaries
+    from hwnas.profiling.store import MeasurementStore
+
+    records = [r for r in MeasurementStore.for_device(ws, "local-cpu-ort").records()
+               if not (r.kind == "check" and r.role == AGAIN_PHASE)]
+    return session_summaries(records, space_name)[-1]
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--profiles", type=int, default=8)
+    parser.add_argument("--busy", type=int, default=2, help="busy processes during every second profile (0: none)")
+    parser.add_argument("--workspace", type=Path, default=Path("/tmp/hwnas-sessions"))
+    args = parser.parse_args()
+
+    from hwnas.profiling.drift import batch_level, level_threshold, move_pct
+    from hwnas.supernet import demo_checkpoint_path, load_checkpoint
+    from hwnas.workflows import init_workspace
+
+    ws, _ = init_workspace(args.workspace)
+    space = load_checkpoint(demo_checkpoint_path()).space
+    print("profile busy seconds | check batches: drift threshold verdict | references again: level spread "
+          "threshold verdict")
+    profiles = []
+    for i in range(args.profiles):
+        shutil.rmtree(ws.root / "profiles", ignore_errors=True)  # measure again; the exported files are kept
+        busy = args.busy if i % 2 else 0
+        t0 = time.monotonic()
+        profile = _profile(ws, space, busy)
+        seconds = time.monotonic() - t0
+        new, old = profile["sessions"][-1], _old_rule(ws, space.name)
+        again = new.get("again") or {}
+        print(f"{i:7d} {busy:4d} {seconds:7.0f} | {old['drift_pct']:6.1f}% {old['threshold_pct']:6.1f}% "
+              f"{'drifted' if old['drifted'] else 'steady':8s} | {again.get('level', float('nan')):.3f} "
+              f"{again.get('spread_pct', float('nan')):5.2f}% {new['threshold_pct']:5.1f}% "
+              f"{'drifted' if new['drifted'] else 'steady'}", flush=True)
+        profiles.append((profile, old))
+
+    print("\nlater session against the profile before it (3 check subnets in a big batch, as deploy reads them)")
+    print("pair   level of 20 refs | level of 3 checks | old threshold verdict | new threshold verdict")
+    agree = {"old": 0, "new": 0}
+    for i in range(1, len(profiles)):
+        (before, old_before), (after, _) = profiles[i - 1], profiles[i]
+        first = {r["key"]: r["median_ms"] for r in before["reference_again"]}
+        later = {r["key"]: r["median_ms"] for r in after["reference_again"]}
+        truth = batch_level(first, later)["level"]
+        checks = sorted(before["sessions"][-1]["checks"]["start"])
+        level = float(np.median([later[k] / first[k] for k in checks]))
+        twice = batch_level({r["key"]: r["median_ms"] for r in before["reference"]}, first)
+        thresholds = {"old": old_before["threshold_pct"], "new": level_threshold(twice["spread_pct"], len(checks))}
+        truly = move_pct(truth) > 5.0
+        verdicts = {}
+        for rule, threshold in thresholds.items():
+            verdicts[rule] = move_pct(level) > threshold
+            agree[rule] += verdicts[rule] == truly
+        print(f"{i - 1}->{i}   {truth:.3f}{' (moved)' if truly else '        '}   | {level:.3f}             | "
+              f"±{thresholds['old']:5.1f}% {'shifted' if verdicts['old'] else 'same':7s}     | "
+              f"±{thresholds['new']:4.1f}% {'shifted' if verdicts['new'] else 'same'}")
+    pairs = len(profiles) - 1
+    print(f"\nverdict agrees with the 20 references' level (moved beyond 5% or not): old rule {agree['old']} of "
+          f"{pairs}, new rule {agree['new']} of {pairs}")
+
+
+if __name__ == "__main__":
+    main()
