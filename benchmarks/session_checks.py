@@ -10,8 +10,9 @@ N busy-looping processes share the cores: a device really in another state.
 Per profile: the session's drift as judged on its three check subnets at start, middle and end (batches of
 three, threshold from their spread: the rule before 2026-12-07) and as judged on its reference subnets measured
 again (level, spread, threshold). Then each profile is taken as a later session of the one before it, as
-deploy checks one: the level of the 3 check subnets in the later big batch against the earlier one, with the
-threshold each rule gives, next to the level of all 20 reference subnets (the better-measured truth).
+deploy checks one: the level of the 3 check subnets in the later big batch against the earlier profile (their
+second batch divided by that batch's level), with the threshold each rule gives, next to the level of all 20
+reference subnets in the later batch against the earlier profile's own batch (the better-measured truth).
 """
 
 from __future__ import annotations
@@ -50,14 +51,16 @@ def _profile(ws, space, busy: int):
     return load_profile(path)
 
 
-def _old_rule(ws, space_name: str) -> dict:
-    """The session as judged before: on its check batches only (the again batch left out)."""
+def _old_rule_and_again(ws, space_name: str) -> tuple[dict, dict[str, float]]:
+    """The session as judged before, on its check batches only (the again batch left out); and every subnet of
+    the again batch (the 20 references and the 3 check subnets) with its latency."""
     from hwnas.profiling.drift import AGAIN_PHASE, session_summaries
     from hwnas.profiling.store import MeasurementStore
 
-    records = [r for r in MeasurementStore.for_device(ws, "local-cpu-ort").records()
-               if not (r.kind == "check" and r.role == AGAIN_PHASE)]
-    return session_summaries(records, space_name)[-1]
+    records = MeasurementStore.for_device(ws, "local-cpu-ort").records()
+    again = {r.key: r.measurement.median_ms for r in records if r.kind == "check" and r.role == AGAIN_PHASE}
+    old = [r for r in records if not (r.kind == "check" and r.role == AGAIN_PHASE)]
+    return session_summaries(old, space_name)[-1], again
 
 
 def main() -> None:
@@ -82,25 +85,25 @@ def main() -> None:
         t0 = time.monotonic()
         profile = _profile(ws, space, busy)
         seconds = time.monotonic() - t0
-        new, old = profile["sessions"][-1], _old_rule(ws, space.name)
+        new, (old, again_ms) = profile["sessions"][-1], _old_rule_and_again(ws, space.name)
         again = new.get("again") or {}
         print(f"{i:7d} {busy:4d} {seconds:7.0f} | {old['drift_pct']:6.1f}% {old['threshold_pct']:6.1f}% "
               f"{'drifted' if old['drifted'] else 'steady':8s} | {again.get('level', float('nan')):.3f} "
               f"{again.get('spread_pct', float('nan')):5.2f}% {new['threshold_pct']:5.1f}% "
               f"{'drifted' if new['drifted'] else 'steady'}", flush=True)
-        profiles.append((profile, old))
+        profiles.append((profile, old, again_ms))
 
     print("\nlater session against the profile before it (3 check subnets in a big batch, as deploy reads them)")
     print("pair   level of 20 refs | level of 3 checks | old threshold verdict | new threshold verdict")
     agree = {"old": 0, "new": 0}
     for i in range(1, len(profiles)):
-        (before, old_before), (after, _) = profiles[i - 1], profiles[i]
-        first = {r["key"]: r["median_ms"] for r in before["reference_again"]}
-        later = {r["key"]: r["median_ms"] for r in after["reference_again"]}
-        truth = batch_level(first, later)["level"]
+        (before, old_before, first), (_, _, later) = profiles[i - 1], profiles[i]
+        profiled = {r["key"]: r["median_ms"] for r in before["reference"]}
+        truth = batch_level(profiled, {k: later[k] for k in profiled})["level"]
         checks = sorted(before["sessions"][-1]["checks"]["start"])
-        level = float(np.median([later[k] / first[k] for k in checks]))
-        twice = batch_level({r["key"]: r["median_ms"] for r in before["reference"]}, first)
+        twice = batch_level(profiled, {k: first[k] for k in profiled})
+        # as deploy reads it: the check subnets' second batch, at the speed of the profile's own batch
+        level = float(np.median([later[k] / (first[k] / twice["level"]) for k in checks]))
         thresholds = {"old": old_before["threshold_pct"], "new": level_threshold(twice["spread_pct"], len(checks))}
         truly = move_pct(truth) > 5.0
         verdicts = {}

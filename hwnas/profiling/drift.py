@@ -241,14 +241,17 @@ def plan_session_check(profile: dict[str, Any], profile_file: Path, records: Ite
     """The check of a later session measuring with `settings` against `profile` (loaded from `profile_file`,
     the device's profile for this space and runtime): None when the profile measured no reference checks or
     describes other networks. The check subnets and their levels come from the device's measurement store (the records
-    of the profile's sessions; a level from the batch of reference subnets measured again where there is one),
-    the thresholds from the profile's own noise: its reference subnets in two batches where it has them."""
+    of the profile's sessions; a level from the batch of reference subnets measured again where there is one,
+    divided by that batch's level against the profile's own), the thresholds from the profile's own noise: its
+    reference subnets in two batches where it has them."""
     if network_config(profile["space"]) != network_config(space.config()):
         return None  # a profile of other networks says nothing about these
     summaries = [s for s in profile.get("sessions") or [] if isinstance(s, dict)]
     ids = {s.get("id") for s in summaries}
     levels: dict[str, list[float]] = {}
     again: dict[str, list[float]] = {}
+    again_levels = {s.get("id"): float(s["again"]["level"]) for s in summaries
+                    if isinstance(s.get("again"), dict) and _usable(s["again"].get("level"))}
     archs: dict[str, Arch] = {}
     for rec in records:
         m = rec.measurement
@@ -260,7 +263,10 @@ def plan_session_check(profile: dict[str, Any], profile_file: Path, records: Ite
         if not _usable(value):
             continue
         if rec.role == AGAIN_PHASE:
-            again.setdefault(rec.key, []).append(float(value))
+            # at the speed of the profile's own batch, which the predictor learned from: a second batch that ran
+            # in a slow phase (its level, the references' median ratio to the profile's batch, is then above 1)
+            # would otherwise take that phase for the profiled state
+            again.setdefault(rec.key, []).append(float(value) / again_levels.get(rec.session, 1.0))
             continue
         try:
             archs.setdefault(rec.key, space.validate(rec.spec))

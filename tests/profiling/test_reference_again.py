@@ -128,6 +128,17 @@ def test_a_later_session_is_judged_on_the_noise_of_the_reference_subnets_measure
     # the check batches of three are noisier: their own (wider or equal) threshold judges moves within a session
     assert check.check_threshold_pct == pytest.approx(max(max(s["check_threshold_pct"] for s in profile["sessions"]),
                                                           DRIFT_FLOOR_PCT), abs=0.05)  # from the rounded spread
+    # the check subnets' profiled level: their second batch, at the speed of the profile's own batch (divided by
+    # the references' level between the two), so a second batch caught in a slow phase is not taken for the norm
+    records = MeasurementStore.for_device(ws, "cpu").records()
+    again_ms = {r.key: r.measurement.median_ms for r in records if r.kind == "check" and r.role == AGAIN_PHASE}
+    (summary,) = profile["sessions"]
+    for key, value in check.baseline_ms.items():
+        assert value == pytest.approx(again_ms[key] / summary["again"]["level"])
+    slow = {**profile, "sessions": [{**summary, "again": {**summary["again"], "level": 1.5}}]}
+    slowed = plan_session_check(slow, path, records, space, settings)
+    for key, value in slowed.baseline_ms.items():
+        assert value == pytest.approx(again_ms[key] / 1.5)
     base = check.baseline_ms
     slower = 1.0 + (check.threshold_pct + 2.0) / 100  # just beyond the threshold
     moved = check.compare(base, base, {k: v * slower for k, v in base.items()})
