@@ -4,22 +4,27 @@ differ among themselves). Real onnxruntime runs on this CPU, the shipped demo su
 
 from __future__ import annotations
 
+import dataclasses
+
 import numpy as np
 import pytest
 
 from hwnas import workflows
 from hwnas.cli.app import main
+from hwnas.devices import open_device
 from hwnas.devices.inventory import add_device, load_inventory
 from hwnas.predictors.base import conformal_halfwidth
 from hwnas.predictors.fitting import AGAIN_SOURCE, MIN_AGAIN, fit_from_profile, fit_report
-from hwnas.profiling import load_profile
+from hwnas.profiling import load_profile, profile_device, reference_archs
 from hwnas.profiling.drift import (
     AGAIN_PHASE,
     CHECK_PHASES,
     DRIFT_FLOOR_PCT,
     LEVEL_FLOOR_PCT,
     batch_level,
+    check_archs,
     level_threshold,
+    move_pct,
     plan_session_check,
 )
 from hwnas.profiling.store import MeasurementStore
@@ -166,3 +171,47 @@ def test_hwnas_profile_says_whether_the_device_held_its_speed(profiled, capsys):
             f"ran {summary['again']['level']:.2f}x their latency in it (noise allows {summary['threshold_pct']:.0f}%)")
     assert line in out
     assert ("`hwnas fit` will warn" in out) == summary["drifted"] and (", steady" in out) != summary["drifted"]
+
+
+class _SlowSecondBatch:
+    """This CPU, with the first batch of reference subnets measured again read `factor` times slower (a slow
+    phase of the host over that batch); every other batch as measured."""
+
+    def __init__(self, device, keys, factor=1.5):
+        self.device, self.keys, self.factor, self.batches = device, set(keys), factor, []
+
+    def __getattr__(self, name):
+        return getattr(self.device, name)
+
+    def benchmark(self, models, settings):
+        again = {m.key for m in models} == self.keys
+        self.batches.append(again)
+        for m in self.device.benchmark(models, settings):
+            if again and self.batches.count(True) == 1:
+                m = dataclasses.replace(m, **{f: getattr(m, f) * self.factor for f in
+                                              ("median_ms", "mean_ms", "min_ms", "p90_ms", "std_ms")})
+            yield m
+
+
+def test_a_second_batch_caught_in_a_slow_phase_is_measured_once_more(tmp_path):
+    ws = Workspace.init(tmp_path / "ws")
+    add_device(ws, "cpu", transport="local", runtime="onnxruntime", threads=1)
+    space = load_checkpoint(demo_checkpoint_path()).space
+    keys = {a.key for a in reference_archs(space, 20)} | {a.key for a in check_archs(space, 20)}
+    with open_device("cpu", ws) as dev:
+        slow = _SlowSecondBatch(dev, keys)
+        path = profile_device(slow, space, ws, settings=dev.config.settings(**QUICK), ops=[], calibration=0, jobs=1)
+    assert slow.batches.count(True) == 2  # the slowed batch, then once more
+    records = MeasurementStore.for_device(ws, "cpu").records()
+    again = [r for r in records if r.kind == "check" and r.role == AGAIN_PHASE]
+    assert len(again) == 2 * len(keys)
+    first = {r.key: r.measurement.median_ms for r in again[:len(keys)]}
+    newest = {r.key: r.measurement.median_ms for r in again[len(keys):]}
+    profile = load_profile(path)
+    main = {r["key"]: r["median_ms"] for r in profile["reference"]}
+    assert batch_level(main, first)["level"] > 1.3  # what the slow phase made of it
+    # the profile, its session's verdict and fit's interval go by the newest batch
+    assert {r["key"]: r["median_ms"] for r in profile["reference_again"]} == {k: newest[k] for k in main}
+    (summary,) = profile["sessions"]
+    assert summary["again"]["level"] == batch_level(main, newest)["level"]
+    assert summary["drifted"] == (move_pct(summary["again"]["level"]) > summary["threshold_pct"])
