@@ -51,16 +51,18 @@ def _profile(ws, space, busy: int):
     return load_profile(path)
 
 
-def _old_rule_and_again(ws, space_name: str) -> tuple[dict, dict[str, float]]:
-    """The session as judged before, on its check batches only (the again batch left out); and every subnet of
-    the again batch (the 20 references and the 3 check subnets) with its latency."""
+def _old_rule_and_again(ws, space_name: str) -> tuple[dict, dict[str, float], int]:
+    """The session as judged before, on its check batches only (the again batch left out); every subnet of the
+    newest again batch (the 20 references and the 3 check subnets) with its latency; how many again batches
+    were measured (2 when the first strayed from the profile's level)."""
     from hwnas.profiling.drift import AGAIN_PHASE, session_summaries
     from hwnas.profiling.store import MeasurementStore
 
     records = MeasurementStore.for_device(ws, "local-cpu-ort").records()
-    again = {r.key: r.measurement.median_ms for r in records if r.kind == "check" and r.role == AGAIN_PHASE}
+    again_records = [r for r in records if r.kind == "check" and r.role == AGAIN_PHASE]
+    again = {r.key: r.measurement.median_ms for r in again_records}
     old = [r for r in records if not (r.kind == "check" and r.role == AGAIN_PHASE)]
-    return session_summaries(old, space_name)[-1], again
+    return session_summaries(old, space_name)[-1], again, len(again_records) // max(len(again), 1)
 
 
 def main() -> None:
@@ -76,7 +78,7 @@ def main() -> None:
 
     ws, _ = init_workspace(args.workspace)
     space = load_checkpoint(demo_checkpoint_path()).space
-    print("profile busy seconds | check batches: drift threshold verdict | references again: level spread "
+    print("profile busy seconds | check batches: drift threshold verdict | references again: batches level spread "
           "threshold verdict")
     profiles = []
     for i in range(args.profiles):
@@ -85,10 +87,10 @@ def main() -> None:
         t0 = time.monotonic()
         profile = _profile(ws, space, busy)
         seconds = time.monotonic() - t0
-        new, (old, again_ms) = profile["sessions"][-1], _old_rule_and_again(ws, space.name)
+        new, (old, again_ms, batches) = profile["sessions"][-1], _old_rule_and_again(ws, space.name)
         again = new.get("again") or {}
         print(f"{i:7d} {busy:4d} {seconds:7.0f} | {old['drift_pct']:6.1f}% {old['threshold_pct']:6.1f}% "
-              f"{'drifted' if old['drifted'] else 'steady':8s} | {again.get('level', float('nan')):.3f} "
+              f"{'drifted' if old['drifted'] else 'steady':8s} | {batches:7d} {again.get('level', float('nan')):.3f} "
               f"{again.get('spread_pct', float('nan')):5.2f}% {new['threshold_pct']:5.1f}% "
               f"{'drifted' if new['drifted'] else 'steady'}", flush=True)
         profiles.append((profile, old, again_ms))
