@@ -17,7 +17,7 @@ from __future__ import annotations
 import os
 import time
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -29,8 +29,8 @@ from hwnas.profiling.store import StoredMeasurement
 from hwnas.space import Arch, SearchSpace, network_config
 
 __all__ = ["AGAIN_PHASE", "CHECK_PHASES", "DRIFT_FLOOR_PCT", "LEVEL_FLOOR_PCT", "SessionCheck", "batch_level",
-           "check_archs", "level_threshold", "move_pct", "new_session_id", "plan_session_check", "reference_levels",
-           "session_summaries"]
+           "check_archs", "conditions_changed", "device_conditions", "level_threshold", "move_pct",
+           "new_session_id", "plan_session_check", "reference_levels", "session_summaries"]
 
 CHECK_PHASES = ("start", "middle", "end")
 AGAIN_PHASE = "again"  # the profile's reference and check subnets again, in a batch of their own (intervals, levels)
@@ -172,6 +172,51 @@ def _usable(value: Any) -> bool:
         return False
 
 
+# what a device's state changing between the profile and a later session must exceed to be named
+FREQ_CHANGE_PCT = 10.0
+TEMP_CHANGE_C = 10.0
+
+
+def device_conditions(states: Iterable[Mapping[str, Any]], governor: Any = None) -> dict[str, Any]:
+    """The device's conditions over a session, from the states its runner recorded around measurements
+    (`state_before` / `state_after`: per-core `cpu_freq_mhz`, `temperature_c` per thermal zone) and its CPU
+    governor: {governor, cpu_freq_mhz (median over records of the mean over cores), temperature_c (the highest
+    reading)}; what the device does not report is left out."""
+    freqs, temps = [], []
+    for state in states:
+        if not isinstance(state, Mapping):
+            continue
+        cores = [float(f) for f in state.get("cpu_freq_mhz") or [] if _usable(f)]
+        if cores:
+            freqs.append(float(np.mean(cores)))
+        zones = state.get("temperature_c")
+        if isinstance(zones, Mapping):
+            temps += [float(t) for t in zones.values() if isinstance(t, (int, float)) and np.isfinite(t)]
+    out: dict[str, Any] = {}
+    if isinstance(governor, str) and governor:
+        out["governor"] = governor
+    if freqs:
+        out["cpu_freq_mhz"] = round(float(np.median(freqs)), 1)
+    if temps:
+        out["temperature_c"] = round(max(temps), 1)
+    return out
+
+
+def conditions_changed(profiled: Mapping[str, Any], now: Mapping[str, Any]) -> dict[str, list[Any]]:
+    """{what: [profiled, now]} for each condition both sessions recorded that differs: another governor, a
+    mean CPU frequency FREQ_CHANGE_PCT or more apart, a highest temperature TEMP_CHANGE_C or more apart."""
+    changed: dict[str, list[Any]] = {}
+    if profiled.get("governor") and now.get("governor") and profiled["governor"] != now["governor"]:
+        changed["governor"] = [profiled["governor"], now["governor"]]
+    before, after = profiled.get("cpu_freq_mhz"), now.get("cpu_freq_mhz")
+    if _usable(before) and _usable(after) and abs(after / before - 1.0) * 100.0 >= FREQ_CHANGE_PCT:
+        changed["cpu_freq_mhz"] = [before, after]
+    before, after = profiled.get("temperature_c"), now.get("temperature_c")
+    if isinstance(before, (int, float)) and isinstance(after, (int, float)) and abs(after - before) >= TEMP_CHANGE_C:
+        changed["temperature_c"] = [before, after]
+    return changed
+
+
 # the settings that change what a model measures; a later session that differs in one is not like for like
 MEASURE_FIELDS = ("runtime", "threads", "warmup", "runs", "min_seconds", "rounds", "pin_cores", "use_gpu",
                   "fresh_session")
@@ -195,9 +240,11 @@ class SessionCheck:
     settings_differ: dict[str, list[Any]]
     check_threshold_pct: float = DRIFT_FLOOR_PCT
     threshold_source: str = DRIFT_FROM_CHECKS
+    conditions: dict[str, Any] = field(default_factory=dict)  # the device's conditions while profiled
 
     def compare(self, start: Mapping[str, float], end: Mapping[str, float],
-                with_front: Mapping[str, float] | None = None) -> dict[str, Any]:
+                with_front: Mapping[str, float] | None = None,
+                conditions: Mapping[str, Any] | None = None) -> dict[str, Any]:
         """What front.json records of the session: per check subnet its profiled level and the levels at the
         session's start and end, and `with_front_ms` where it was also measured in the front's own batch (its
         rounds interleaved with the front's models: the same moments, so the same load); `ratio`, the median over
@@ -205,7 +252,8 @@ class SessionCheck:
         taken from the front's batch where measured there, else from the mean of start and end; `shifted` when
         that move exceeds the threshold (`threshold_pct`: the profile's big-batch noise when every ratio came
         from the front's batch, else the check batches' wider one), `drifted` when the session itself moved
-        beyond the check batches' threshold between its start and end."""
+        beyond the check batches' threshold between its start and end. `conditions` (`device_conditions` of
+        this session) are set beside the profile's, and `conditions_changed` names what moved."""
         checks, ratios, moves = {}, [], []
         with_front = with_front or {}
         from_front = True
@@ -233,7 +281,9 @@ class SessionCheck:
                 "threshold_pct": threshold, "threshold_source": source,
                 "check_threshold_pct": self.check_threshold_pct,
                 "shifted": bool(ratio is not None and move_pct(ratio) > threshold),
-                "drifted": drift > self.check_threshold_pct, "settings_differ": self.settings_differ}
+                "drifted": drift > self.check_threshold_pct, "settings_differ": self.settings_differ,
+                "conditions": {"profile": self.conditions, "now": dict(conditions or {})},
+                "conditions_changed": conditions_changed(self.conditions, conditions or {})}
 
 
 def plan_session_check(profile: dict[str, Any], profile_file: Path, records: Iterable[StoredMeasurement],
@@ -253,12 +303,14 @@ def plan_session_check(profile: dict[str, Any], profile_file: Path, records: Ite
     again_levels = {s.get("id"): float(s["again"]["level"]) for s in summaries
                     if isinstance(s.get("again"), dict) and _usable(s["again"].get("level"))}
     archs: dict[str, Arch] = {}
+    states: list[Any] = []
     for rec in records:
         m = rec.measurement
         if (rec.kind != "check" or rec.role not in (*CHECK_PHASES, AGAIN_PHASE) or not rec.ok
                 or rec.session not in ids or rec.space != space.name
                 or rec.precision != profile.get("precision") or m.runtime != profile.get("runtime")):
             continue
+        states += [m.state_before, m.state_after]
         value = getattr(m, statistic, None)
         if not _usable(value):
             continue
@@ -292,7 +344,8 @@ def plan_session_check(profile: dict[str, Any], profile_file: Path, records: Ite
         threshold, source = checks, DRIFT_FROM_CHECKS
     return SessionCheck(profile_file, str(profile.get("runtime")), sorted(ids), statistic, round(threshold, 2),
                         [archs[k] for k in keys], {k: float(np.median(levels[k])) for k in keys}, differ,
-                        round(checks, 2), source)
+                        round(checks, 2), source,
+                        device_conditions(states, (profile.get("fingerprint") or {}).get("governor")))
 
 
 def _normal(value: Any) -> Any:

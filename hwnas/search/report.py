@@ -513,4 +513,16 @@ def session_summary(device: str, check: dict[str, Any]) -> str:
     if differ:
         text += "; measured with other settings than the profile: " + ", ".join(
             f"{k} {a} -> {b}" for k, (a, b) in sorted(differ.items()))
+    changed = check.get("conditions_changed") or {}
+    if changed:
+        parts = []
+        for key, (before, after) in sorted(changed.items()):
+            name, unit = CONDITION_NAMES.get(key, (key, ""))
+            parts.append(f"{name} {before}{unit} -> {after}{unit}")
+        text += "; the device changed since it was profiled: " + ", ".join(parts)
     return text
+
+
+# a device condition's name and unit in words (`hwnas.profiling.drift.device_conditions`)
+CONDITION_NAMES = {"governor": ("governor", ""), "cpu_freq_mhz": ("CPU", " MHz"),
+                   "temperature_c": ("temperature", " °C")}

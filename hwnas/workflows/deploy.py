@@ -201,6 +201,15 @@ class _Measured:
     session: dict[str, Any] | None = None  # the reference checks against the device's profile (SessionCheck)
 
 
+def _governor(device: Any) -> str | None:
+    """The device's CPU governor now (None where it reports none or cannot say)."""
+    try:
+        governor = (device.info() or {}).get("governor")
+    except HwnasError:
+        return None
+    return governor if isinstance(governor, str) else None
+
+
 class _FrontDeployment:
     """Deploying one run's front: export every model once, measure them on each device (concurrently, from
     one thread per device), then record every device's measurements into the run folder (one writer)."""
@@ -325,7 +334,8 @@ class _FrontDeployment:
             own_format = None
         measured = _Measured(device.name, base_settings.runtime, statistic, own_format, {})
         check = self.checks.get(device.name)
-        start = self._measure_checks(device, base_settings, check, "start", progress)
+        states: list[Any] = []  # the device's state around each measurement (frequency, temperature)
+        start = self._measure_checks(device, base_settings, check, "start", progress, states)
         with_front: dict[str, float] = {}
         done = 0
         for fmt in self.formats:
@@ -339,6 +349,7 @@ class _FrontDeployment:
                 control_keys = {c.key for c in controls} - {m.key for m in models}
                 by_key = measured.by_model.setdefault((fmt, precision), {})
                 for m in device.benchmark(models + [c for c in controls if c.key in control_keys], runtime_settings):
+                    states += [m.state_before, m.state_after]
                     if m.key in control_keys:
                         if m.ok:
                             with_front[m.key] = float(getattr(m, check.statistic))
@@ -347,19 +358,22 @@ class _FrontDeployment:
                     done += 1
                     emit(progress, "measure", done, len(self.jobs), m.key)
         if check is not None:
-            end = self._measure_checks(device, base_settings, check, "end", progress)
-            measured.session = check.compare(start, end, with_front)
+            from hwnas.profiling.drift import device_conditions
+
+            end = self._measure_checks(device, base_settings, check, "end", progress, states)
+            measured.session = check.compare(start, end, with_front, device_conditions(states, _governor(device)))
         return measured
 
-    def _measure_checks(self, device: Any, settings: Any, check: Any, phase: str,
-                        progress: ProgressFn | None) -> dict[str, float]:
-        """The check subnets measured now, in the check's statistic: {key: ms}."""
+    def _measure_checks(self, device: Any, settings: Any, check: Any, phase: str, progress: ProgressFn | None,
+                        states: list[Any]) -> dict[str, float]:
+        """The check subnets measured now, in the check's statistic: {key: ms}; their states added to `states`."""
         models = self.check_models.get(device.name) or []
         if check is None or not models:
             return {}
         emit(progress, f"reference check ({phase})", 0, len(models))
         found = {}
         for i, m in enumerate(device.benchmark(models, settings), 1):
+            states += [m.state_before, m.state_after]
             if m.ok:
                 found[m.key] = float(getattr(m, check.statistic))
             emit(progress, f"reference check ({phase})", i, len(models), m.key)

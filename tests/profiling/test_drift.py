@@ -16,11 +16,14 @@ from hwnas.profiling.drift import (
     DRIFT_FLOOR_PCT,
     LEVEL_FLOOR_PCT,
     batch_level,
+    conditions_changed,
+    device_conditions,
     level_threshold,
     reference_levels,
     session_summaries,
 )
 from hwnas.profiling.store import StoredMeasurement
+from hwnas.search.report import session_summary
 
 
 def _check(session: str, phase: str, key: str, ms: float, t: float, std: float = 0.01) -> StoredMeasurement:
@@ -162,3 +165,25 @@ def test_fit_reads_two_sessions_levels_against_the_references_measured_again():
     # without a level for every session used, the check subnets decide, as before
     with pytest.raises(PredictorError, match="100% apart"):
         session_warnings({**profile, "reference_levels": None})
+
+
+def test_device_conditions_summarise_frequency_temperature_and_governor():
+    states = [{"cpu_freq_mhz": [1500.0, 1400.0], "temperature_c": {"cpu": 51.0, "gpu": 48.0}},
+              {"cpu_freq_mhz": [1000.0, 1000.0], "temperature_c": {"cpu": 55.5}},
+              {"cpu_freq_mhz": [1600.0, 1600.0]}, {}, None]
+    got = device_conditions(states, "ondemand")
+    assert got == {"governor": "ondemand", "cpu_freq_mhz": 1450.0, "temperature_c": 55.5}  # median of core means
+    assert device_conditions([{}, {}], None) == {}  # a device that reports nothing (this VM)
+
+
+def test_a_change_of_governor_frequency_or_temperature_is_named_and_a_small_one_is_not():
+    profiled = {"governor": "ondemand", "cpu_freq_mhz": 1500.0, "temperature_c": 50.0}
+    assert conditions_changed(profiled, {"governor": "ondemand", "cpu_freq_mhz": 1400.0, "temperature_c": 59.0}) == {}
+    changed = conditions_changed(profiled, {"governor": "powersave", "cpu_freq_mhz": 600.0, "temperature_c": 72.0})
+    assert changed == {"governor": ["ondemand", "powersave"], "cpu_freq_mhz": [1500.0, 600.0],
+                       "temperature_c": [50.0, 72.0]}
+    assert conditions_changed(profiled, {}) == {}  # not recorded now is not a change
+    line = session_summary("pi4", {"measured": 3, "ratio": 1.3, "shift_pct": 30.0, "threshold_pct": 5.0,
+                                   "shifted": True, "conditions_changed": changed})
+    assert ("the device changed since it was profiled: CPU 1500.0 MHz -> 600.0 MHz, governor ondemand -> powersave, "
+            "temperature 50.0 °C -> 72.0 °C") in line

@@ -14,7 +14,8 @@ import pytest
 from hwnas import workflows
 from hwnas.cli.app import main
 from hwnas.devices.inventory import add_device, load_inventory
-from hwnas.profiling.drift import CHECK_PHASES
+from hwnas.devices.runner import device_state, fingerprint
+from hwnas.profiling.drift import CHECK_PHASES, conditions_changed, device_conditions
 from hwnas.profiling.store import MeasurementStore
 from hwnas.supernet import demo_checkpoint_path, load_checkpoint
 from hwnas.workspace import Workspace
@@ -93,18 +94,26 @@ def test_other_measurement_settings_are_named(searched):
     assert differ["runs"] == [3, 50] and differ["rounds"] == [1, 3] and differ["warmup"] == [1, 10]
 
 
+PROFILED_STATE = {"cpu_freq_mhz": [1500.0, 1500.0], "temperature_c": {"zone0:cpu": 45.0}}
+
+
 def test_a_device_running_at_another_speed_than_profiled_is_flagged(searched, tmp_path, capsys):
     ws, run = searched
     store = MeasurementStore.for_device(ws, "cpu").path
-    saved = store.read_text()
+    profile = next((ws.root / "profiles" / "cpu").glob("*.json"))
+    saved, saved_profile = store.read_text(), profile.read_text()
     lines = []
-    for line in saved.splitlines():  # as if the device had been 4x slower while it was profiled
+    for line in saved.splitlines():  # as if the device had been 4x slower while it was profiled, at 1.5 GHz, 45 °C
         rec = json.loads(line)
         if rec.get("kind") == "check":
             for field in ("median_ms", "mean_ms", "min_ms", "p90_ms", "std_ms"):
                 rec["measurement"][field] *= 4
+            rec["measurement"]["state_before"] = PROFILED_STATE
         lines.append(json.dumps(rec))
     store.write_text("\n".join(lines) + "\n")
+    data = json.loads(saved_profile)
+    data["fingerprint"]["governor"] = "ondemand"
+    profile.write_text(json.dumps(data))
     try:
         dest = tmp_path / "run"
         shutil.copytree(run, dest)
@@ -115,11 +124,19 @@ def test_a_device_running_at_another_speed_than_profiled_is_flagged(searched, tm
             code = exc.code or 0
     finally:
         store.write_text(saved)
-    out = capsys.readouterr().out
+        profile.write_text(saved_profile)
+    out = " ".join(capsys.readouterr().out.split())
     check = json.loads((dest / "front.json").read_text())["deployed"]["cpu"]["session_check"]
     assert code == 0
     assert check["ratio"] < 0.5 and check["shifted"] is True
-    assert "not in the state it was profiled in" in " ".join(out.split())
+    assert "not in the state it was profiled in" in out
+    # the device's conditions while profiled against now (what this machine reports: on a VM often nothing)
+    profiled = check["conditions"]["profile"]
+    assert profiled == {"governor": "ondemand", "cpu_freq_mhz": 1500.0, "temperature_c": 45.0}
+    here = device_conditions([device_state()], fingerprint().get("governor"))
+    assert set(check["conditions"]["now"]) == set(here)
+    assert check["conditions_changed"] == conditions_changed(profiled, check["conditions"]["now"])
+    assert ("the device changed since it was profiled" in out) == bool(check["conditions_changed"])
 
 
 def test_a_device_without_a_profile_is_deployed_unchecked(searched):
