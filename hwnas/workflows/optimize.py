@@ -176,4 +176,6 @@ def _fit_whole_subnets(profile: Path, target: Path, seed: int) -> str:
         metrics = evaluate_on_rows(model, held)[0]
         note += (f"; on {metrics['n']} held-out reference subnets: {metrics['mape_pct']:.1f}% mean error, "
                  f"{metrics['within_10pct'] * 100:.0f}% within 10%")
+    for warning in model.meta_.get("warnings") or []:  # e.g. the device's speed changed during the profile
+        note += f"; warning: {warning}"
     return note

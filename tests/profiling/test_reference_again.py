@@ -5,6 +5,7 @@ differ among themselves). Real onnxruntime runs on this CPU, the shipped demo su
 from __future__ import annotations
 
 import dataclasses
+import json
 
 import numpy as np
 import pytest
@@ -29,6 +30,7 @@ from hwnas.profiling.drift import (
 )
 from hwnas.profiling.store import MeasurementStore
 from hwnas.supernet import demo_checkpoint_path, load_checkpoint
+from hwnas.workflows.optimize import _fit_whole_subnets
 from hwnas.workspace import Workspace
 
 QUICK = {"runs": 3, "warmup": 1, "rounds": 1}
@@ -215,3 +217,16 @@ def test_a_second_batch_caught_in_a_slow_phase_is_measured_once_more(tmp_path):
     (summary,) = profile["sessions"]
     assert summary["again"]["level"] == batch_level(main, newest)["level"]
     assert summary["drifted"] == (move_pct(summary["again"]["level"]) > summary["threshold_pct"])
+
+
+def test_optimize_says_when_the_profile_it_fitted_on_drifted(profiled, tmp_path):
+    _, path = profiled
+    profile = load_profile(path)
+    (summary,) = profile["sessions"]
+    drifted = {**summary, "again": {**summary["again"], "level": 1.49}, "drift_pct": 49.0, "drifted": True}
+    copy = tmp_path / path.name
+    copy.write_text(json.dumps({**profile, "sessions": [drifted]}))
+    note = _fit_whole_subnets(copy, tmp_path / "gbm.json", seed=0)
+    assert "warning: profiling session" in note and "ran 1.49x their latency" in note
+    assert "speed changed during the profile" in note
+    assert "warning" not in _fit_whole_subnets(path, tmp_path / "gbm2.json", seed=0) or summary["drifted"]
