@@ -124,9 +124,7 @@ def test_killing_sshd_mid_batch_resumes_and_measures_each_model_once(ssh_workspa
     models = [BenchmarkModel(m.path, f"{m.key}-{i}") for i, m in enumerate(models)]
     outage = {}
 
-    def kill_and_restart():
-        sshd.kill()
-        outage["killed"] = time.monotonic()
+    def restart():
         time.sleep(1.5)
         sshd.start()
 
@@ -135,11 +133,15 @@ def test_killing_sshd_mid_batch_resumes_and_measures_each_model_once(ssh_workspa
 
         def progress(m, done, total):
             if done == 2 and "thread" not in outage:
-                outage["thread"] = threading.Thread(target=kill_and_restart)
+                # killed here, while the host waits on this batch: the link is cut with 8 models still to come
+                # (from a thread, a loaded machine could let the batch finish first)
+                sshd.kill()
+                outage["killed"] = time.monotonic()
+                outage["thread"] = threading.Thread(target=restart)
                 outage["thread"].start()
 
         device.progress = progress
-        got = list(device.benchmark(models, settings(runs=30, rounds=2)))
+        got = list(device.benchmark(models, settings(runs=150, rounds=2)))
         outage["thread"].join()
         run_dir = Path(device.last_run_dir)
     assert "killed" in outage and "link lost" in caplog.text  # the batch really went through a reconnect

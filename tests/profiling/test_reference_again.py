@@ -179,7 +179,7 @@ class _SlowSecondBatch:
     """This CPU, with the first batch of reference subnets measured again read `factor` times slower (a slow
     phase of the host over that batch); every other batch as measured."""
 
-    def __init__(self, device, keys, factor=1.5):
+    def __init__(self, device, keys, factor=3.0):
         self.device, self.keys, self.factor, self.batches = device, set(keys), factor, []
 
     def __getattr__(self, name):
@@ -211,7 +211,7 @@ def test_a_second_batch_caught_in_a_slow_phase_is_measured_once_more(tmp_path):
     newest = {r.key: r.measurement.median_ms for r in again[len(keys):]}
     profile = load_profile(path)
     main = {r["key"]: r["median_ms"] for r in profile["reference"]}
-    assert batch_level(main, first)["level"] > 1.3  # what the slow phase made of it
+    assert batch_level(main, first)["level"] > 1.5  # what the slow phase made of it (3x, whatever the load)
     # the profile, its session's verdict and fit's interval go by the newest batch
     assert {r["key"]: r["median_ms"] for r in profile["reference_again"]} == {k: newest[k] for k in main}
     (summary,) = profile["sessions"]
