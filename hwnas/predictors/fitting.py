@@ -61,8 +61,11 @@ def session_warnings(profile: dict[str, Any], rows: list[dict[str, Any]] | None 
         if s.get("drifted"):
             warnings.append(f"profiling session {s['id']} drifted: {describe_drift(s)}")
     if len(used) > 1:
-        levels = _session_levels(profile, used)
-        disagree = _sessions_disagree(relevant) if levels is None else levels if levels[0] > levels[1] else None
+        levels = _session_levels(profile, used)  # (move, threshold) on the references' yardstick, where it has one
+        if levels is None:
+            disagree = _sessions_disagree(relevant)
+        else:
+            disagree = levels if levels[0] > levels[1] else None
         problems = [w for w in warnings if "drifted" in w]
         if disagree:
             problems.append(f"the {len(used)} sessions measured the same reference subnets {disagree[0]:.0f}% apart "

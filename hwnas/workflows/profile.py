@@ -129,15 +129,18 @@ class _ProfileJob:
         self.ws, self.space, self.options, self.overrides = ws, space, options, overrides
 
     def __call__(self, name: str, dev: Any, progress: ProgressFn | None) -> ProfileResult:
-        from hwnas.profiling import load_profile, profile_device
+        from hwnas.profiling import MeasurementStore, load_profile, profile_device
 
         settings = dev.config.settings(**self.overrides)
+        # this run's session is the one the store did not hold before (where it measured reference checks; an older
+        # session's verdict is not this one's, and a device's clock cannot be trusted to tell them apart)
+        before = {r.session for r in MeasurementStore.for_device(self.ws, name).records()}
         path = profile_device(dev, self.space, self.ws, settings=settings, progress=progress, **self.options)
         data = load_profile(path)
         n_archs = sum(len(data.get(r) or []) for r in ("reference", "calibration", "extra"))
-        sessions = data.get("sessions") or []
+        mine = [s for s in data.get("sessions") or [] if isinstance(s, dict) and s.get("id") not in before]
         return ProfileResult(path, name, len(data["operators"]), n_archs, list(data["missing_operators"]),
-                             dict(data.get("timing") or {}), sessions[-1] if sessions else None)
+                             dict(data.get("timing") or {}), mine[-1] if mine else None)
 
     def export_ahead(self, runtimes: Sequence[str], progress: ProgressFn | None) -> None:
         """Export every model once before the devices start (their threads then find them in the cache instead
