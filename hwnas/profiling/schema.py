@@ -34,6 +34,53 @@ class _Subnet(_Stats):
     arch: dict[str, Any] | Name
 
 
+Percent = Annotated[float, Field(strict=False, ge=0, lt=1e9, allow_inf_nan=False)]
+Ratio = Annotated[float, Field(strict=False, gt=0, lt=1e6, allow_inf_nan=False)]
+
+
+class _Again(BaseModel):
+    """A session's reference subnets measured again against the profile's batch (`drift.batch_level`)."""
+
+    model_config = ConfigDict(extra="allow")
+
+    n: Count
+    level: Ratio
+    spread_pct: Percent
+
+
+class _Session(BaseModel):
+    """A profiling session's summary (`drift.session_summaries`): what `fit` and deploy's check read."""
+
+    model_config = ConfigDict(extra="allow")
+
+    id: Name
+    checks: dict[str, dict[str, LatencyMs]] = {}
+    drift_pct: Percent | None = None
+    threshold_pct: Percent | None = None
+    check_threshold_pct: Percent | None = None
+    noise_pct: Percent | None = None
+    drifted: Annotated[bool, Field(strict=True)] | None = None
+    again: _Again | None = None
+
+
+class _Level(BaseModel):
+    model_config = ConfigDict(extra="allow")
+
+    n: Count
+    level: Ratio
+    band_pct: Percent
+
+
+class _Levels(BaseModel):
+    """Each session's level against the references measured again (`drift.reference_levels`)."""
+
+    model_config = ConfigDict(extra="allow")
+
+    spread_pct: Percent
+    floor_pct: Percent
+    sessions: dict[str, _Level]
+
+
 class _Profile(BaseModel):
     model_config = ConfigDict(extra="allow")
 
@@ -48,6 +95,8 @@ class _Profile(BaseModel):
     calibration: list[_Subnet] = []
     extra: list[_Subnet] = []
     reference_again: list[_Subnet] = []
+    sessions: list[_Session] = []
+    reference_levels: _Levels | None = None
 
 
 def check_profile(data: dict[str, Any], path: str | Path) -> None:

@@ -91,6 +91,32 @@ def test_a_damaged_profile_is_refused_in_one_line(data, capsys, tmp_path_factory
     assert target.read_bytes() == before
 
 
+@pytest.mark.parametrize("field, value, says", [
+    ("sessions", [{"id": "s1", "drifted": "yes"}], "sessions.0.drifted"),
+    ("sessions", [{"id": "s1", "drifted": True, "again": {"n": 20, "level": "fast", "spread_pct": 1.0}}],
+     "sessions.0.again.level"),
+    ("sessions", [{"id": "s1", "checks": [1, 2]}], "sessions.0.checks"),
+    ("sessions", [{"drifted": False}], "sessions.0.id"),
+    ("reference_levels", {"spread_pct": 1.0, "floor_pct": 5.0, "sessions": {"s1": {"n": 3, "level": -1,
+                                                                                    "band_pct": 2.0}}},
+     "reference_levels.sessions.s1.level"),
+])
+def test_a_profile_whose_session_summaries_are_damaged_is_refused_in_one_line(field, value, says, capsys,
+                                                                               tmp_path):
+    """What `fit` reads of the profiling sessions (drift, levels) is checked when the profile is loaded: before,
+    a drifted session whose level was text crashed the warning it was worded into."""
+    root = tmp_path / "ws"
+    shutil.copytree(ROOT / "devices", root / "devices")
+    (root / "profiles" / "local-cpu-ort").mkdir(parents=True)
+    target = root / "profiles" / "local-cpu-ort" / PROFILE.name
+    target.write_text(dumps({**json.loads(PROFILE.read_text()), field: value}))
+    code, out, err = run_cli(["fit", "local-cpu-ort", "--predictor", "gbm", "-w", str(root), "--out",
+                              str(root / "p.json")], capsys)
+    assert_clean(code, out, err)
+    assert code == 1 and says in err and "re-run `hwnas profile`" in err, err
+    assert not (root / "p.json").exists()
+
+
 @FUZZ
 @given(front=json_values)
 def test_any_front_document_given_to_export_is_refused_in_one_line(front, capsys, tmp_path_factory):
