@@ -38,14 +38,25 @@ Percent = Annotated[float, Field(strict=False, ge=0, lt=1e9, allow_inf_nan=False
 Ratio = Annotated[float, Field(strict=False, gt=0, lt=1e6, allow_inf_nan=False)]
 
 
-class _Again(BaseModel):
-    """A session's reference subnets measured again against the profile's batch (`drift.batch_level`)."""
+class _Level(BaseModel):
+    """A level read on `n` reference subnets as the median ratio of two batches (`drift.batch_level`)."""
 
     model_config = ConfigDict(extra="allow")
 
     n: Count
     level: Ratio
+
+
+class _Again(_Level):
+    """A session's reference subnets measured again against the profile's batch, and how far one strays."""
+
     spread_pct: Percent
+
+
+class _SessionLevel(_Level):
+    """A session's level against the references measured again, with its band of three standard errors."""
+
+    band_pct: Percent
 
 
 class _Session(BaseModel):
@@ -63,14 +74,6 @@ class _Session(BaseModel):
     again: _Again | None = None
 
 
-class _Level(BaseModel):
-    model_config = ConfigDict(extra="allow")
-
-    n: Count
-    level: Ratio
-    band_pct: Percent
-
-
 class _Levels(BaseModel):
     """Each session's level against the references measured again (`drift.reference_levels`)."""
 
@@ -78,7 +81,7 @@ class _Levels(BaseModel):
 
     spread_pct: Percent
     floor_pct: Percent
-    sessions: dict[str, _Level]
+    sessions: dict[str, _SessionLevel]
 
 
 class _Profile(BaseModel):
