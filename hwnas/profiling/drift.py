@@ -153,8 +153,7 @@ def reference_levels(reference: Iterable[Mapping[str, Any]], again: Iterable[Map
         return None
     spread = 100.0 * 1.4826 * float(np.median(np.abs(residuals)))
     return {"spread_pct": round(spread, 2), "floor_pct": LEVEL_FLOOR_PCT,
-            "sessions": {sid: {"n": v["n"], "level": v["level"],
-                               "band_pct": round(NOISE_FACTOR * MEDIAN_SE * spread / np.sqrt(v["n"]), 2)}
+            "sessions": {sid: {"n": v["n"], "level": v["level"], "band_pct": level_threshold(spread, v["n"], floor=0.0)}
                          for sid, v in levels.items()}}
 
 
