@@ -317,7 +317,8 @@ def plan_session_check(profile: dict[str, Any], profile_file: Path, records: Ite
             # at the speed of the profile's own batch, which the predictor learned from: a second batch that ran
             # in a slow phase (its level, the references' median ratio to the profile's batch, is then above 1)
             # would otherwise take that phase for the profiled state
-            again.setdefault(rec.key, []).append(float(value) / again_levels.get(rec.session, 1.0))
+            # the newest second batch counts, as in the profile (an earlier one off the level was measured again)
+            again[rec.key] = [float(value) / again_levels.get(rec.session, 1.0)]
             continue
         try:
             archs.setdefault(rec.key, space.validate(rec.spec))

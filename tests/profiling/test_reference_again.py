@@ -59,7 +59,9 @@ def test_the_reference_subnets_are_measured_again_in_a_batch_of_their_own(profil
     assert min(r.measurement.timestamp for r in again_records) > max(arch_times)  # after the profile's own batch
     # the same batch holds the check subnets (their level for later sessions), references or not
     checks = {r.key for r in records if r.kind == "check" and r.role in CHECK_PHASES}
-    assert {r.key for r in again_records} == set(first) | checks and len(again_records) == len(set(first) | checks)
+    # one batch, or two where the first stood off the profile's level (measured once more)
+    assert {r.key for r in again_records} == set(first) | checks
+    assert len(again_records) in (len(set(first) | checks), 2 * len(set(first) | checks))
     for key, row in again.items():
         assert row["arch"] == first[key]["arch"] and row["median_ms"] > 0
     # the references again are no session checks: a session's checks are its 3 check subnets per phase
