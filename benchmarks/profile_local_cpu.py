@@ -8,13 +8,14 @@ measured end to end.
 By default the held-out subnets are measured in sessions of their own after the profile (as a deployed model
 is): the profile is taken first (its wall time, export included, is what profiling a new device costs from a
 fresh workspace), the predictors are fitted from it, and then the held-out subnets are exported and measured in
-`--holdout-batches` separate batches, each with three of the profile's reference subnets, whose level against
-the profile says how the device moved between the sessions; the agreement of the first two batches is the
-ceiling for any predictor on this device. `--holdout-in-profile` measures them inside the profile's own batch instead.
-Each held-out batch's rows are written to `held-out-batch-N.json` in the workspace. `--export-only` runs the
-slow, device-independent half (exporting every operator and subnet into the
-workspace cache) so that the measuring half can run later on a quiet machine. Targets (issue 25): the best
-predictor within +-10% for >= 99% of 120 held-out subnets, profiling in at most 15 minutes, export included.
+`--holdout-batches` separate batches, each with the profile's reference subnets measured twice (about 20, as
+deploy measures them), whose level against the profile says how the device moved between the sessions; the
+agreement of the first two batches is the ceiling for any predictor on this device. `--holdout-in-profile`
+measures them inside the profile's own batch instead. Each held-out batch's rows and session check are written
+to `held-out-batch-N.json` in the workspace. `--export-only` runs the slow, device-independent half (exporting
+every operator and subnet into the workspace cache) so that the measuring half can run later on a quiet machine.
+Targets (issue 25): the best predictor within +-10% for >= 99% of 120 held-out subnets, profiling in at most 15
+minutes, export included.
 """
 
 from __future__ import annotations
@@ -128,7 +129,7 @@ def main() -> None:
           f"warmup={profile['settings']['warmup']} rounds={profile['settings']['rounds']})")
     if args.profile_only:
         return
-    batches: list[tuple[list, float | None]] = []
+    batches: list[tuple[list, dict | None]] = []
     if args.holdout_in_profile:
         batches.append(([{**r, "role": "extra"} for r in profile["extra"]], None))
     else:
@@ -154,10 +155,13 @@ def main() -> None:
         _row("batch 2 vs 1", 0, evaluate_predictions(pairs[:, 0], pairs[:, 1] * scale))
         print(f"(the same subnets in the next batch, rescaled by their median ratio {scale:.3f}: the agreement of "
               "two measurements, the ceiling for any predictor here)")
-    ratio = batches[0][1]
-    if ratio:
-        corrected = [{**r, args.statistic: r[args.statistic] / ratio} for r in held]
-        print(f"batch 1 divided by its level against the profile (x{ratio:.3f}, from the check subnets):")
+    for i, (rows, session) in enumerate(batches, 1):
+        if not session or not session["ratio"]:
+            continue
+        ratio = session["ratio"]
+        corrected = [{**r, args.statistic: r[args.statistic] / ratio} for r in rows]
+        print(f"batch {i} divided by its level against the profile (x{ratio:.3f}, {session['measured']} "
+              "reference subnets):")
         for name, predictor in predictors.items():
             _row(name, len(predictor.meta_["trained_on"]), *_scored(predictor, corrected, args.statistic))
     if args.retest is not None:
@@ -185,7 +189,7 @@ def held_out_models(args, ws: Workspace, space, holdout: list, settings, profile
                                settings, args.statistic)
     arch_dir = arch_models_dir(ws, space, "onnx", "fp32")
     models = []
-    for arch in [*holdout, *(check.archs if check is not None else [])]:
+    for arch in [*holdout, *([*check.archs, *check.riders] if check is not None else [])]:
         folder = arch_folder(arch_dir, arch.key, "onnx", "fp32")
         sha = json.loads((folder / "model.json").read_text())["sha256"]
         models.append(BenchmarkModel(folder / "model.onnx", arch.key, sha))
@@ -193,19 +197,21 @@ def held_out_models(args, ws: Workspace, space, holdout: list, settings, profile
 
 
 def measure_held_out(args, ws: Workspace, holdout: list, models: list, check, settings,
-                     batch: int) -> tuple[list, float | None]:
-    """Measure the held-out subnets in a session of their own, in one batch with the profile's check subnets
-    (their rounds interleaved): (rows, the device's level against the profile, from the checks)."""
+                     batch: int) -> tuple[list, dict | None]:
+    """Measure the held-out subnets in a session of their own, in one batch with the profile's check and
+    reference subnets (their rounds interleaved): (rows, the session check: the device's level against the
+    profile, from those subnets)."""
     t0 = time.monotonic()
     with open_device(args.device, ws) as dev:
         measured = {m.key: m for m in dev.benchmark(models, settings)}
     print(f"\nheld-out batch {batch}: measured in {time.monotonic() - t0:.0f} s (settings as the profile's)")
-    ratio = None
+    session = None
     if check is not None:
-        levels = {a.key: getattr(measured[a.key], args.statistic) for a in check.archs if measured[a.key].ok}
-        ratio = check.compare({}, {}, levels)["ratio"]
-        print(f"device level against the profile (its check subnets): x{ratio} "
-              f"(threshold {check.threshold_pct}%)")
+        levels = {a.key: getattr(measured[a.key], args.statistic) for a in [*check.archs, *check.riders]
+                  if measured[a.key].ok}
+        session = check.compare({}, {}, levels)
+        print(f"device level against the profile ({session['measured']} reference subnets): x{session['ratio']} "
+              f"(threshold {session['threshold_pct']}%)")
     held = []
     for arch in holdout:
         m = measured[arch.key]
@@ -213,8 +219,10 @@ def measure_held_out(args, ws: Workspace, holdout: list, models: list, check, se
             held.append({"key": arch.key, "arch": arch.to_dict(), "median_ms": m.median_ms, "mean_ms": m.mean_ms,
                          "std_ms": m.std_ms, "min_ms": m.min_ms, "p90_ms": m.p90_ms, "n": m.n,
                          "raw_median_ms": m.raw_median_ms, "round_medians_ms": m.round_medians_ms})
-    (ws.root / f"held-out-batch-{batch}.json").write_text(json.dumps({"ratio": ratio, "rows": held}))
-    return held, ratio
+    ratio = session["ratio"] if session else None
+    (ws.root / f"held-out-batch-{batch}.json").write_text(json.dumps({"ratio": ratio, "session": session,
+                                                                       "rows": held}))
+    return held, session
 
 
 def _scored(predictor, rows: list, statistic: str) -> tuple[dict, float | None]:

@@ -240,6 +240,10 @@ class SessionCheck:
     check_threshold_pct: float = DRIFT_FLOOR_PCT
     threshold_source: str = DRIFT_FROM_CHECKS
     conditions: dict[str, Any] = field(default_factory=dict)  # the device's conditions while profiled
+    # the profile's other reference subnets measured twice: they ride in the front's batch only (not in the check
+    # batches at the start and end), so the session's level is read from about 20 subnets, not 3
+    riders: list[Arch] = field(default_factory=list)
+    level_spread_pct: float | None = None  # one subnet's scatter between two big batches (the threshold's noise)
 
     def compare(self, start: Mapping[str, float], end: Mapping[str, float],
                 with_front: Mapping[str, float] | None = None,
@@ -251,8 +255,10 @@ class SessionCheck:
         taken from the front's batch where measured there, else from the mean of start and end; `shifted` when
         that move exceeds the threshold (`threshold_pct`: the profile's big-batch noise when every ratio came
         from the front's batch, else the check batches' wider one), `drifted` when the session itself moved
-        beyond the check batches' threshold between its start and end. `conditions` (`device_conditions` of
-        this session) are set beside the profile's, and `conditions_changed` names what moved."""
+        beyond the check batches' threshold between its start and end. `with_front` may hold the riders too
+        (measured in the front's batch only): the level is then a median over about 20 subnets. `conditions`
+        (`device_conditions` of this session) are set beside the profile's, and `conditions_changed` names
+        what moved."""
         checks, ratios, moves = {}, [], []
         with_front = with_front or {}
         from_front = True
@@ -271,6 +277,8 @@ class SessionCheck:
         shift = 100.0 * (ratio - 1.0) if ratio is not None else None
         drift = max(moves, default=0.0)
         threshold, source = self.threshold_pct, self.threshold_source
+        if from_front and ratios and self.level_spread_pct is not None:
+            threshold = level_threshold(self.level_spread_pct, len(ratios))  # as many as were measured
         if not from_front and self.check_threshold_pct > threshold:
             threshold, source = self.check_threshold_pct, DRIFT_FROM_CHECKS
         return {"profile": str(self.profile), "sessions": self.sessions, "statistic": self.statistic,
@@ -313,16 +321,16 @@ def plan_session_check(profile: dict[str, Any], profile_file: Path, records: Ite
         value = getattr(m, statistic, None)
         if not _usable(value):
             continue
+        try:
+            archs.setdefault(rec.key, space.validate(rec.spec))
+        except SpaceError:  # a check subnet this space does not hold is left out
+            continue
         if rec.role == AGAIN_PHASE:
             # at the speed of the profile's own batch, which the predictor learned from: a second batch that ran
             # in a slow phase (its level, the references' median ratio to the profile's batch, is then above 1)
             # would otherwise take that phase for the profiled state
             # the newest second batch counts, as in the profile (an earlier one off the level was measured again)
             again[rec.key] = [float(value) / again_levels.get(rec.session, 1.0)]
-            continue
-        try:
-            archs.setdefault(rec.key, space.validate(rec.spec))
-        except SpaceError:  # a check subnet this space does not hold is left out
             continue
         levels.setdefault(rec.key, []).append(float(value))
     if not levels:
@@ -338,14 +346,18 @@ def plan_session_check(profile: dict[str, Any], profile_file: Path, records: Ite
     keys = sorted(levels)
     twice = batch_level({r["key"]: r.get(statistic) for r in profile.get("reference") or []},
                         {r["key"]: r.get(statistic) for r in profile.get("reference_again") or []})
+    riders: list[str] = []
     if twice is not None and all(k in again for k in keys):
-        threshold, source = level_threshold(twice["spread_pct"], len(keys)), DRIFT_FROM_AGAIN
+        # the other subnets of the second batch ride in the front's batch too: a level and a map from ~20
+        riders = sorted(k for k in again if k not in levels)
+        threshold, source = level_threshold(twice["spread_pct"], len(keys) + len(riders)), DRIFT_FROM_AGAIN
     else:
         threshold, source = checks, DRIFT_FROM_CHECKS
+    baseline = {k: float(np.median(levels[k])) for k in keys} | {k: again[k][0] for k in riders}
     return SessionCheck(profile_file, str(profile.get("runtime")), sorted(ids), statistic, round(threshold, 2),
-                        [archs[k] for k in keys], {k: float(np.median(levels[k])) for k in keys}, differ,
-                        round(checks, 2), source,
-                        device_conditions(states, (profile.get("fingerprint") or {}).get("governor")))
+                        [archs[k] for k in keys], baseline, differ, round(checks, 2), source,
+                        device_conditions(states, (profile.get("fingerprint") or {}).get("governor")),
+                        [archs[k] for k in riders], twice["spread_pct"] if source == DRIFT_FROM_AGAIN else None)
 
 
 def _normal(value: Any) -> Any:

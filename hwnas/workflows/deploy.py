@@ -312,7 +312,7 @@ class _FrontDeployment:
             folder = arch_models_dir(self.ws, self.space, fmt, "fp32")
             try:
                 exported = [(a, _export_arch_cached(export_arch, self.space, a, folder, fmt, "fp32"))
-                            for a in check.archs]
+                            for a in [*check.archs, *check.riders]]
             except HwnasError:
                 del self.checks[device]  # measured without the check rather than not at all
                 continue
@@ -366,9 +366,13 @@ class _FrontDeployment:
 
     def _measure_checks(self, device: Any, settings: Any, check: Any, phase: str, progress: ProgressFn | None,
                         states: list[Any]) -> dict[str, float]:
-        """The check subnets measured now, in the check's statistic: {key: ms}; their states added to `states`."""
-        models = self.check_models.get(device.name) or []
-        if check is None or not models:
+        """The check subnets measured now, in the check's statistic: {key: ms}; their states added to `states`.
+        The other reference subnets (`check.riders`) are measured in the front's batch only."""
+        if check is None:
+            return {}
+        keys = {a.key for a in check.archs}
+        models = [m for m in self.check_models.get(device.name) or [] if m.key in keys]
+        if not models:
             return {}
         emit(progress, f"reference check ({phase})", 0, len(models))
         found = {}

@@ -131,9 +131,14 @@ def test_a_later_session_is_judged_on_the_noise_of_the_reference_subnets_measure
     twice = batch_level({r["key"]: r["median_ms"] for r in profile["reference"]},
                         {r["key"]: r["median_ms"] for r in profile["reference_again"]})
     assert twice["n"] == 20
-    # the level of 3 check subnets read in a big batch is noise within 3 standard errors of their median ratio
+    # the check subnets and the other reference subnets ride in the front's batch: the level of the ~20 read
+    # there is noise within 3 standard errors of their median ratio
+    assert len(check.archs) == 3 and {a.key for a in check.riders} | {a.key for a in check.archs} >= set(
+        r["key"] for r in profile["reference_again"])
+    n = len(check.archs) + len(check.riders)
     assert check.threshold_source == "reference subnets measured again"
-    assert check.threshold_pct == level_threshold(twice["spread_pct"], 3) >= LEVEL_FLOOR_PCT
+    assert check.threshold_pct == level_threshold(twice["spread_pct"], n) >= LEVEL_FLOOR_PCT
+    assert check.level_spread_pct == twice["spread_pct"]
     # the check batches of three are noisier: their own (wider or equal) threshold judges moves within a session
     assert check.check_threshold_pct == pytest.approx(max(max(s["check_threshold_pct"] for s in profile["sessions"]),
                                                           DRIFT_FLOOR_PCT), abs=0.05)  # from the rounded spread
@@ -232,3 +237,36 @@ def test_optimize_says_when_the_profile_it_fitted_on_drifted(profiled, tmp_path)
     assert "warning: profiling session" in note and "ran 1.49x their latency" in note
     assert "speed changed during the profile" in note
     assert "warning" not in _fit_whole_subnets(path, tmp_path / "gbm2.json", seed=0) or summary["drifted"]
+
+
+def test_deploy_reads_the_session_from_every_reference_subnet_riding_in_the_fronts_batch(profiled):
+    ws, path = profiled
+    workflows.fit("cpu", "gbm", workspace=ws)
+    run = workflows.search(demo_checkpoint_path(), ["cpu"], workspace=ws, evals=3, limit=50, algorithm="random",
+                           out=ws.runs_dir / "r").run.path
+    settings = load_inventory(ws)["cpu"].settings(**QUICK)
+    result = workflows.deploy(run, "cpu", formats=["onnx"], workspace=ws, max_models=2, settings=settings)
+    check = json.loads((run / "front.json").read_text())["deployed"]["cpu"]["session_check"]
+    profile = load_profile(path)
+    planned = plan_session_check(profile, path, MeasurementStore.for_device(ws, "cpu").records(),
+                                 load_checkpoint(demo_checkpoint_path()).space, settings)
+    starts = {a.key for a in planned.archs}
+    # the 3 check subnets at the start and end, and with them every reference subnet measured twice in the
+    # front's own batch: the level is a median over about 20 subnets, its threshold as narrow as that allows
+    again = {r["key"] for r in profile["reference_again"]}
+    assert set(check["checks"]) == starts | again and len(check["checks"]) >= 20
+    assert check["measured"] == len(check["checks"])
+    for key, row in check["checks"].items():
+        assert row["with_front_ms"] > 0 and (row["start_ms"] is not None) == (key in starts)
+    ratios = [r["with_front_ms"] / r["profile_ms"] for r in check["checks"].values()]
+    assert check["ratio"] == pytest.approx(float(np.median(ratios)), rel=1e-3)
+    twice = batch_level({r["key"]: r["median_ms"] for r in profile["reference"]},
+                        {r["key"]: r["median_ms"] for r in profile["reference_again"]})
+    assert check["threshold_pct"] == level_threshold(twice["spread_pct"], check["measured"])
+    # the front's error scaled to the session by that level
+    measured = [r for r in result.rows if (r.get("measured") or {}).get("latency_ms[cpu]")]
+    assert len(check["front_error_pct"]["scaled"]) == len(measured) >= 1
+    for row, scaled in zip(measured, check["front_error_pct"]["scaled"]):
+        p, m = row["values"]["latency_ms[cpu]"], row["measured"]["latency_ms[cpu]"]
+        assert scaled == pytest.approx(100 * (p * check["ratio"] - m) / m, abs=0.01)
+    assert f"{check['measured']} reference subnets ran" in result.report.read_text()
