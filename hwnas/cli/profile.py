@@ -72,7 +72,7 @@ def profile(
     Ray actor)."""
     from hwnas.distributed import RaySettings
     from hwnas.errors import ProfilingError
-    from hwnas.predictors.fitting import describe_drift
+    from hwnas.predictors.fitting import describe_drift, describe_noise
     from hwnas.workflows import export_measurements
     from hwnas.workflows import profile as run
     from hwnas.workflows.profile import FarmProfilingError, profile_many
@@ -114,9 +114,15 @@ def profile(
                       f"(export {timing.get('export_s', 0):.0f} s, device {timing.get('device_s', 0):.0f} s, "
                       f"wall {timing.get('wall_s', 0):.0f} s this run)")
             if result.session:
+                noise = describe_noise(result.session)
+                if result.session.get("drifted"):
+                    verdict = "; `hwnas fit` will warn: re-profile on a quiet device"
+                elif noise:
+                    verdict = f", steady, but {noise}; `hwnas fit` will warn: re-profile on a quiet device"
+                else:
+                    verdict = ", steady"
                 out.print(f"{named}profiling session {result.session['id']}: {describe_drift(result.session)}"
-                          + ("; `hwnas fit` will warn: re-profile on a quiet device" if result.session.get("drifted")
-                             else ", steady"))
+                          + verdict)
     if failed is not None:
         raise failed
     incomplete = [r for r in results if r.missing_operators]

@@ -17,7 +17,7 @@ from hwnas.predictors.registry import create_predictor
 from hwnas.predictors.report import HeldOutReport, held_out_report
 
 __all__ = ["TRAIN_ROLES", "STATISTICS", "measured_rows", "fit_from_profile", "held_out_rows", "evaluate_on_rows",
-           "session_warnings", "describe_drift", "fit_report"]
+           "session_warnings", "describe_drift", "describe_noise", "fit_report"]
 
 # the measured subnets each predictor learns from; the rest of a profile's subnets are held out
 TRAIN_ROLES = {"lut": (), "lut-calibrated": ("calibration",), "gbm": ("calibration",), "few-shot": ("reference",)}
@@ -60,6 +60,9 @@ def session_warnings(profile: dict[str, Any], rows: list[dict[str, Any]] | None 
     for s in relevant:
         if s.get("drifted"):
             warnings.append(f"profiling session {s['id']} drifted: {describe_drift(s)}")
+        elif describe_noise(s):
+            warnings.append(f"profiling session {s['id']} was noisy: {describe_noise(s)}: re-profile on a quiet "
+                            "device")
     if len(used) > 1:
         levels = _session_levels(profile, used)  # (move, threshold) on the references' yardstick, where it has one
         if levels is None:
@@ -237,6 +240,28 @@ def _check_threshold(summary: dict[str, Any]) -> float:
         return max(CHECK_FLOOR_PCT, float(summary.get("check_threshold_pct", summary.get("threshold_pct"))))
     except (TypeError, ValueError):
         return CHECK_FLOOR_PCT
+
+
+NOISY_SPREAD_PCT = 5.0  # subnets straying more than this between a session's two batches: a noisy device
+
+
+def describe_noise(summary: dict[str, Any]) -> str | None:
+    """Why a profiling session's measurements are noisy, in words, or None: its reference subnets, measured in
+    the profile's batch and again in a batch of their own, strayed from their common level by more than
+    `NOISY_SPREAD_PCT` (a robust standard deviation; 0.4-3.5% on this machine when it is quiet). Each subnet the
+    session measured carries that noise, and so does a predictor fitted on them, whether or not the level moved."""
+    again = summary.get("again")
+    if not isinstance(again, dict):
+        return None
+    try:
+        spread = float(again.get("spread_pct"))
+    except (TypeError, ValueError):
+        return None
+    if not spread > NOISY_SPREAD_PCT:
+        return None
+    return (f"its {again.get('n')} reference subnets strayed {spread:.1f}% from their common level between the "
+            f"profile's batch and their second batch (over {NOISY_SPREAD_PCT:.0f}%), so each measurement, and a "
+            "predictor fitted on them, is no better than that")
 
 
 def describe_drift(summary: dict[str, Any]) -> str:

@@ -10,7 +10,7 @@ import pytest
 
 from hwnas.devices.base import Measurement
 from hwnas.errors import PredictorError
-from hwnas.predictors.fitting import session_warnings
+from hwnas.predictors.fitting import NOISY_SPREAD_PCT, describe_noise, session_warnings
 from hwnas.profiling.drift import (
     AGAIN_PHASE,
     DRIFT_FLOOR_PCT,
@@ -134,6 +134,22 @@ def test_a_session_is_judged_on_its_references_measured_again_not_on_its_check_b
     (few,) = session_summaries(_session("s3", 0, {"start": 1.0, "middle": 1.75, "end": 1.0})
                                + _batches("s3", 10, 1.0, n=5))
     assert few["drift_source"] == "check subnets at start, middle and end" and few["drifted"]
+
+
+def test_a_noisy_session_is_a_warning_even_when_its_level_held():
+    # the references measured again at the profile's level, but each strays ~11% from it: every measurement of
+    # that session (and a predictor fitted on them) is that noisy; at 2% scatter nothing is said
+    (noisy,) = session_summaries(_session("s1", 0, {p: 1.0 for p in ("start", "middle", "end")})
+                                 + _batches("s1", 10, 1.0, scatter=0.11))
+    assert not noisy["drifted"] and noisy["again"]["spread_pct"] > NOISY_SPREAD_PCT
+    text = describe_noise(noisy)
+    assert f"{noisy['again']['spread_pct']:.1f}%" in text and "no better than that" in text
+    (warning,) = session_warnings(_profile([noisy], ["s1"]))
+    assert "was noisy" in warning and "re-profile on a quiet device" in warning
+    (quiet,) = session_summaries(_session("s2", 0, {p: 1.0 for p in ("start", "middle", "end")})
+                                 + _batches("s2", 10, 1.0, scatter=0.02))
+    assert describe_noise(quiet) is None and session_warnings(_profile([quiet], ["s2"])) == []
+    assert describe_noise({"again": {"n": 20, "spread_pct": "x"}}) is None  # unreadable: nothing claimed
 
 
 def _two_session_profile(level2: float, checks2: float):

@@ -15,7 +15,7 @@ from hwnas.cli.app import main
 from hwnas.devices import open_device
 from hwnas.devices.inventory import add_device, load_inventory
 from hwnas.predictors.base import conformal_halfwidth
-from hwnas.predictors.fitting import AGAIN_SOURCE, MIN_AGAIN, fit_from_profile, fit_report
+from hwnas.predictors.fitting import AGAIN_SOURCE, MIN_AGAIN, describe_noise, fit_from_profile, fit_report
 from hwnas.profiling import load_profile, profile_device, reference_archs
 from hwnas.profiling.drift import (
     AGAIN_PHASE,
@@ -179,7 +179,10 @@ def test_hwnas_profile_says_whether_the_device_held_its_speed(profiled, capsys):
     line = (f"profiling session {summary['id']}: its 20 reference subnets measured again after the profile's batch "
             f"ran {summary['again']['level']:.2f}x their latency in it (noise allows {summary['threshold_pct']:.0f}%)")
     assert line in out
-    assert ("`hwnas fit` will warn" in out) == summary["drifted"] and (", steady" in out) != summary["drifted"]
+    noisy = describe_noise(summary) is not None  # its references strayed beyond 5% (a busy host, 3 runs each)
+    assert ("`hwnas fit` will warn" in out) == (summary["drifted"] or noisy)
+    assert (", steady" in out) != summary["drifted"]
+    assert (", steady, but its 20 reference subnets strayed" in out) == (noisy and not summary["drifted"])
 
 
 class _SlowSecondBatch:
@@ -236,7 +239,8 @@ def test_optimize_says_when_the_profile_it_fitted_on_drifted(profiled, tmp_path)
     note = _fit_whole_subnets(copy, tmp_path / "gbm.json", seed=0)
     assert "warning: profiling session" in note and "ran 1.49x their latency" in note
     assert "speed changed during the profile" in note
-    assert "warning" not in _fit_whole_subnets(path, tmp_path / "gbm2.json", seed=0) or summary["drifted"]
+    assert ("warning" not in _fit_whole_subnets(path, tmp_path / "gbm2.json", seed=0) or summary["drifted"]
+            or describe_noise(summary))
 
 
 def test_deploy_reads_the_session_from_every_reference_subnet_riding_in_the_fronts_batch(profiled):
