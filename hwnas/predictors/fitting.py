@@ -58,11 +58,11 @@ def session_warnings(profile: dict[str, Any], rows: list[dict[str, Any]] | None 
                         "measurements cannot be ruled out: re-profile to check it")
     relevant = [s for s in sessions if not used or s.get("id") in used]
     for s in relevant:
+        noise = describe_noise(s)
         if s.get("drifted"):
             warnings.append(f"profiling session {s['id']} drifted: {describe_drift(s)}")
-        elif describe_noise(s):
-            warnings.append(f"profiling session {s['id']} was noisy: {describe_noise(s)}: re-profile on a quiet "
-                            "device")
+        elif noise:
+            warnings.append(f"profiling session {s['id']} was noisy: {noise}: re-profile on a quiet device")
     if len(used) > 1:
         levels = _session_levels(profile, used)  # (move, threshold) on the references' yardstick, where it has one
         if levels is None:

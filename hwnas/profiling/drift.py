@@ -348,7 +348,7 @@ def plan_session_check(profile: dict[str, Any], profile_file: Path, records: Ite
                         {r["key"]: r.get(statistic) for r in profile.get("reference_again") or []})
     riders: list[str] = []
     if twice is not None and all(k in again for k in keys):
-        # the other subnets of the second batch ride in the front's batch too: a level and a map from ~20
+        # the other subnets of the second batch ride in the front's batch too: a level read from ~20
         riders = sorted(k for k in again if k not in levels)
         threshold, source = level_threshold(twice["spread_pct"], len(keys) + len(riders)), DRIFT_FROM_AGAIN
     else:
