@@ -23,6 +23,27 @@ from pathlib import Path
 import numpy as np
 
 
+def load_run(run: Path, device: str, workspace: Path | None = None):
+    """A deployed run's (workspace, front.json, the device's profile, space, predictor, statistic); the workspace
+    defaults to the run folder's grandparent, as `optimize` lays it out."""
+    from hwnas.predictors import load_predictor
+    from hwnas.profiling import load_profile
+    from hwnas.supernet import load_checkpoint
+    from hwnas.workspace import Workspace
+
+    ws = Workspace(workspace or run.parent.parent)
+    front = json.loads((run / "front.json").read_text())
+    settings = json.loads((run / "settings.json").read_text())
+    deployed = front["deployed"][device]
+    profile_path = Path((deployed.get("session_check") or {}).get("profile") or "")
+    if not profile_path.is_file():
+        raise SystemExit(f"no profile recorded for {device} in {run}/front.json")
+    profile = load_profile(profile_path)
+    space = load_checkpoint(Path(settings["supernet"])).space
+    predictor = load_predictor(ws.predictor_path(device, space.name, profile["runtime"]), space=space)
+    return ws, front, profile, space, predictor, deployed.get("statistic", "median_ms")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("run", type=Path)
@@ -35,25 +56,11 @@ def main() -> None:
 
     from hwnas.devices import BenchmarkModel, open_device
     from hwnas.export import export_arch
-    from hwnas.predictors import create_predictor, load_predictor
-    from hwnas.profiling import load_profile
+    from hwnas.predictors import create_predictor
     from hwnas.profiling.profiler import _export_arch_cached, arch_models_dir
     from hwnas.profiling.reference import corner_archs
-    from hwnas.supernet import load_checkpoint
-    from hwnas.workspace import Workspace
 
-    ws = Workspace(args.workspace or args.run.parent.parent)
-    front = json.loads((args.run / "front.json").read_text())
-    settings = json.loads((args.run / "settings.json").read_text())
-    deployed = front["deployed"][args.device]
-    check = deployed.get("session_check") or {}
-    profile_path = Path(check.get("profile") or "")
-    if not profile_path.is_file():
-        raise SystemExit(f"no profile recorded for {args.device} in {args.run}/front.json")
-    profile = load_profile(profile_path)
-    space = load_checkpoint(Path(settings["supernet"])).space
-    predictor = load_predictor(ws.predictor_path(args.device, space.name, profile["runtime"]), space=space)
-    stat = deployed.get("statistic", "median_ms")
+    ws, front, profile, space, predictor, stat = load_run(args.run, args.device, args.workspace)
 
     rows = [r for r in front["front"] if r.get("models", {}).get("onnx-fp32")]
     archs = [space.validate(r["arch"]) for r in rows]

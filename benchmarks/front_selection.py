@@ -42,24 +42,13 @@ def main() -> None:
 def measure(run: Path, device: str, rounds: int, runs: int) -> tuple[float, dict[str, list[float]]]:
     """The device's level now, and the predictor's errors in % on the front, on the other evaluated archs and on
     those of them at least as accurate as the front's least accurate model."""
+    from front_error import load_run
+
     from hwnas.devices import BenchmarkModel, open_device
     from hwnas.export import export_arch
-    from hwnas.predictors import load_predictor
-    from hwnas.profiling import load_profile
     from hwnas.profiling.profiler import _export_arch_cached, arch_models_dir
-    from hwnas.supernet import load_checkpoint
-    from hwnas.workspace import Workspace
 
-    ws = Workspace(run.parent.parent)
-    front = json.loads((run / "front.json").read_text())
-    settings = json.loads((run / "settings.json").read_text())
-    check = front["deployed"][device].get("session_check") or {}
-    if not Path(check.get("profile") or "").is_file():
-        raise SystemExit(f"no profile recorded for {device} in {run}/front.json")
-    profile = load_profile(Path(check["profile"]))
-    space = load_checkpoint(Path(settings["supernet"])).space
-    predictor = load_predictor(ws.predictor_path(device, space.name, profile["runtime"]), space=space)
-    statistic = front["deployed"][device].get("statistic", "median_ms")
+    ws, front, profile, space, predictor, statistic = load_run(run, device)
     evaluated = {e["key"]: e for e in map(json.loads, (run / "evaluated.jsonl").read_text().splitlines())}
     archs = {k: space.validate(e["arch"]) for k, e in evaluated.items()}
     profiled = [r for role in ("reference", "calibration") for r in profile.get(role) or []]
