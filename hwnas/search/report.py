@@ -500,6 +500,9 @@ def session_summary(device: str, check: dict[str, Any]) -> str:
     ratio, shift = check["ratio"], check["shift_pct"]
     text = (f"{device}: the profile's {check['measured']} reference subnets ran {ratio:.2f}x their profiled "
             f"latency ({shift:+.1f}%, profile noise threshold ±{check['threshold_pct']:.0f}%)")
+    first = check.get("first_batch")
+    if isinstance(first, dict) and first.get("ratio"):
+        text += f", measured twice: the front's first batch ran at {first['ratio']:.2f}x"
     if check.get("shifted"):
         text += ": the device is not in the state it was profiled in"
     if check.get("drifted"):

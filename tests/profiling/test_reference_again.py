@@ -274,3 +274,56 @@ def test_deploy_reads_the_session_from_every_reference_subnet_riding_in_the_fron
         p, m = row["values"]["latency_ms[cpu]"], row["measured"]["latency_ms[cpu]"]
         assert scaled == pytest.approx(100 * (p * check["ratio"] - m) / m, abs=0.01)
     assert f"{check['measured']} reference subnets ran" in result.report.read_text()
+
+
+class _SlowFrontBatch:
+    """This CPU, with the first batch holding the profile's reference subnets beside other models (deploy's
+    front batch) read `factor` times slower; every other batch as measured. `batches` keeps what each front
+    batch yielded."""
+
+    def __init__(self, device, keys, factor=3.0):
+        self.device, self.keys, self.factor, self.batches = device, set(keys), factor, []
+
+    def __getattr__(self, name):
+        return getattr(self.device, name)
+
+    def benchmark(self, models, settings):
+        keys = {m.key for m in models}
+        front = self.keys < keys
+        if front:
+            self.batches.append({})
+        for m in self.device.benchmark(models, settings):
+            if front and len(self.batches) == 1:
+                m = dataclasses.replace(m, **{f: getattr(m, f) * self.factor for f in
+                                              ("median_ms", "mean_ms", "min_ms", "p90_ms", "std_ms")})
+            if front:
+                self.batches[-1][m.key] = m.median_ms
+            yield m
+
+
+def test_a_front_batch_caught_in_a_slow_phase_is_measured_once_more(profiled, capsys):
+    from hwnas.search.report import session_summary
+    from hwnas.workflows.deploy import deploy_front
+
+    ws, path = profiled
+    workflows.fit("cpu", "gbm", workspace=ws)
+    run = workflows.search(demo_checkpoint_path(), ["cpu"], workspace=ws, evals=3, limit=50, algorithm="random",
+                           out=ws.runs_dir / "slow").run.path
+    profile = load_profile(path)
+    riders = {r["key"] for r in profile["reference_again"]}
+    with open_device("cpu", ws) as dev:
+        slow = _SlowFrontBatch(dev, riders)
+        rows = deploy_front(run, slow, ["onnx"], settings=dev.config.settings(**QUICK), workspace=ws, max_models=2)
+    # the slowed batch, then once more; never a third time, whatever the second reads
+    assert len(slow.batches) == 2
+    check = json.loads((run / "front.json").read_text())["deployed"]["cpu"]["session_check"]
+    assert check["first_batch"]["ratio"] > 1.5  # what the slow phase made of it (3x, whatever the load)
+    assert check["ratio"] < check["first_batch"]["ratio"] / 2
+    # the newest batch counts: the front's measured latency and the session's level both come from it
+    newest = slow.batches[-1]
+    measured = {r["key"]: r["measured"]["latency_ms[cpu]"] for r in rows if (r.get("measured") or {}).get(
+        "latency_ms[cpu]")}
+    assert measured and all(newest[k] == pytest.approx(v) for k, v in measured.items())
+    assert all(row["with_front_ms"] == pytest.approx(newest[k]) for k, row in check["checks"].items())
+    assert f"measured twice: the front's first batch ran at {check['first_batch']['ratio']:.2f}x" in \
+        session_summary("cpu", check)
