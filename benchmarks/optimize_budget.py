@@ -3,9 +3,9 @@ share of deployed models whose measured latency keeps the budget, and the covera
 on the held-out reference subnets and on the deployed models; and the deploy session's reference check (how fast
 the device ran against its profile) with the front's error scaled to the session.
 
-    python benchmarks/optimize_budget.py [--out /tmp/hwnas-opt] [--quantile 0.5] [--seed 0] [--profile-subnets 30]
+    python benchmarks/optimize_budget.py [--out /tmp/hwnas-opt] [--quantile 0.5] [--seed 0] [--profile-subnets 60]
 
-Two calls: the first `optimize` without a budget profiles this CPU (30 random + 20 held-out reference subnets of
+Two calls: the first `optimize` without a budget profiles this CPU (60 random + 20 held-out reference subnets of
 the demo supernet), fits the predictor, searches and deploys (its wall time is the "from nothing" figure); the
 budget is then the `--quantile` of the predicted latency over 500 random subnets, and the second `optimize`
 reuses the predictor, searches under the budget (held on the 95% interval's upper end) and deploys the front.
@@ -27,7 +27,7 @@ def main() -> None:
     parser.add_argument("--quantile", type=float, default=0.5)
     parser.add_argument("--evals", type=int, default=60)
     parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--profile-subnets", type=int, default=30, help="subnets the first optimize measures")
+    parser.add_argument("--profile-subnets", type=int, default=60, help="subnets the first optimize measures")
     args = parser.parse_args()
 
     from hwnas.predictors import load_predictor

@@ -43,7 +43,7 @@ def optimize(
     evals: Annotated[int, typer.Option("--evals", min=1, help="Budget of top-1 evaluations.")] = 60,
     limit: Annotated[int | None, typer.Option("--limit", min=1, help="Images per top-1 evaluation.")] = None,
     profile_subnets: Annotated[int, typer.Option("--profile-subnets", min=3, help="Random subnets measured whole "
-                                                 "when the device has no predictor for this space yet.")] = 30,
+                                                 "when the device has no predictor for this space yet.")] = 60,
     formats: Annotated[str, typer.Option("--format", help="Comma-separated: onnx, tflite.")] = "onnx,tflite",
     int8: Annotated[bool, typer.Option("--int8", help="Also deploy int8 models.")] = False,
     max_models: Annotated[int | None, typer.Option("--max-models", min=1, help="Deploy only this many front models, "

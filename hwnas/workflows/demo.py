@@ -31,9 +31,9 @@ class DemoPlan:
     max_models: int | None
 
 
-# 60 subnets profiled, not 30: the search ends in a region that 30 random subnets cover thinly, and the
-# predictor then errs there for the whole front at once (benchmarks/README.md, "Every reference subnet in the
-# front's batch": every model of 6 demos within +-5% with 60, in 1 of 3 demos with 30); it costs 10-30 s
+# 60 subnets profiled (optimize's default too), not 30: the search ends in a region that 30 random subnets cover
+# thinly, and the predictor then errs there for the whole front at once (benchmarks/README.md, "Every reference
+# subnet in the front's batch": every model of 6 demos within +-5% with 60, in 1 of 3 demos with 30); it costs 10-30 s
 PLANS = {"full": DemoPlan(60, True, 60, None, 4, None), "quick": DemoPlan(8, False, 12, 200, 1, 2)}
 
 

@@ -62,7 +62,7 @@ class OptimizeResult:
 
 def optimize(device: str, *, supernet: str | Path | None = None, data: str = "mnist5k",
              max_latency_ms: float | None = None, workspace: Workspace | str | Path | None = None, evals: int = 60,
-             limit: int | None = None, calib_batches: int = 4, profile_subnets: int = 30, reference: bool = True,
+             limit: int | None = None, calib_batches: int = 4, profile_subnets: int = 60, reference: bool = True,
              formats: Sequence[str] = ("onnx", "tflite"), int8: bool = False, max_models: int | None = None,
              out: str | Path | None = None, refit: bool = False, seed: int = 0, budget_coverage: float | None = 0.95,
              ray: Any = None, progress: ProgressFn | None = None,
