@@ -11,8 +11,11 @@ Per profile: the session's drift as judged on its three check subnets at start, 
 three, threshold from their spread: the rule before 2026-12-07) and as judged on its reference subnets measured
 again (level, spread, threshold). Then each profile is taken as a later session of the one before it, as
 deploy checks one: the level of the 3 check subnets in the later big batch against the earlier profile (their
-second batch divided by that batch's level), with the threshold each rule gives, next to the level of all 20
-reference subnets in the later batch against the earlier profile's own batch (the better-measured truth).
+second batch divided by that batch's level), with the threshold each rule gives; the level deploy reads since
+2026-12-07 (night), the median over the check subnets and every other reference subnet of the second batch
+(the riders, 21 on the demo supernet), with its threshold; next to the level of all 20 reference subnets in the
+later batch against the earlier profile's own batch (the better-measured truth; the riders' reading takes its
+profiled level from the second batch instead, so the two share the later values but not the baseline).
 """
 
 from __future__ import annotations
@@ -96,8 +99,9 @@ def main() -> None:
         profiles.append((profile, old, again_ms))
 
     print("\nlater session against the profile before it (3 check subnets in a big batch, as deploy reads them)")
-    print("pair   level of 20 refs | level of 3 checks | old threshold verdict | new threshold verdict")
-    agree = {"old": 0, "new": 0}
+    print("pair   level of 20 refs | level of 3 checks | old threshold verdict | new threshold verdict | "
+          "level of all (deploy now) threshold verdict")
+    agree = {"old": 0, "new": 0, "riders": 0}
     for i in range(1, len(profiles)):
         (before, old_before, first), (_, _, later) = profiles[i - 1], profiles[i]
         profiled = {r["key"]: r["median_ms"] for r in before["reference"]}
@@ -106,18 +110,25 @@ def main() -> None:
         twice = batch_level(profiled, {k: first[k] for k in profiled})
         # as deploy reads it: the check subnets' second batch, at the speed of the profile's own batch
         level = float(np.median([later[k] / (first[k] / twice["level"]) for k in checks]))
-        thresholds = {"old": old_before["threshold_pct"], "new": level_threshold(twice["spread_pct"], len(checks))}
+        # deploy now: the check subnets and the riders (every other subnet of the second batch) in one median
+        every = sorted(k for k in first if k in later)
+        levels = {"old": level, "new": level,
+                  "riders": float(np.median([later[k] / (first[k] / twice["level"]) for k in every]))}
+        thresholds = {"old": old_before["threshold_pct"], "new": level_threshold(twice["spread_pct"], len(checks)),
+                      "riders": level_threshold(twice["spread_pct"], len(every))}
         truly = move_pct(truth) > 5.0
         verdicts = {}
         for rule, threshold in thresholds.items():
-            verdicts[rule] = move_pct(level) > threshold
+            verdicts[rule] = move_pct(levels[rule]) > threshold
             agree[rule] += verdicts[rule] == truly
         print(f"{i - 1}->{i}   {truth:.3f}{' (moved)' if truly else '        '}   | {level:.3f}             | "
               f"±{thresholds['old']:5.1f}% {'shifted' if verdicts['old'] else 'same':7s}     | "
-              f"±{thresholds['new']:4.1f}% {'shifted' if verdicts['new'] else 'same'}")
+              f"±{thresholds['new']:4.1f}% {'shifted' if verdicts['new'] else 'same':7s}     | "
+              f"{levels['riders']:.3f} ({len(every)}) ±{thresholds['riders']:4.1f}% "
+              f"{'shifted' if verdicts['riders'] else 'same'}")
     pairs = len(profiles) - 1
     print(f"\nverdict agrees with the 20 references' level (moved beyond 5% or not): old rule {agree['old']} of "
-          f"{pairs}, new rule {agree['new']} of {pairs}")
+          f"{pairs}, 3 checks {agree['new']} of {pairs}, all {agree['riders']} of {pairs} (deploy now)")
 
 
 if __name__ == "__main__":
