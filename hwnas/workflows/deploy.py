@@ -181,7 +181,9 @@ def deploy_front(run_dir: str | Path, device: Any, formats: Sequence[str] = ("tf
     the profile's reference-check subnets are measured again at the start and the end of the session, under the
     deploy's settings, and front.json records how fast the device ran against its profile
     (`deployed[<device>]["session_check"]`, see `hwnas.profiling.drift.SessionCheck`), with the front's error
-    against its predictions as predicted and scaled to the session."""
+    against its predictions as predicted and scaled to the session. A front batch whose reference subnets read
+    the device beyond the profile's threshold is measured once more and the newest batch counts
+    (`session_check["first_batch"]` keeps the first one's level)."""
     deployment = _FrontDeployment(run_dir, formats, int8=int8, supernet=supernet, calib=calib,
                                   max_models=max_models, bn_data=bn_data, workspace=workspace)
     deployment.plan_checks(device.name, settings or device.default_settings())
