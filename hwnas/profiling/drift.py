@@ -17,7 +17,7 @@ from __future__ import annotations
 import os
 import time
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -219,6 +219,33 @@ def conditions_changed(profiled: Mapping[str, Any], now: Mapping[str, Any]) -> d
 # the settings that change what a model measures; a later session that differs in one is not like for like
 MEASURE_FIELDS = ("runtime", "threads", "warmup", "runs", "min_seconds", "rounds", "pin_cores", "use_gpu",
                   "fresh_session")
+# the part of them that says how long and in how many sessions a model is timed; a later session takes these from
+# the profile (the rest says which device and runtime, and stays the device's own)
+TIMING_FIELDS = {"warmup": (int, 0), "runs": (int, 1), "min_seconds": (float, 0.0), "rounds": (int, 1),
+                 "fresh_session": (bool, None)}
+
+
+def profiled_settings(profile: Mapping[str, Any], settings: Any) -> Any:
+    """`settings` (BenchmarkSettings) timing models as `profile` did: its warm-up, runs, time floor, rounds and
+    fresh sessions, where the profile recorded them as usable values (anything else keeps `settings`' own)."""
+    theirs = profile.get("settings") if isinstance(profile.get("settings"), Mapping) else {}
+    taken: dict[str, Any] = {}
+    for name, (kind, least) in TIMING_FIELDS.items():
+        value = theirs.get(name)
+        if kind is bool:
+            if isinstance(value, bool):
+                taken[name] = value
+            continue
+        if value is None and name == "min_seconds":
+            taken[name] = 0.0
+            continue
+        if isinstance(value, bool) or not isinstance(value, (int, float)) or not np.isfinite(value):
+            continue
+        if kind is int and value != int(value):
+            continue
+        if value >= least:
+            taken[name] = kind(value)
+    return replace(settings, **taken)
 
 
 @dataclass

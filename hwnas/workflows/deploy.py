@@ -64,7 +64,9 @@ def deploy(run_dir: str | Path, device: str, *, formats: Sequence[str] = ("tflit
            progress: ProgressFn | None = None) -> DeployResult:
     """Deploy the front of the search run `run_dir` to the workspace device `device`: export to `formats`
     (fp32, and int8 with `int8`, calibrated on the run's own training images), validate, measure, record.
-    `settings` (BenchmarkSettings) overrides the device's own measurement settings."""
+    The device measures as its profile of this space did (runs, rounds, warm-up, time floor, fresh sessions;
+    its own settings where it has no profile); `settings` (BenchmarkSettings) overrides both, and the session
+    check names what then differs from the profile."""
     from hwnas.devices import open_device
 
     ws = resolve_workspace(workspace)
@@ -102,7 +104,7 @@ def deploy_many(run_dir: str | Path, devices: Sequence[str], *, ray: RaySettings
     deployment = _FrontDeployment(run.path, formats, int8=int8, supernet=supernet, calib=calib,
                                   max_models=max_models, workspace=ws)
     for name in names:
-        deployment.plan_checks(name, settings or configs[name].settings())
+        deployment.plan_checks(name, settings or configs[name].settings(), given=settings is not None)
     with ray_session(ray) as ray_module:  # a cluster that cannot be reached is said before any export
         deployment.export(progress)
         outcome = DeviceFarm(ws, ray_module).run(
@@ -179,14 +181,15 @@ def deploy_front(run_dir: str | Path, device: Any, formats: Sequence[str] = ("tf
 
     With the `workspace` holding the device's profile for this space, the deploy session is checked against it:
     the profile's reference-check subnets are measured again at the start and the end of the session, under the
-    deploy's settings, and front.json records how fast the device ran against its profile
-    (`deployed[<device>]["session_check"]`, see `hwnas.profiling.drift.SessionCheck`), with the front's error
-    against its predictions as predicted and scaled to the session. A front batch whose reference subnets read
+    deploy's settings (the profile's own unless `settings` are given), and front.json records how fast the
+    device ran against its profile (`deployed[<device>]["session_check"]`, see
+    `hwnas.profiling.drift.SessionCheck`), with the front's error against its predictions as predicted and
+    scaled to the session. A front batch whose reference subnets read
     the device beyond the profile's threshold is measured once more and the newest batch counts
     (`session_check["first_batch"]` keeps the first one's level)."""
     deployment = _FrontDeployment(run_dir, formats, int8=int8, supernet=supernet, calib=calib,
                                   max_models=max_models, bn_data=bn_data, workspace=workspace)
-    deployment.plan_checks(device.name, settings or device.default_settings())
+    deployment.plan_checks(device.name, settings or device.default_settings(), given=settings is not None)
     deployment.export(progress)
     return deployment.record([deployment.measure(device, settings, progress)])
 
@@ -248,6 +251,7 @@ class _FrontDeployment:
         self.ws = workspace
         self.checks: dict[str, Any] = {}  # device -> SessionCheck
         self.check_models: dict[str, list[Any]] = {}  # device -> the check subnets' BenchmarkModels
+        self.settings: dict[str, tuple[Any, str]] = {}  # device -> (its BenchmarkSettings, where they came from)
 
     def _interval_predictor(self, device: str, runtime: str) -> Any:
         """The workspace's latency predictor for `device`, this space and `runtime`, where it can give a 95%
@@ -263,13 +267,16 @@ class _FrontDeployment:
             return None
         return predictor
 
-    def plan_checks(self, device: str, settings: Any) -> None:
+    def plan_checks(self, device: str, settings: Any, given: bool = True) -> None:
         """Plan the reference checks of `device` measuring with `settings` (on the driver: reads the workspace's
-        profile and store). Without a profile of this space and runtime there is nothing to check against."""
-        from hwnas.profiling.drift import plan_session_check
+        profile and store). Without a profile of this space and runtime there is nothing to check against.
+        Unless the settings were `given`, the device then measures as its profile did (`profiled_settings`:
+        its runs, rounds, warm-up, time floor and fresh sessions), so that predicted and measured compare."""
+        from hwnas.profiling.drift import plan_session_check, profiled_settings
         from hwnas.profiling.profile import load_profile, profile_path
         from hwnas.profiling.store import MeasurementStore
 
+        self.settings[device] = (settings, "given" if given else "device")
         if self.ws is None:
             return
         path = profile_path(self.ws, device, self.space.name, settings.runtime, "fp32")
@@ -277,7 +284,11 @@ class _FrontDeployment:
             return
         statistic = (self.run_settings.get("latency_statistics") or {}).get(device) or "median_ms"
         try:
-            check = plan_session_check(load_profile(path), path, MeasurementStore.for_device(self.ws, device).records(),
+            profile = load_profile(path)
+            if not given:
+                settings = profiled_settings(profile, settings)
+                self.settings[device] = (settings, "profile")
+            check = plan_session_check(profile, path, MeasurementStore.for_device(self.ws, device).records(),
                                        self.space, settings, statistic)
         except HwnasError:
             return  # a damaged profile: `fit` and `profile` say so; deploy measures without the check
@@ -325,7 +336,7 @@ class _FrontDeployment:
         from hwnas.devices.base import BenchmarkModel
         from hwnas.export import FORMAT_RUNTIMES, format_for_runtime
 
-        base_settings = settings or device.default_settings()
+        base_settings = settings or self.settings.get(device.name, (None,))[0] or device.default_settings()
         # measured in the figure the search's latency for this device was predicted in (its predictor's
         # statistic), so that predicted and measured compare like with like; median for a device the search did
         # not predict
@@ -417,6 +428,7 @@ class _FrontDeployment:
     def record(self, measured: list[_Measured]) -> list[dict[str, Any]]:
         """Write each device's measurements into model.json, front.json/.csv and report.html; the front rows."""
         from hwnas.export import FORMAT_RUNTIMES, update_sidecar
+        from hwnas.profiling.drift import TIMING_FIELDS
 
         for got in measured:
             predictor = self._interval_predictor(got.device, got.runtime)
@@ -436,6 +448,9 @@ class _FrontDeployment:
                         update_sidecar(model.sidecar or model.path, deployed={f"{got.device}/{fmt}-{precision}": entry})
             entry = {"formats": self.formats, "precisions": self.precisions, "runtime": got.runtime,
                      "statistic": got.statistic}
+            if got.device in self.settings:
+                used, source = self.settings[got.device]
+                entry["settings"] = {**{k: getattr(used, k) for k in TIMING_FIELDS}, "from": source}
             if got.session is not None:
                 entry["session_check"] = {**got.session, **_front_errors(self.rows, got.device, got.session)}
             self.doc["deployed"] = {**self.doc.get("deployed", {}), got.device: entry}

@@ -185,23 +185,27 @@ def test_hwnas_profile_says_whether_the_device_held_its_speed(profiled, capsys):
     assert (", steady, but its 20 reference subnets strayed" in out) == (noisy and not summary["drifted"])
 
 
-class _SlowSecondBatch:
-    """This CPU, with the first batch of reference subnets measured again read `factor` times slower (a slow
-    phase of the host over that batch); every other batch as measured."""
+class _SlowFirstBatch:
+    """This CPU, with the first batch that `picked` (a test on the batch's set of keys) selects read `factor` times
+    slower (a slow phase of the host over that batch); every other batch as measured. `batches` keeps what each
+    picked batch yielded ({key: median_ms})."""
 
-    def __init__(self, device, keys, factor=3.0):
-        self.device, self.keys, self.factor, self.batches = device, set(keys), factor, []
+    def __init__(self, device, picked, factor=3.0):
+        self.device, self.picked, self.factor, self.batches = device, picked, factor, []
 
     def __getattr__(self, name):
         return getattr(self.device, name)
 
     def benchmark(self, models, settings):
-        again = {m.key for m in models} == self.keys
-        self.batches.append(again)
+        picked = self.picked({m.key for m in models})
+        if picked:
+            self.batches.append({})
         for m in self.device.benchmark(models, settings):
-            if again and self.batches.count(True) == 1:
+            if picked and len(self.batches) == 1:
                 m = dataclasses.replace(m, **{f: getattr(m, f) * self.factor for f in
                                               ("median_ms", "mean_ms", "min_ms", "p90_ms", "std_ms")})
+            if picked:
+                self.batches[-1][m.key] = m.median_ms
             yield m
 
 
@@ -211,9 +215,9 @@ def test_a_second_batch_caught_in_a_slow_phase_is_measured_once_more(tmp_path):
     space = load_checkpoint(demo_checkpoint_path()).space
     keys = {a.key for a in reference_archs(space, 20)} | {a.key for a in check_archs(space, 20)}
     with open_device("cpu", ws) as dev:
-        slow = _SlowSecondBatch(dev, keys)
+        slow = _SlowFirstBatch(dev, lambda batch: batch == keys)  # the reference subnets measured again
         path = profile_device(slow, space, ws, settings=dev.config.settings(**QUICK), ops=[], calibration=0, jobs=1)
-    assert slow.batches.count(True) == 2  # the slowed batch, then once more
+    assert len(slow.batches) == 2  # the slowed batch, then once more
     records = MeasurementStore.for_device(ws, "cpu").records()
     again = [r for r in records if r.kind == "check" and r.role == AGAIN_PHASE]
     assert len(again) == 2 * len(keys)
@@ -276,31 +280,6 @@ def test_deploy_reads_the_session_from_every_reference_subnet_riding_in_the_fron
     assert f"{check['measured']} reference subnets ran" in result.report.read_text()
 
 
-class _SlowFrontBatch:
-    """This CPU, with the first batch holding the profile's reference subnets beside other models (deploy's
-    front batch) read `factor` times slower; every other batch as measured. `batches` keeps what each front
-    batch yielded."""
-
-    def __init__(self, device, keys, factor=3.0):
-        self.device, self.keys, self.factor, self.batches = device, set(keys), factor, []
-
-    def __getattr__(self, name):
-        return getattr(self.device, name)
-
-    def benchmark(self, models, settings):
-        keys = {m.key for m in models}
-        front = self.keys < keys
-        if front:
-            self.batches.append({})
-        for m in self.device.benchmark(models, settings):
-            if front and len(self.batches) == 1:
-                m = dataclasses.replace(m, **{f: getattr(m, f) * self.factor for f in
-                                              ("median_ms", "mean_ms", "min_ms", "p90_ms", "std_ms")})
-            if front:
-                self.batches[-1][m.key] = m.median_ms
-            yield m
-
-
 def test_a_front_batch_caught_in_a_slow_phase_is_measured_once_more(profiled, capsys):
     from hwnas.search.report import session_summary
     from hwnas.workflows.deploy import deploy_front
@@ -312,7 +291,7 @@ def test_a_front_batch_caught_in_a_slow_phase_is_measured_once_more(profiled, ca
     profile = load_profile(path)
     riders = {r["key"] for r in profile["reference_again"]}
     with open_device("cpu", ws) as dev:
-        slow = _SlowFrontBatch(dev, riders)
+        slow = _SlowFirstBatch(dev, lambda batch: riders < batch)  # the front's batch: references and more
         rows = deploy_front(run, slow, ["onnx"], settings=dev.config.settings(**QUICK), workspace=ws, max_models=2)
     # the slowed batch, then once more; never a third time, whatever the second reads
     assert len(slow.batches) == 2

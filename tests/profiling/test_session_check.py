@@ -89,9 +89,45 @@ def test_deploy_remeasures_the_profiles_reference_checks_under_the_same_settings
 
 def test_other_measurement_settings_are_named(searched):
     ws, run = searched
-    _, deployed = _deploy(ws, run)  # the device's own settings: 50 runs, 10 warm-up, 3 rounds
+    config = load_inventory(ws)["cpu"]
+    dest = ws.root / "runs/given-settings"
+    shutil.copytree(run, dest)
+    # the device's own settings given explicitly (50 runs, 10 warm-up, 3 rounds), against a profile of 3 x 1 x 1
+    workflows.deploy(dest, "cpu", formats=["onnx"], workspace=ws, max_models=1, settings=config.settings())
+    deployed = json.loads((dest / "front.json").read_text())["deployed"]["cpu"]
     differ = deployed["session_check"]["settings_differ"]
     assert differ["runs"] == [3, 50] and differ["rounds"] == [1, 3] and differ["warmup"] == [1, 10]
+    assert deployed["settings"]["from"] == "given" and deployed["settings"]["runs"] == 50
+
+
+def test_deploy_times_models_as_the_profile_did(searched, tmp_path):
+    """No settings given: the device measures with its profile's runs, rounds and warm-up (3 x 1 x 1 here, where
+    the device's own are 50 x 3 x 10), every model and check subnet alike; a device without a profile of this
+    space measures with its own."""
+    ws, run = searched
+    result, deployed = _deploy(ws, run)
+    assert deployed["session_check"]["settings_differ"] == {}
+    assert deployed["settings"] == {"warmup": 1, "runs": 3, "min_seconds": 0.0, "rounds": 1, "fresh_session": False,
+                                    "from": "profile"}
+    measured = [r for r in result.rows if (r.get("measured") or {}).get("latency_ms[cpu]")]
+    assert measured
+    for row in measured:  # the sidecar counts the timed samples: 3, not the device's 50
+        sidecar = json.loads((result.run.path / row["models"]["onnx-fp32"]).with_name("model.json").read_text())
+        assert sidecar["deployed"]["cpu/onnx-fp32"]["runs"] == 3
+    # the profile's settings are read, not trusted: unusable values keep the device's own
+    profile_file = next((ws.root / "profiles" / "cpu").glob("*.json"))
+    saved = profile_file.read_text()
+    try:
+        doc = json.loads(saved)
+        doc["settings"].update(runs="many", rounds=0, warmup=2.5, min_seconds=float("nan"), fresh_session=1)
+        profile_file.write_text(json.dumps(doc))
+        _, deployed = _deploy(ws, run)
+    finally:
+        profile_file.write_text(saved)
+    assert deployed["settings"] == {"warmup": 10, "runs": 50, "min_seconds": 0.0, "rounds": 3, "fresh_session": False,
+                                    "from": "profile"}
+    _, other = _deploy(ws, run, device="cpu2")  # never profiled
+    assert other["settings"]["from"] == "device" and other["settings"]["runs"] == 50
 
 
 PROFILED_STATE = {"cpu_freq_mhz": [1500.0, 1500.0], "temperature_c": {"zone0:cpu": 45.0}}
