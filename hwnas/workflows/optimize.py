@@ -18,7 +18,8 @@ from hwnas.workspace import Workspace
 
 __all__ = ["OptimizeResult", "optimize", "MEASURE_SETTINGS"]
 
-# how profiling and deploy both measure here (the same runner settings on both sides, so the two compare)
+# how the profile measures here (deploy then measures as the profile did, so the two compare; with these where a
+# reused predictor has no profile)
 # 6 interleaved rounds, each in a freshly loaded session: one session's latency is one draw of its memory placement
 # (on this machine, six sessions of one demo subnet spread by a median 5.5% where six blocks of one session spread
 # by 2.5%), so the median over rounds averages placement as well as time
@@ -136,10 +137,15 @@ def optimize(device: str, *, supernet: str | Path | None = None, data: str = "mn
     calib = None
     if int8:
         calib = int8_calibration(job.settings)
+    from hwnas.profiling import profile_path
+
+    # measured as the device's profile was (the one just taken, or the one a reused predictor was fitted on, which
+    # `hwnas profile` may have measured with other settings); these settings where the device has no profile
+    profiled = profile_path(ws, device, space.name, config.runtime, "fp32").is_file()
     with open_device(device, ws) as dev:
         rows = deploy_front(run_dir, dev, list(formats), int8=int8, supernet=job.supernet, calib=calib,
-                            settings=dev.config.settings(**MEASURE_SETTINGS), progress=progress,
-                            max_models=max_models, workspace=ws)
+                            settings=None if profiled else dev.config.settings(**MEASURE_SETTINGS),
+                            progress=progress, max_models=max_models, workspace=ws)
     stage("4/4 predicted vs measured")
     result = OptimizeResult(ws, device, run_dir, predictor_file, reused, fit_note, profile, outcome.evaluator.spent,
                             len(outcome.front), rows, max_latency_ms, time.monotonic() - started)

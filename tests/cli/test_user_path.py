@@ -68,6 +68,11 @@ def test_new_user_path_from_the_cli(tmp_path):
     assert 1 <= len(done["deployed"]) <= 2 and all(r["within_budget"] is True for r in done["deployed"])
     assert "search: 4/4 (100%)" in log
     front = Path(done["run"]) / "front.json"
+    # measured as the profile the reused predictor was fitted on (3 runs, 1 round), not with optimize's own 60 x 6
+    deployed = json.loads(front.read_text())["deployed"]["mycpu"]
+    assert deployed["settings"] == {"warmup": 1, "runs": 3, "min_seconds": 0.0, "rounds": 1, "fresh_session": False,
+                                    "from": "profile"}
+    assert deployed["session_check"]["settings_differ"] == {}
 
     _refused(["export", str(front), "--supernet", ckpt, "--format", "pdf", "--out", "models"], ws, "--format")
     exported, log = _ok_json(["export", str(front), "--supernet", ckpt, "--format", "onnx", "--out", "models"], ws)
