@@ -117,13 +117,15 @@ def _report(result: Any, as_json: bool) -> None:
             cells.append("within" if r["within_budget"] else "[red]over[/red]")
         table.add_row(*cells, r["key"][:36])
     out.print(table)
-    from hwnas.search.report import interval_summary, session_summary
+    from hwnas.search.report import interval_summary, session_summary, settings_summary
     from hwnas.search.runfolder import RunFolder
 
     if result.session_check:
         out.print(session_summary(result.device, result.session_check))
-    if line := interval_summary(RunFolder(result.run_dir).read_front(), result.device):
-        out.print(line)
+    doc = RunFolder(result.run_dir).read_front()
+    for line in (settings_summary(doc, result.device), interval_summary(doc, result.device)):
+        if line:
+            out.print(line)
     out.print(f"\ndone in {result.seconds:.0f} s. Everything is in {result.workspace.root}:")
     out.print(f"  report     {result.run_dir / 'report.html'}")
     out.print(f"  front      {result.run_dir / 'front.csv'}")

@@ -139,7 +139,7 @@ def deploy(
 ) -> None:
     """Export each front model, measure it on the device(s), and record measured next to predicted latency."""
     from hwnas.distributed import RaySettings
-    from hwnas.search.report import interval_summary, session_summary
+    from hwnas.search.report import interval_summary, session_summary, settings_summary
     from hwnas.workflows import deploy as run
     from hwnas.workflows.deploy import FarmDeployError, deploy_many
 
@@ -169,8 +169,9 @@ def deploy(
             out.print(session_summary(name, check))
         doc = result.run.read_front()
         for name in result.devices:
-            if line := interval_summary(doc, name):
-                out.print(line)
+            for line in (settings_summary(doc, name), interval_summary(doc, name)):
+                if line:
+                    out.print(line)
         out.print(f"models in {result.models_dir}; report: {result.report}")
     if failed is not None:
         raise failed

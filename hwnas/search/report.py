@@ -18,8 +18,8 @@ from hwnas.search.pareto import Normalization, hypervolume
 from hwnas.search.runfolder import EvaluatedLine, RunFolder, measured_device, read_hypervolume, read_jsonl
 from hwnas.workspace import Workspace, atomic_write_bytes, atomic_write_text
 
-__all__ = ["diagnostics_html", "session_summary", "plot_pareto", "write_report", "hypervolume_share", "settings_table",
-           "predictor_section"]
+__all__ = ["diagnostics_html", "session_summary", "settings_summary", "plot_pareto", "write_report",
+           "hypervolume_share", "settings_table", "predictor_section"]
 
 
 def _records(run: RunFolder) -> list[dict[str, Any]]:
@@ -439,7 +439,7 @@ def write_report(run: RunFolder) -> Path:
     session_lines = "".join(f"<p>Reference check, {html.escape(session_summary(name, d['session_check']))}.</p>"
                             for name, d in sorted((doc.get("deployed") or {}).items()) if d.get("session_check"))
     session_lines += "".join(f"<p>{html.escape(line)}.</p>" for name in sorted(doc.get("deployed") or {})
-                             if (line := interval_summary(doc, name)))
+                             for line in (settings_summary(doc, name), interval_summary(doc, name)) if line)
     reused = [r for r in doc["front"] if r.get("reused_from")]
     reused_from = sorted({_path_text(str(r["reused_from"]), workspace) for r in reused})
     reused_line = (f"<p>{len(reused)} of the front's models were evaluated by an earlier run and reused here "
@@ -476,6 +476,30 @@ tr.over td{{background:#fde2e2}}</style>
 """
     atomic_write_text(run.report_path, page)
     return run.report_path
+
+
+_SETTINGS_FROM = {"profile": "as its profile did", "device": "with its own settings (it has no profile of this space)",
+                  "given": "with the settings given"}
+
+
+def settings_summary(doc: dict[str, Any], device: str) -> str | None:
+    """One line on how deploy timed each model on `device` and where those settings came from (None where
+    front.json does not say)."""
+    used = ((doc.get("deployed") or {}).get(device) or {}).get("settings")
+    if not isinstance(used, dict) or used.get("from") not in _SETTINGS_FROM:
+        return None
+    try:
+        runs, rounds, warmup = int(used["runs"]), int(used["rounds"]), int(used["warmup"])
+        floor = float(used.get("min_seconds") or 0.0)
+    except (KeyError, TypeError, ValueError):
+        return None
+    text = (f"{device}: timed {_SETTINGS_FROM[used['from']]}: {runs} runs over {rounds} "
+            f"round{'s' * (rounds != 1)}, {warmup} warm-up run{'s' * (warmup != 1)} before each")
+    if floor > 0:
+        text += f", at least {floor:g} s per model"
+    if used.get("fresh_session") is True:
+        text += ", each round in a freshly loaded session"
+    return text
 
 
 def interval_summary(doc: dict[str, Any], device: str) -> str | None:

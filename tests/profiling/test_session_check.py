@@ -17,6 +17,7 @@ from hwnas.devices.inventory import add_device, load_inventory
 from hwnas.devices.runner import device_state, fingerprint
 from hwnas.profiling.drift import CHECK_PHASES, conditions_changed, device_conditions
 from hwnas.profiling.store import MeasurementStore
+from hwnas.search.report import settings_summary
 from hwnas.supernet import demo_checkpoint_path, load_checkpoint
 from hwnas.workspace import Workspace
 
@@ -98,6 +99,8 @@ def test_other_measurement_settings_are_named(searched):
     differ = deployed["session_check"]["settings_differ"]
     assert differ["runs"] == [3, 50] and differ["rounds"] == [1, 3] and differ["warmup"] == [1, 10]
     assert deployed["settings"]["from"] == "given" and deployed["settings"]["runs"] == 50
+    assert settings_summary(json.loads((dest / "front.json").read_text()), "cpu") == (
+        "cpu: timed with the settings given: 50 runs over 3 rounds, 10 warm-up runs before each")
 
 
 def test_deploy_times_models_as_the_profile_did(searched, tmp_path):
@@ -109,6 +112,8 @@ def test_deploy_times_models_as_the_profile_did(searched, tmp_path):
     assert deployed["session_check"]["settings_differ"] == {}
     assert deployed["settings"] == {"warmup": 1, "runs": 3, "min_seconds": 0.0, "rounds": 1, "fresh_session": False,
                                     "from": "profile"}
+    line = "cpu: timed as its profile did: 3 runs over 1 round, 1 warm-up run before each"
+    assert settings_summary(result.run.read_front(), "cpu") == line and line in result.report.read_text()
     measured = [r for r in result.rows if (r.get("measured") or {}).get("latency_ms[cpu]")]
     assert measured
     for row in measured:  # the sidecar counts the timed samples: 3, not the device's 50
@@ -126,8 +131,10 @@ def test_deploy_times_models_as_the_profile_did(searched, tmp_path):
         profile_file.write_text(saved)
     assert deployed["settings"] == {"warmup": 10, "runs": 50, "min_seconds": 0.0, "rounds": 3, "fresh_session": False,
                                     "from": "profile"}
-    _, other = _deploy(ws, run, device="cpu2")  # never profiled
+    other_result, other = _deploy(ws, run, device="cpu2")  # never profiled
     assert other["settings"]["from"] == "device" and other["settings"]["runs"] == 50
+    assert settings_summary(other_result.run.read_front(), "cpu2").startswith(
+        "cpu2: timed with its own settings (it has no profile of this space): 50 runs over 3 rounds")
 
 
 PROFILED_STATE = {"cpu_freq_mhz": [1500.0, 1500.0], "temperature_c": {"zone0:cpu": 45.0}}
