@@ -184,9 +184,9 @@ def deploy_front(run_dir: str | Path, device: Any, formats: Sequence[str] = ("tf
     deploy's settings (the profile's own unless `settings` are given), and front.json records how fast the
     device ran against its profile (`deployed[<device>]["session_check"]`, see
     `hwnas.profiling.drift.SessionCheck`), with the front's error against its predictions as predicted and
-    scaled to the session. A front batch whose reference subnets read
-    the device beyond the profile's threshold is measured once more and the newest batch counts
-    (`session_check["first_batch"]` keeps the first one's level)."""
+    scaled to the session. A front batch whose reference subnets read the device beyond the profile's threshold
+    is measured once more and the newest batch counts (`session_check["first_batch"]` keeps the first one's
+    level)."""
     deployment = _FrontDeployment(run_dir, formats, int8=int8, supernet=supernet, calib=calib,
                                   max_models=max_models, bn_data=bn_data, workspace=workspace)
     deployment.plan_checks(device.name, settings or device.default_settings(), given=settings is not None)
@@ -336,7 +336,8 @@ class _FrontDeployment:
         from hwnas.devices.base import BenchmarkModel
         from hwnas.export import FORMAT_RUNTIMES, format_for_runtime
 
-        base_settings = settings or self.settings.get(device.name, (None,))[0] or device.default_settings()
+        planned = self.settings.get(device.name)  # plan_checks: the profile's settings, or the device's own
+        base_settings = settings or (planned[0] if planned else device.default_settings())
         # measured in the figure the search's latency for this device was predicted in (its predictor's
         # statistic), so that predicted and measured compare like with like; median for a device the search did
         # not predict
