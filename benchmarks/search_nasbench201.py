@@ -54,7 +54,13 @@ from hwnas.search import (
     random_search,
 )
 from hwnas.search.prior import PriorModel
-from hwnas.search.surrogate import additive_surrogate, default_surrogate, ridge_surrogate
+from hwnas.search.surrogate import (
+    additive_surrogate,
+    default_surrogate,
+    lookup_surrogate,
+    loop_surrogate,
+    ridge_surrogate,
+)
 from hwnas.search.tabular import Table
 
 DEVICES = ("raspi4", "pixel3", "eyeriss", "fpga")  # measured (Pi 4, Pixel 3) and simulated (Eyeriss, FPGA)
@@ -177,6 +183,11 @@ def additive_latency(space, objective: str, seed: int):
     return (additive_surrogate if objective.startswith("latency") else default_surrogate)(space, objective, seed)
 
 
+def lookup_latency(space, objective: str, seed: int):
+    """`lookup_surrogate` (lookup tables alone) for latency, the default one for top-1."""
+    return (lookup_surrogate if objective.startswith("latency") else default_surrogate)(space, objective, seed)
+
+
 _TABLE: Table | None = None
 _HINDSIGHT: dict[tuple[str, int], dict[str, float]] = {}
 
@@ -241,7 +252,9 @@ def hindsight(which: str, space, objective: str, seed: int, n_archs: int = 0):
     return default_surrogate(space, objective, seed)
 
 
-SURROGATES = {"default": default_surrogate, "ridge": ridge_surrogate, "additive-latency": additive_latency,
+SURROGATES = {"default": loop_surrogate, "ensemble": default_surrogate, "ridge": ridge_surrogate,
+              "additive-latency": additive_latency,
+              "lookup-latency": lookup_latency,
               **{f"hindsight-{w}": functools.partial(hindsight, w) for w in ("top1", "latency", "both")}}
 
 
@@ -297,7 +310,10 @@ def main() -> None:
     parser.add_argument("--inner-gens", type=int, default=5)
     parser.add_argument("--select", default="thompson", choices=["thompson", "hv", "front"])
     parser.add_argument("--surrogate", default="default", choices=sorted(SURROGATES),
-                        help="additive-latency: the default for top-1, the fitted lookup table plus trees "
+                        help="default: the loop's own (loop_surrogate); ensemble: default_surrogate for every "
+                             "objective (the loop before 2026-12-08); lookup-latency: lookup tables alone "
+                             "(lookup_surrogate) for an expensive latency; "
+                             "additive-latency: the default for top-1, the fitted lookup table plus trees "
                              "(additive_surrogate) for an expensive latency; hindsight-*: out-of-fold predictions "
                              "of models fitted on the whole table, for top-1, latency or both (a bound, not a "
                              "search)")

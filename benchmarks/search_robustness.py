@@ -4,7 +4,7 @@ the stress variants (`search_variants`), both objectives expensive, scored as `s
     python benchmarks/search_robustness.py [--seeds 10] [--devices raspi4,...] [--loop-budget 400]
                                            [--nsga2-budget 1500] [--nsga2-pop 20,50] [--jobs 2]
                                            [--algos loop,nsga2] [--plain] [--no-minimal] [--noise measured]
-                                           [--loop-opt NAME=VALUE ...]
+                                           [--loop-opt NAME=VALUE ...] [--oracle latency|both]
     python benchmarks/search_robustness.py --long --seeds 2 --devices raspi4,pixel3   # to 1,000 evaluations
 
 Per device: the median (over seeds) evaluations to 98% and 99% of the true hypervolume for the loop and for each
@@ -18,6 +18,14 @@ and 1,000 evaluations (table lookups cost nothing, so this is the loop's cost).
 other way: their lognormal noise is measurement noise, drawn afresh for each evaluation (seeded per run), and
 every search is scored on the noise-free latency of the archs it evaluated (the hypervolume and the true front
 are those of the noise-free column). Other devices are unchanged.
+
+`--oracle latency|both` (noisy variants with fixed draws: raspi4-noisy, gpu-flat) is a bound, not a search
+anyone can run: the loop's latency surrogate is replaced by the exact noise-free latency with the variant's own
+lognormal spread as its predictive distribution (it knows every arch's latency up to that arch's draw;
+`latency-mean`: the same without the spread), and with
+`both` its top-1 surrogate by xgboost fitted on the whole table out of fold (`search_nasbench201.
+hindsight_predictions`), with the out-of-fold residual's spread. How many evaluations would a search need with
+surrogates as good as they can be on a device whose front is partly luck?
 """
 
 from __future__ import annotations
@@ -84,7 +92,70 @@ class TruthScore:
             self.history.append((len(self.history) + 1, hypervolume(self.front, self.norm)))
 
 
-def run(algo: str, device: str, budget: int, pop: int, stop: bool, loop_opts: dict, noise: str, seed: int) -> dict:
+class OracleSurrogate:
+    """A fixed surrogate from hindsight: `mean[key]` with a predictive spread (`rel`: relative, lognormal, as
+    the noisy variants draw their latency; otherwise absolute, `std[key]`) and members drawn from it, so the
+    loop's Thompson picks and front refinement see the distribution an arch's value is really drawn from.
+    Archs off the table get the column's worst value."""
+
+    has_std = True
+
+    def __init__(self, mean: dict, std: dict | float, relative: bool, worst: float, seed: int,
+                 members: int = 16) -> None:
+        self.mean, self.std, self.relative, self.worst = mean, std, relative, worst
+        self.rng, self.members = np.random.default_rng([seed, 4242]), members
+
+    def fit(self, archs, y, **_) -> OracleSurrogate:
+        return self
+
+    def _moments(self, archs) -> tuple[np.ndarray, np.ndarray]:
+        m = np.array([self.mean.get(a.key, self.worst) for a in archs])
+        s = np.full(len(archs), self.std) if self.relative else np.array([self.std.get(a.key, 0.0) for a in archs])
+        return m, s
+
+    def predict_members(self, archs) -> np.ndarray:
+        m, s = self._moments(archs)
+        z = self.rng.standard_normal((self.members, len(archs)))
+        return m * np.exp(s * z) if self.relative else m + s * z
+
+    def predict(self, archs, return_std: bool = False, noise: bool = True):
+        m, s = self._moments(archs)
+        if not return_std:
+            return m
+        return m, (m * np.sqrt(np.expm1(s ** 2)) if self.relative else s)
+
+
+def oracle_factory(which: str, device: str):
+    """The `surrogate` factory for `accelerated_search` under `--oracle which` on a fixed-draw noisy variant."""
+    from search_nasbench201 import default_surrogate, hindsight_predictions  # noqa: F401
+
+    table = nb._TABLE
+    clean, sigma = MEASURED_NOISE[device]
+    keys = [a.key for a in table.archs]
+    latency = dict(zip(keys, table.data[f"cifar10_{clean}_latency_ms"].tolist(), strict=True))
+    top1 = None
+    if which == "both":
+        pred = hindsight_predictions("top1")
+        y = table.data["cifar10_test_acc"]
+        p = np.array([pred[k] for k in keys])
+        bins = np.quantile(p, np.linspace(0, 1, 21))  # the residual's spread by predicted top-1 (20 bins)
+        which_bin = np.clip(np.searchsorted(bins, p, side="right") - 1, 0, 19)
+        spread = np.array([np.std((y - p)[which_bin == b]) for b in range(20)])
+        top1 = (pred, dict(zip(keys, spread[which_bin].tolist(), strict=True)), float(y.min()))
+    worst_latency = float(table.data[f"cifar10_{device}_latency_ms"].max())
+
+    def make(space, objective: str, seed: int):
+        if objective.startswith("latency"):
+            return OracleSurrogate(latency, 0.0 if which == "latency-mean" else sigma, True, worst_latency, seed)
+        if top1 is not None:
+            return OracleSurrogate(top1[0], top1[1], False, top1[2], seed)
+        return default_surrogate(space, objective, seed)
+
+    return make
+
+
+def run(algo: str, device: str, budget: int, pop: int, stop: bool, loop_opts: dict, noise: str, oracle: str,
+        seed: int) -> dict:
     """One seeded run: evaluations to each level (None: not reached), the true front's archs found by the end,
     the loop's wall time per proposal by evaluations, and its batches' picks."""
     table = nb._TABLE
@@ -109,6 +180,8 @@ def run(algo: str, device: str, budget: int, pop: int, stop: bool, loop_opts: di
             e.budget = e.spent
 
     if algo == "loop":
+        if oracle:
+            loop_opts = {**loop_opts, "surrogate": oracle_factory(oracle, device)}
         accelerated_search(ev, seed=seed, progress=progress, **loop_opts)
     else:
         nsga2_search(ev, seed=seed, progress=progress, pop_size=pop)
@@ -158,12 +231,20 @@ def main() -> None:
     parser.add_argument("--noise", choices=("fixed", "measured"), default="fixed",
                         help="fixed: the noisy variants' draws are the truth; measured: a fresh draw per "
                              "evaluation, scored on the noise-free latency")
+    parser.add_argument("--surrogate", choices=sorted(k for k in nb.SURROGATES if not k.startswith("hindsight")),
+                        help="the loop's surrogate factory (search_nasbench201's names; default: the loop's own)")
+    parser.add_argument("--oracle", choices=("latency", "latency-mean", "both"),
+                        help="a bound: the loop with hindsight surrogates (fixed-draw noisy variants only)")
     args = parser.parse_args()
+    if args.oracle and (args.noise != "fixed" or not set(args.devices.split(",")) <= set(MEASURED_NOISE)):
+        parser.error(f"--oracle needs --noise fixed and devices among {', '.join(MEASURED_NOISE)}")
     nb._load_table(args.data.resolve())
     seeds = range(args.first_seed, args.first_seed + args.seeds)
     loop_opts = {"explore": False, "refine_after": 1 << 30, "grow_batch": 0} if args.plain else {}
     if args.no_minimal:
         loop_opts["minimal"] = False
+    if args.surrogate:
+        loop_opts["surrogate"] = nb.SURROGATES[args.surrogate]
     for opt in args.loop_opt:
         name, _, value = opt.partition("=")
         loop_opts[name] = json.loads(value)
@@ -176,14 +257,14 @@ def main() -> None:
         runs += [(f"nsga2-p{p}", int(p), nsga2_budget) for p in args.nsga2_pop.split(",")]
     print(f"seeds {seeds.start}..{seeds.stop - 1}; loop budget {loop_budget}, NSGA-II budget {nsga2_budget}"
           f"{'; plain loop' if args.plain else ''}{'; no minimal archs' if args.no_minimal else ''}"
-          f"; noise {args.noise}")
+          f"; noise {args.noise}{f'; oracle surrogates: {args.oracle}' if args.oracle else ''}")
     for device in args.devices.split(","):
         print(f"\n## {device}")
         medians = {}
         for label, pop, budget in runs:
             start = time.perf_counter()
             job = functools.partial(run, "loop" if label == "loop" else "nsga2", device, budget, pop,
-                                    not args.long, loop_opts, args.noise)
+                                    not args.long, loop_opts, args.noise, args.oracle)
             if args.jobs > 1:
                 with ProcessPoolExecutor(args.jobs, initializer=nb._load_table,
                                          initargs=(args.data.resolve(),)) as pool:

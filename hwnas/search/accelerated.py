@@ -20,7 +20,7 @@ from hwnas.search.nsga2 import run_nsga2
 from hwnas.search.pareto import Normalization, hypervolume, hypervolume_gains, nondominated_ranks, pareto_mask
 from hwnas.search.prior import PriorModel, prior_front, prior_surrogate
 from hwnas.search.sampling import effective_candidate, initial_design, sample_new, sample_spread
-from hwnas.search.surrogate import SurrogateFactory, default_surrogate
+from hwnas.search.surrogate import SurrogateFactory, loop_surrogate
 from hwnas.space import Arch
 
 __all__ = ["accelerated_search"]
@@ -36,10 +36,11 @@ def accelerated_search(evaluator: Evaluator, seed: int = 0, n_init: int = 20, ba
                        progress: Callable[[Evaluator], None] | None = None) -> Evaluator:
     """Run the loop until the evaluator's budget is spent.
 
-    Each round refits one surrogate per expensive objective (default: a bootstrap ensemble on the space's
-    surrogate features, `ArchFeatures`) and runs an inner NSGA-II on the surrogates' mean for
-    `inner_gens` generations, starting from the best validated archs. `select` picks the `batch` archs to
-    validate next:
+    Each round refits one surrogate per expensive objective (default `loop_surrogate`: a bootstrap ensemble
+    on the space's surrogate features, `ArchFeatures`; for a measured latency that or a fitted lookup table on
+    the operators each arch runs, whichever predicted the validated archs better out of bag) and runs an inner
+    NSGA-II on the surrogates' mean for `inner_gens` generations, starting from the best validated archs.
+    `select` picks the `batch` archs to validate next:
     - "thompson" (default): from a pool of the inner search's archs, the elite, `n_spread` archs spread
       over the FLOPs range, `n_mutants` mutations of each of those, and `n_random` random archs, each pick
       draws one ensemble member and takes the arch whose drawn objectives add the most hypervolume to the
@@ -73,7 +74,7 @@ def accelerated_search(evaluator: Evaluator, seed: int = 0, n_init: int = 20, ba
     """
     space = evaluator.space
     rng = np.random.default_rng(seed)
-    make = surrogate or (prior_surrogate(prior) if prior is not None else default_surrogate)
+    make = surrogate or (prior_surrogate(prior) if prior is not None else loop_surrogate)
     objectives = evaluator.objectives
     constraints = evaluator.constraints
     n_obj, n_con = len(objectives), len(constraints)

@@ -12,7 +12,14 @@ import numpy as np
 from hwnas.objective import Constraint, Objective
 from hwnas.search.pareto import nondominated_ranks
 from hwnas.search.sampling import effective_sample
-from hwnas.search.surrogate import ArchFeatures, BootstrapEnsemble, SurrogateFactory, default_surrogate
+from hwnas.search.surrogate import (
+    ArchFeatures,
+    BootstrapEnsemble,
+    SelectedByOutOfBag,
+    SurrogateFactory,
+    default_surrogate,
+    loop_surrogate,
+)
 from hwnas.space import Arch, SearchSpace
 
 __all__ = ["PriorModel", "prior_front", "prior_surrogate"]
@@ -60,10 +67,12 @@ class PriorModel:
 def prior_surrogate(prior: PriorModel) -> SurrogateFactory:
     """A surrogate factory for the loop: for the prior's objective, `default_surrogate`'s ensemble with the
     prior's prediction as one more feature (the ensemble learns from the search's own evaluations how far to
-    trust it); for the other objectives, `default_surrogate`."""
+    trust it); for the other objectives, the loop's own (`loop_surrogate`)."""
 
-    def make(space: SearchSpace, name: str, seed: int) -> BootstrapEnsemble:
-        return default_surrogate(space, name, seed, extra_feature=prior.predict if name == prior.objective else None)
+    def make(space: SearchSpace, name: str, seed: int) -> BootstrapEnsemble | SelectedByOutOfBag:
+        if name == prior.objective:
+            return default_surrogate(space, name, seed, extra_feature=prior.predict)
+        return loop_surrogate(space, name, seed)
 
     return make
 

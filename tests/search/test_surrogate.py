@@ -99,3 +99,30 @@ def test_the_loop_takes_any_regressor_as_its_surrogate(nb201_table, nb201_proble
     assert ev.spent == 35 and len(set(keys)) == 35
     assert set(fitted) == {o.name for o in objectives} and len(fitted) >= 2 * 3  # refitted every round
 
+
+
+def test_latency_surrogate_picks_by_out_of_bag_error_and_the_loop_uses_it(nb201_table):
+    """On latency measured with 15% noise per arch the trees fit the noise: the out-of-bag choice takes the
+    lookup table, whose predictions are closer to the noise-free latency. Top-1, which no sum over operators
+    expresses, keeps the default model. The loop's surrogate for a latency is this choice."""
+    from hwnas.search.surrogate import SelectedByOutOfBag, latency_surrogate, loop_surrogate
+
+    space, column = nb201_table.space, "cifar10_raspi4_latency_ms"
+    rng = np.random.default_rng(5)
+    idx = rng.permutation(len(nb201_table.archs))
+    train = [nb201_table.archs[i] for i in idx[:60]]
+    test = [nb201_table.archs[i] for i in idx[60:2060]]
+    clean = nb201_table.lookup(test, column)
+    noisy = nb201_table.lookup(train, column) * rng.lognormal(0.0, 0.15, len(train))
+    chosen = latency_surrogate(space, "latency_ms[x]", 0).fit(train, noisy)
+    default = default_surrogate(space, "latency_ms[x]", 0).fit(train, noisy)
+    assert chosen.chosen_ == 1 and chosen.model_ is chosen.candidates[1]
+    error = {name: np.median(np.abs(m.predict(test) / clean - 1)) for name, m in (("chosen", chosen),
+                                                                                  ("default", default))}
+    assert error["chosen"] < error["default"]
+    mean, std = chosen.predict(test, return_std=True, noise=True)
+    assert np.allclose(mean, chosen.predict_members(test).mean(axis=0)) and (std > 0).all()
+    top1 = latency_surrogate(space, "latency_ms[x]", 0).fit(train, nb201_table.lookup(train, "cifar10_test_acc"))
+    assert top1.chosen_ == 0
+    assert isinstance(loop_surrogate(space, "latency_ms[pi]", 0), SelectedByOutOfBag)
+    assert isinstance(loop_surrogate(space, "top1", 0), BootstrapEnsemble)
