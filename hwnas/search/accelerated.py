@@ -164,8 +164,9 @@ def accelerated_search(evaluator: Evaluator, seed: int = 0, n_init: int = 20, ba
         monitor.observe(evaluator.records[-len(chosen):])
         noise = {n: float(np.median(m.noise_std_at(np.array([r.values[n] for r in records]))))
                  for n, m in models.items() if hasattr(m, "noise_std_at")}
+        chosen_models = {n: m.chosen_name for n, m in models.items() if hasattr(m, "chosen_name")}
         evaluator.note(monitor.diagnostics(round_, evaluator.spent, {k: v for k, v in picks.items() if v},
-                                           noise).to_dict())
+                                           noise, chosen_models).to_dict())
         if progress is not None:
             progress(evaluator)
     return evaluator

@@ -25,7 +25,8 @@ class BatchDiagnostics:
     `trust` is the smallest rank correlation over the expensive objectives (clipped to [0, 1]); `picks` counts
     the batch's archs by where they came from ("surrogate": Thompson sampling on the surrogates, "explore":
     NSGA-II offspring of the validated archs and spread samples, "refine": one-edge neighbours of the validated
-    front where the front is still uncertain)."""
+    front where the front is still uncertain); `models[name]` which model the surrogate chose at this fit, for
+    surrogates that choose ("ensemble" or "lookup table" for a measured latency, `SelectedByOutOfBag`)."""
 
     round: int
     evals: int
@@ -34,6 +35,7 @@ class BatchDiagnostics:
     trust: float | None
     picks: dict[str, int] = field(default_factory=dict)
     noise_std: dict[str, float] = field(default_factory=dict)
+    models: dict[str, str] = field(default_factory=dict)
 
     def to_dict(self) -> dict[str, Any]:
         out = asdict(self)
@@ -46,7 +48,7 @@ class BatchDiagnostics:
     def from_dict(cls, data: dict[str, Any]) -> BatchDiagnostics:
         return cls(int(data["round"]), int(data["evals"]), dict(data.get("rank_corr") or {}),
                    dict(data.get("coverage") or {}), data.get("trust"), dict(data.get("picks") or {}),
-                   dict(data.get("noise_std") or {}))
+                   dict(data.get("noise_std") or {}), dict(data.get("models") or {}))
 
 
 def _spearman(a: np.ndarray, b: np.ndarray) -> float | None:
@@ -134,7 +136,8 @@ class SurrogateMonitor:
         return min(share, self.max_explore)
 
     def diagnostics(self, round_: int, evals: int, picks: dict[str, int],
-                    noise_std: dict[str, float] | None = None) -> BatchDiagnostics:
+                    noise_std: dict[str, float] | None = None,
+                    models: dict[str, str] | None = None) -> BatchDiagnostics:
         return BatchDiagnostics(round_, evals, {n: self.rank_corr(n) for n in self.objectives},
                                 {n: self.coverage(n) for n in self.objectives}, self.trust_level(), dict(picks),
-                                dict(noise_std or {}))
+                                dict(noise_std or {}), dict(models or {}))

@@ -29,7 +29,8 @@ def _records(run: RunFolder) -> list[dict[str, Any]]:
 def diagnostics_html(entries: list[dict[str, Any]], max_rows: int = 40) -> str:
     """The accelerated loop's per-batch diagnostics as a section: how well the surrogates ranked each batch
     (Spearman over the last 30 proposals), how often the measured value fell in their 80% interval, the noise
-    they model, and what each batch was spent on. Long runs show every n-th batch and the last."""
+    they model, which model a choosing surrogate took, and what each batch was spent on. Long runs show every
+    n-th batch and the last."""
     if not entries:
         return ""
     def part(d: dict[str, Any], key: str) -> dict[str, Any]:  # a damaged file may hold anything there
@@ -37,16 +38,18 @@ def diagnostics_html(entries: list[dict[str, Any]], max_rows: int = 40) -> str:
         return value if isinstance(value, dict) else {}
 
     names = sorted({str(n) for d in entries for n in part(d, "rank_corr")})
+    chose = sorted({str(n) for d in entries for n in part(d, "models")})
     step = max(1, -(-len(entries) // max_rows))
     shown = entries[::step] + ([entries[-1]] if (len(entries) - 1) % step else [])
     head = (["batch", "evals"] + [f"rank corr {n}" for n in names] + [f"80% coverage {n}" for n in names]
-            + [f"noise std {n}" for n in names] + ["surrogate", "refine", "explore"])
+            + [f"noise std {n}" for n in names] + [f"model {n}" for n in chose] + ["surrogate", "refine", "explore"])
     rows = []
     for d in shown:
         picks = part(d, "picks")
         cells = [_fmt(d.get("round")), _fmt(d.get("evals"))]
         for key in ("rank_corr", "coverage", "noise_std"):
             cells += [_fmt(part(d, key).get(n)) for n in names]
+        cells += [_fmt(part(d, "models").get(n)) for n in chose]
         cells += [_fmt(picks.get(k, 0)) for k in ("surrogate", "refine", "explore")]
         rows.append("<tr>" + "".join(f"<td>{c}</td>" for c in cells) + "</tr>")
     explored = [d for d in entries if part(d, "picks").get("explore")]

@@ -297,12 +297,18 @@ class BootstrapEnsemble:
 class SelectedByOutOfBag:
     """Of several `BootstrapEnsemble`s fitted on the same archs, the one whose out-of-bag predictions erred
     least (mean absolute relative error where every value is positive, else mean absolute error): model
-    capacity chosen on the samples at hand, at the cost of fitting each. `chosen_` is its index."""
+    capacity chosen on the samples at hand, at the cost of fitting each. `chosen_` is its index, `chosen_name`
+    its name in `names`."""
 
     has_std = True
 
-    def __init__(self, candidates: Sequence[BootstrapEnsemble]):
+    def __init__(self, candidates: Sequence[BootstrapEnsemble], names: Sequence[str] = ()):
         self.candidates = list(candidates)
+        self.names = list(names) or [f"model {i}" for i in range(len(self.candidates))]
+
+    @property
+    def chosen_name(self) -> str:
+        return self.names[self.chosen_]
 
     def fit(self, archs: Sequence[Arch], y: np.ndarray, noise_std: np.ndarray | None = None) -> SelectedByOutOfBag:
         y = np.asarray(y, dtype=float)
@@ -368,7 +374,8 @@ def latency_surrogate(space: SearchSpace, objective: str, seed: int) -> Selected
     archs better out of bag at this fit. On a device whose every measurement carries 15% noise (NAS-Bench-201's
     Pi 4 latency times lognormal(0.15)), a lookup table fitted on 60 archs is off the noise-free latency of the
     most accurate archs by 3.7% at the median, the default's trees by 7%: they fit the noise."""
-    return SelectedByOutOfBag([default_surrogate(space, objective, seed), lookup_surrogate(space, objective, seed)])
+    return SelectedByOutOfBag([default_surrogate(space, objective, seed), lookup_surrogate(space, objective, seed)],
+                              ("ensemble", "lookup table"))
 
 
 def loop_surrogate(space: SearchSpace, objective: str, seed: int) -> BootstrapEnsemble | SelectedByOutOfBag:

@@ -172,11 +172,15 @@ def test_diagnostics_are_written_to_the_run_folder_and_resume(nb201_table, nb201
     first = [json.loads(line) for line in (out / "diagnostics.jsonl").read_text().splitlines()]
     assert [d["round"] for d in first] == list(range(1, 7)) and first[-1]["evals"] == 40
     assert all(set(d["rank_corr"]) == {"top1", "latency_ms[raspi4]"} for d in first)
+    # the measured latency's surrogate says which model it chose at each fit; top-1's does not choose
+    assert all(set(d["models"]) == {"latency_ms[raspi4]"} for d in first)
+    assert {d["models"]["latency_ms[raspi4]"] for d in first} <= {"ensemble", "lookup table"}
     outcome = run_search(space, objectives, out, budget=55, **kwargs)
     both = [json.loads(line) for line in (out / "diagnostics.jsonl").read_text().splitlines()]
     assert [d["round"] for d in both] == list(range(1, 10)) and both[:6] == first  # retraced rounds not repeated
     assert [d["evals"] for d in both[6:]] == [45, 50, 55] and outcome.evaluator.spent == 55
-    assert "Surrogate diagnostics" in (out / "report.html").read_text()
+    report = (out / "report.html").read_text()
+    assert "Surrogate diagnostics" in report and "model latency_ms[raspi4]" in report
 
 
 def test_damaged_diagnostics_lines_cost_only_themselves(nb201_table, nb201_problem, tmp_path):

@@ -100,7 +100,6 @@ def test_the_loop_takes_any_regressor_as_its_surrogate(nb201_table, nb201_proble
     assert set(fitted) == {o.name for o in objectives} and len(fitted) >= 2 * 3  # refitted every round
 
 
-
 def test_latency_surrogate_picks_by_out_of_bag_error_and_the_loop_uses_it(nb201_table):
     """On latency measured with 15% noise per arch the trees fit the noise: the out-of-bag choice takes the
     lookup table, whose predictions are closer to the noise-free latency. Top-1, which no sum over operators
@@ -116,7 +115,7 @@ def test_latency_surrogate_picks_by_out_of_bag_error_and_the_loop_uses_it(nb201_
     noisy = nb201_table.lookup(train, column) * rng.lognormal(0.0, 0.15, len(train))
     chosen = latency_surrogate(space, "latency_ms[x]", 0).fit(train, noisy)
     default = default_surrogate(space, "latency_ms[x]", 0).fit(train, noisy)
-    assert chosen.chosen_ == 1 and chosen.model_ is chosen.candidates[1]
+    assert chosen.chosen_ == 1 and chosen.model_ is chosen.candidates[1] and chosen.chosen_name == "lookup table"
     error = {name: np.median(np.abs(m.predict(test) / clean - 1)) for name, m in (("chosen", chosen),
                                                                                   ("default", default))}
     assert error["chosen"] < error["default"]
