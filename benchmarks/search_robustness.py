@@ -4,7 +4,8 @@ the stress variants (`search_variants`), both objectives expensive, scored as `s
     python benchmarks/search_robustness.py [--seeds 10] [--devices raspi4,...] [--loop-budget 400]
                                            [--nsga2-budget 1500] [--nsga2-pop 20,50] [--jobs 2]
                                            [--algos loop,nsga2] [--plain] [--no-minimal] [--noise measured]
-                                           [--loop-opt NAME=VALUE ...] [--oracle latency|both]
+                                           [--loop-opt NAME=VALUE ...] [--surrogate NAME]
+                                           [--oracle latency|latency-mean|both]
     python benchmarks/search_robustness.py --long --seeds 2 --devices raspi4,pixel3   # to 1,000 evaluations
 
 Per device: the median (over seeds) evaluations to 98% and 99% of the true hypervolume for the loop and for each
@@ -19,13 +20,14 @@ other way: their lognormal noise is measurement noise, drawn afresh for each eva
 every search is scored on the noise-free latency of the archs it evaluated (the hypervolume and the true front
 are those of the noise-free column). Other devices are unchanged.
 
-`--oracle latency|both` (noisy variants with fixed draws: raspi4-noisy, gpu-flat) is a bound, not a search
-anyone can run: the loop's latency surrogate is replaced by the exact noise-free latency with the variant's own
-lognormal spread as its predictive distribution (it knows every arch's latency up to that arch's draw;
-`latency-mean`: the same without the spread), and with
-`both` its top-1 surrogate by xgboost fitted on the whole table out of fold (`search_nasbench201.
-hindsight_predictions`), with the out-of-fold residual's spread. How many evaluations would a search need with
-surrogates as good as they can be on a device whose front is partly luck?
+`--surrogate NAME` gives the loop one of `search_nasbench201.SURROGATES` (`ensemble`: the loop before its latency
+model was chosen out of bag). `--oracle latency|latency-mean|both` (noisy variants with fixed draws: raspi4-noisy,
+gpu-flat) is a bound, not a search anyone can run: the loop's latency surrogate is replaced by the exact
+noise-free latency with the variant's own lognormal spread as its predictive distribution (it knows every arch's
+latency up to that arch's draw; `latency-mean`: the same without the spread), and with `both` its top-1 surrogate
+by xgboost fitted on the whole table out of fold (`search_nasbench201.hindsight_predictions`), with the
+out-of-fold residual's spread. How many evaluations would a search need with surrogates as good as they can be
+on a device whose front is partly luck?
 """
 
 from __future__ import annotations
@@ -44,6 +46,7 @@ from search_variants import MEASURED_NOISE
 
 from hwnas.objective import FunctionObjective
 from hwnas.search import Evaluator, accelerated_search, hypervolume, nsga2_search, pareto_mask
+from hwnas.search.surrogate import default_surrogate
 
 LEVELS = (0.98, 0.99, 0.999)
 
@@ -93,10 +96,10 @@ class TruthScore:
 
 
 class OracleSurrogate:
-    """A fixed surrogate from hindsight: `mean[key]` with a predictive spread (`rel`: relative, lognormal, as
-    the noisy variants draw their latency; otherwise absolute, `std[key]`) and members drawn from it, so the
-    loop's Thompson picks and front refinement see the distribution an arch's value is really drawn from.
-    Archs off the table get the column's worst value."""
+    """A fixed surrogate from hindsight: `mean[key]` with a predictive spread (with `relative`, lognormal of
+    sigma `std`, as the noisy variants draw their latency; otherwise absolute, `std[key]`) and members drawn
+    from it, so the loop's Thompson picks and front refinement see the distribution an arch's value is really
+    drawn from. Archs off the table get the column's worst value."""
 
     has_std = True
 
@@ -127,15 +130,13 @@ class OracleSurrogate:
 
 def oracle_factory(which: str, device: str):
     """The `surrogate` factory for `accelerated_search` under `--oracle which` on a fixed-draw noisy variant."""
-    from search_nasbench201 import default_surrogate, hindsight_predictions  # noqa: F401
-
     table = nb._TABLE
     clean, sigma = MEASURED_NOISE[device]
     keys = [a.key for a in table.archs]
     latency = dict(zip(keys, table.data[f"cifar10_{clean}_latency_ms"].tolist(), strict=True))
     top1 = None
     if which == "both":
-        pred = hindsight_predictions("top1")
+        pred = nb.hindsight_predictions("top1")
         y = table.data["cifar10_test_acc"]
         p = np.array([pred[k] for k in keys])
         bins = np.quantile(p, np.linspace(0, 1, 21))  # the residual's spread by predicted top-1 (20 bins)
