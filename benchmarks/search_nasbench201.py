@@ -178,14 +178,9 @@ def run_one(algo: str, table: Table, objectives, norm, best: float, seed: int, b
     return (hits, evals_to_reach(ev.hv_history, own_best)) if own_best is not None else hits
 
 
-def additive_latency(space, objective: str, seed: int):
-    """`additive_surrogate` for latency, the default one for top-1."""
-    return (additive_surrogate if objective.startswith("latency") else default_surrogate)(space, objective, seed)
-
-
-def lookup_latency(space, objective: str, seed: int):
-    """`lookup_surrogate` (lookup tables alone) for latency, the default one for top-1."""
-    return (lookup_surrogate if objective.startswith("latency") else default_surrogate)(space, objective, seed)
+def for_latency(model, space, objective: str, seed: int):
+    """`model` for latency, the default surrogate for top-1 (bound with functools.partial: picklable)."""
+    return (model if objective.startswith("latency") else default_surrogate)(space, objective, seed)
 
 
 _TABLE: Table | None = None
@@ -253,8 +248,8 @@ def hindsight(which: str, space, objective: str, seed: int, n_archs: int = 0):
 
 
 SURROGATES = {"default": loop_surrogate, "ensemble": default_surrogate, "ridge": ridge_surrogate,
-              "additive-latency": additive_latency,
-              "lookup-latency": lookup_latency,
+              "additive-latency": functools.partial(for_latency, additive_surrogate),
+              "lookup-latency": functools.partial(for_latency, lookup_surrogate),
               **{f"hindsight-{w}": functools.partial(hindsight, w) for w in ("top1", "latency", "both")}}
 
 
