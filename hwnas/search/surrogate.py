@@ -323,8 +323,11 @@ class SelectedByOutOfBag:
             if np.all(y[both] > 0):
                 err = err / y[both]
             self.chosen_ = int(np.argmin(err.mean(axis=1)))
-        self.model_ = self.candidates[self.chosen_]
         return self
+
+    @property
+    def model_(self) -> BootstrapEnsemble:
+        return self.candidates[self.chosen_]
 
     @property
     def noise_t_(self) -> float:
